@@ -1,0 +1,48 @@
+"""The errors users will hit: one clear sentence and an exit code each."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_PRIVILEGE = 3
+EXIT_LINK = 4  # interface, route or ARP failure
+EXIT_TCP = 5  # refused, reset, timeout
+EXIT_HTTP = 6  # HTTP error status or bad response
+EXIT_OUTPUT = 7  # cannot write the output file
+EXIT_INTERRUPTED = 130
+
+
+class RawtuiError(Exception):
+    """An error with a one-sentence message for the user and the process exit code."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(RawtuiError):
+    exit_code = EXIT_USAGE
+
+
+class PrivilegeError(RawtuiError):
+    exit_code = EXIT_PRIVILEGE
+
+
+class LinkError(RawtuiError):
+    exit_code = EXIT_LINK
+
+
+class TcpError(RawtuiError):
+    exit_code = EXIT_TCP
+
+
+class HttpError(RawtuiError):
+    exit_code = EXIT_HTTP
+
+
+class OutputError(RawtuiError):
+    exit_code = EXIT_OUTPUT

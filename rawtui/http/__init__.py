@@ -1,0 +1,1 @@
+"""HTTP/1.1 over the stack's byte stream, via h11."""
