@@ -1,0 +1,241 @@
+"""A Linux AF_PACKET raw socket bound to one interface: the stack's only way to send and receive frames.
+
+Frames go out exactly as the caller built them and come in whole (up to ~65 KB GRO/TSO super-frames),
+each with what the kernel knows about its checksum (PACKET_AUXDATA). A classic BPF filter keeps
+everything except ARP and the one TCP connection's frames in the kernel.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import ipaddress
+import socket
+import struct
+from types import TracebackType
+
+from rawtui.errors import LinkError, PrivilegeError
+
+# <linux/if_ether.h>, <linux/if_packet.h>, <asm-generic/socket.h>, <linux/sockios.h>
+ETH_P_ALL = 0x0003
+ETH_P_IP = 0x0800
+ETH_P_ARP = 0x0806
+ETH_P_8021Q = 0x8100
+SOL_PACKET = 263
+PACKET_AUXDATA = 8
+PACKET_IGNORE_OUTGOING = 23
+PACKET_OUTGOING = 4  # sll_pkttype of a frame this host sent
+SO_RCVBUFFORCE = 33
+SO_ATTACH_FILTER = 26
+SIOCGIFHWADDR = 0x8927
+
+TP_STATUS_CSUMNOTREADY = 0x8
+TP_STATUS_VLAN_VALID = 0x10
+TP_STATUS_CSUM_VALID = 0x80
+
+# What recv() says about a frame's checksums.
+CSUM_UNKNOWN = 0  # the kernel says nothing: verify it yourself
+CSUM_NOT_READY = 1  # checksum offload: not computed yet, the bytes on hand cannot be verified
+CSUM_KERNEL_VALID = 2  # the kernel (or the NIC) already verified it
+
+RECV_BUFFER_SIZE = 256 * 1024
+_AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_AUXDATA.size)
+
+# Classic BPF opcodes (<linux/filter.h>)
+_LD_W_ABS = 0x20
+_LD_H_ABS = 0x28
+_LD_B_ABS = 0x30
+_LD_H_IND = 0x48
+_LDX_B_MSH = 0xB1
+_JEQ_K = 0x15
+_JSET_K = 0x45
+_RET_K = 0x06
+_ACCEPT = 0xFFFF_FFFF
+_REJECT = 0
+
+BpfInsn = tuple[int, int, int, int]  # (code, jt, jf, k), as in struct sock_filter
+_Asm = tuple[int, str | None, str | None, int]  # jt/jf as labels; None = next instruction
+_JUMP_ACCEPT: _Asm = (_JEQ_K, "accept", "accept", 0)  # both branches jump: an unconditional jump
+
+
+def build_filter(remote_ip: str, remote_port: int | None = None, local_port: int | None = None) -> list[BpfInsn]:
+    """Return a classic BPF program accepting ARP and IPv4 TCP from remote_ip (and the given ports).
+
+    The same test is made on untagged frames and on frames behind one 802.1Q tag.
+    """
+    ip = int(ipaddress.IPv4Address(remote_ip))
+    program: list[_Asm] = [
+        (_LD_H_ABS, None, None, 12),
+        (_JEQ_K, "accept", None, ETH_P_ARP),
+        (_JEQ_K, "ipv4_0", None, ETH_P_IP),
+        (_JEQ_K, None, "reject", ETH_P_8021Q),
+        (_LD_H_ABS, None, None, 16),
+        (_JEQ_K, "accept", None, ETH_P_ARP),
+        (_JEQ_K, "ipv4_4", "reject", ETH_P_IP),
+    ]
+    labels: dict[str, int] = {}
+    for tag in (0, 4):
+        labels[f"ipv4_{tag}"] = len(program)
+        program += _ipv4_tcp_test(14 + tag, ip, remote_port, local_port)
+    labels["accept"] = len(program)
+    program.append((_RET_K, None, None, _ACCEPT))
+    labels["reject"] = len(program)
+    program.append((_RET_K, None, None, _REJECT))
+
+    def offset(at: int, label: str | None) -> int:
+        return 0 if label is None else labels[label] - at - 1
+
+    return [(code, offset(i, jt), offset(i, jf), k) for i, (code, jt, jf, k) in enumerate(program)]
+
+
+def _ipv4_tcp_test(net: int, ip: int, remote_port: int | None, local_port: int | None) -> list[_Asm]:
+    """Instructions testing the IPv4 header at offset net; they fall through to "accept"."""
+    code: list[_Asm] = [
+        (_LD_B_ABS, None, None, net + 9),
+        (_JEQ_K, None, "reject", socket.IPPROTO_TCP),
+        (_LD_W_ABS, None, None, net + 12),
+        (_JEQ_K, None, "reject", ip),
+    ]
+    if remote_port is None and local_port is None:
+        return code + [_JUMP_ACCEPT]
+    code += [
+        (_LD_H_ABS, None, None, net + 6),
+        (_JSET_K, "reject", None, 0x1FFF),  # a later fragment carries no TCP header
+        (_LDX_B_MSH, None, None, net),  # X = IPv4 header length
+    ]
+    if remote_port is not None:
+        code += [(_LD_H_IND, None, None, net), (_JEQ_K, None, "reject", remote_port)]
+    if local_port is not None:
+        code += [(_LD_H_IND, None, None, net + 2), (_JEQ_K, None, "reject", local_port)]
+    return code + [_JUMP_ACCEPT]
+
+
+class PacketSocket:
+    """A non-blocking AF_PACKET socket on one interface that does not read back its own frames."""
+
+    def __init__(self, ifname: str, rcvbuf: int = 64 << 20) -> None:
+        self.ifname = ifname
+        try:
+            self.ifindex = socket.if_nametoindex(ifname)
+        except OSError:
+            raise LinkError(f"unknown interface '{ifname}'") from None
+        try:
+            # protocol 0 receives nothing until bind() names the interface and ETH_P_ALL
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        except PermissionError:
+            raise PrivilegeError(
+                "opening a raw socket needs root or CAP_NET_RAW: run with sudo, "
+                "or grant CAP_NET_RAW+CAP_NET_ADMIN"
+            ) from None
+        self._sock = sock
+        try:
+            sock.bind((ifname, ETH_P_ALL))  # CPython converts the protocol to network order here
+        except OSError as exc:
+            sock.close()
+            raise LinkError(f"cannot bind a raw socket to '{ifname}': {exc.strerror}") from None
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            self._skip_outgoing = False
+        except OSError:  # kernels before 4.20: drop them in recv instead
+            self._skip_outgoing = True
+        sock.setblocking(False)
+        self.mac = self._read_mac()
+        self._buffer = bytearray(RECV_BUFFER_SIZE)
+        self._view = memoryview(self._buffer)
+        self._filter: ctypes.Array[ctypes.c_char] | None = None
+
+    def _read_mac(self) -> bytes:
+        request = struct.pack("16s16x", self.ifname.encode())
+        reply = fcntl.ioctl(self._sock.fileno(), SIOCGIFHWADDR, request)
+        return reply[18:24]  # struct ifreq: name[16], sockaddr{u16 family, data[14]}
+
+    def set_filter(self, remote_ip: str, remote_port: int | None = None, local_port: int | None = None) -> None:
+        """Keep only ARP and IPv4 TCP from remote_ip (and these ports); frames queued before are dropped."""
+        program = build_filter(remote_ip, remote_port, local_port)
+        self._attach([(_RET_K, 0, 0, _REJECT)])
+        while self._drain_one():
+            pass
+        self._attach(program)
+
+    def _attach(self, program: list[BpfInsn]) -> None:
+        code = b"".join(struct.pack("=HBBI", *insn) for insn in program)
+        buf = ctypes.create_string_buffer(code, len(code))
+        fprog = struct.pack("HL", len(program), ctypes.addressof(buf))  # struct sock_fprog
+        self._sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+        self._filter = buf
+
+    def _drain_one(self) -> bool:
+        try:
+            self._sock.recv_into(self._buffer)
+        except BlockingIOError:
+            return False
+        return True
+
+    def recv(self) -> tuple[memoryview, int] | None:
+        """Return (frame, checksum state CSUM_*) or None when nothing is queued.
+
+        The frame is a view into a buffer reused by the next recv: copy it to keep it.
+        A VLAN tag the kernel stripped stays stripped: the frame is then untagged.
+        """
+        while True:
+            try:
+                size, ancillary, _flags, address = self._sock.recvmsg_into([self._buffer], _ANCILLARY_SIZE)
+            except BlockingIOError:
+                return None
+            if self._skip_outgoing and address[2] == PACKET_OUTGOING:
+                continue
+            csum = CSUM_UNKNOWN
+            for level, kind, data in ancillary:
+                if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= _AUXDATA.size:
+                    status = _AUXDATA.unpack_from(data)[0]
+                    if status & TP_STATUS_CSUMNOTREADY:
+                        csum = CSUM_NOT_READY
+                    elif status & TP_STATUS_CSUM_VALID:
+                        csum = CSUM_KERNEL_VALID
+            return self._view[:size], csum
+
+    def recv_many(self, max_frames: int = 64) -> list[tuple[bytes, int]]:
+        """Return up to max_frames queued frames, copied, with their checksum states."""
+        frames: list[tuple[bytes, int]] = []
+        while len(frames) < max_frames:
+            got = self.recv()
+            if got is None:
+                break
+            frames.append((bytes(got[0]), got[1]))
+        return frames
+
+    def send(self, frame: bytes | bytearray | memoryview) -> bool:
+        """Send one complete Ethernet frame; False when the socket buffer is full and it was dropped."""
+        try:
+            self._sock.send(frame)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            if exc.errno == errno.ENOBUFS:
+                return False
+            raise LinkError(f"cannot send on '{self.ifname}': {exc.strerror}") from None
+        return True
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> PacketSocket:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
