@@ -14,6 +14,7 @@ import ipaddress
 import socket
 import struct
 from types import TracebackType
+from typing import Self
 
 from rawtui.errors import LinkError, PrivilegeError
 
@@ -60,7 +61,9 @@ _Asm = tuple[int, str | None, str | None, int]  # jt/jf as labels; None = next i
 _JUMP_ACCEPT: _Asm = (_JEQ_K, "accept", "accept", 0)  # both branches jump: an unconditional jump
 
 
-def build_filter(remote_ip: str, remote_port: int | None = None, local_port: int | None = None) -> list[BpfInsn]:
+def build_filter(
+    remote_ip: str, remote_port: int | None = None, local_port: int | None = None
+) -> list[BpfInsn]:
     """Return a classic BPF program accepting ARP and IPv4 TCP from remote_ip (and the given ports).
 
     The same test is made on untagged frames and on frames behind one 802.1Q tag.
@@ -156,7 +159,9 @@ class PacketSocket:
         reply = fcntl.ioctl(self._sock.fileno(), SIOCGIFHWADDR, request)
         return reply[18:24]  # struct ifreq: name[16], sockaddr{u16 family, data[14]}
 
-    def set_filter(self, remote_ip: str, remote_port: int | None = None, local_port: int | None = None) -> None:
+    def set_filter(
+        self, remote_ip: str, remote_port: int | None = None, local_port: int | None = None
+    ) -> None:
         """Keep only ARP and IPv4 TCP from remote_ip (and these ports); frames queued before are dropped."""
         program = build_filter(remote_ip, remote_port, local_port)
         self._attach([(_RET_K, 0, 0, _REJECT)])
@@ -229,7 +234,7 @@ class PacketSocket:
     def close(self) -> None:
         self._sock.close()
 
-    def __enter__(self) -> PacketSocket:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

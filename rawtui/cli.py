@@ -1,0 +1,192 @@
+"""Command line: `rawtui URL`, `rawtui replay FILE`, `rawtui demo`, `rawtui lab ...`.
+
+Every error a user can hit ends as one line ``rawtui: error: ...`` on stderr and an exit code
+(0 ok, 2 usage, 3 privilege, 4 interface/route/ARP, 5 TCP, 6 HTTP, 7 output file), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+from . import __version__
+from .errors import EXIT_USAGE, RawtuiError
+from .eventlog import NdjsonWriter, fanout
+from .source import EventSource
+from .stack.events import Error, Event
+
+SUBCOMMANDS = ("replay", "demo", "lab")
+
+EPILOG = """\
+exit codes: 0 ok, 2 usage, 3 missing privilege (root or CAP_NET_RAW+CAP_NET_ADMIN),
+4 interface/route/ARP failure, 5 TCP failure (refused, reset, timeout), 6 HTTP error or bad response,
+7 output file error, 130 interrupted.
+other commands: rawtui replay FILE, rawtui demo, rawtui lab down"""
+
+
+def _download_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rawtui",
+        description="Download a URL over HTTP with rawtui's own TCP/IP/ARP stack on an AF_PACKET raw socket, "
+        "and watch the stack work live.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("url", help="http:// URL to download")
+    p.add_argument("-i", "--interface", metavar="IFACE", help="use this interface instead of the kernel's choice")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="where to save the body (default: the URL's file name here; - for stdout)")
+    p.add_argument("--events", metavar="FILE", help="write the event stream as NDJSON")
+    p.add_argument("--pcap", metavar="FILE", help="write every frame sent and received (classic pcap)")
+    p.add_argument("--headless", action="store_true", help="progress bar and summary instead of the live view")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="give up after S seconds without a frame from the server (default 30)")
+    p.add_argument("--exit-on-done", action="store_true", help="live view: exit when the download ends")
+    p.add_argument("-q", "--quiet", action="store_true", help="headless: no progress bar or summary")
+    p.add_argument("--version", action="version", version=f"rawtui {__version__}")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args and args[0] in SUBCOMMANDS:
+            return _subcommand(args[0], args[1:])
+        return _download(args)
+    except RawtuiError as e:
+        _say_error(e.message)
+        return e.exit_code
+    except KeyboardInterrupt:
+        _say_error("interrupted")
+        return 130
+
+
+def _say_error(message: str) -> None:
+    print(f"rawtui: error: {message}", file=sys.stderr)
+
+
+def _download(argv: list[str]) -> int:
+    ns = _download_parser().parse_args(argv)
+    from .session import Options, Session
+
+    options = Options(url=ns.url, iface=ns.interface, output=ns.output, pcap=ns.pcap, idle_timeout=ns.timeout)
+    session = Session(options)
+    headless = ns.headless or not (sys.stdout.isatty() and sys.stdin.isatty()) or ns.output == "-"
+    return run_source(session, headless=headless, events_path=ns.events, quiet=ns.quiet,
+                      exit_on_done=ns.exit_on_done, title=ns.url)
+
+
+def run_source(
+    source: EventSource, *, headless: bool, events_path: str | None = None, quiet: bool = False,
+    exit_on_done: bool = False, title: str = "",
+) -> int:
+    """Run a source under the headless view or the Textual app, with the NDJSON log if asked."""
+    log = NdjsonWriter(events_path) if events_path else None
+    try:
+        if headless:
+            return _run_headless(source, log, quiet)
+        return _run_tui(source, log, exit_on_done, title)
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _run_headless(source: EventSource, log: Callable[[Event], None] | None, quiet: bool) -> int:
+    from .headless import HeadlessView
+
+    view = HeadlessView(quiet=quiet)
+    stop = threading.Event()
+    errors: list[Error] = []
+
+    def remember(ev: Event) -> None:
+        if isinstance(ev, Error):
+            errors.append(ev)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        code = source.run(fanout(view, log, remember), stop)
+    finally:
+        view.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    if code != 0:
+        message = errors[-1].message if errors else f"failed with exit code {code}"
+        _say_error(message)
+    return code
+
+
+def _run_tui(source: EventSource, log: Callable[[Event], None] | None, exit_on_done: bool, title: str) -> int:
+    try:
+        from .tui.app import RawtuiApp
+    except ImportError:  # the live view is optional at this stage: fall back to the headless one
+        return _run_headless(source, log, False)
+
+    errors: list[Error] = []
+
+    class Logged:
+        def run(self, emit: Callable[[Event], None], stop: threading.Event) -> int:
+            def tee(ev: Event) -> None:
+                if isinstance(ev, Error):
+                    errors.append(ev)
+                if log is not None:
+                    log(ev)
+                emit(ev)
+
+            return source.run(tee, stop)
+
+    app = RawtuiApp(Logged(), title=title, exit_on_done=exit_on_done)
+    signal.signal(signal.SIGTERM, lambda s, f: app.call_from_thread(app.exit) if False else app.exit())
+    code = app.run()
+    code = int(code) if code is not None else 0
+    if code != 0 and errors:
+        _say_error(errors[-1].message)
+    return code
+
+
+# -- subcommands --------------------------------------------------------------------------------
+
+
+def _subcommand(name: str, argv: list[str]) -> int:
+    if name == "replay":
+        return _replay(argv)
+    if name == "demo":
+        from .lab.demo import main as demo_main
+
+        return demo_main(argv)
+    if name == "lab":
+        return _lab(argv)
+    raise RawtuiError(f"unknown command {name}", EXIT_USAGE)
+
+
+def _replay(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="rawtui replay", description="Replay a recorded event stream (NDJSON).")
+    p.add_argument("file")
+    p.add_argument("--speed", type=float, default=1.0, help="1 = real time, 0 = as fast as possible")
+    p.add_argument("--headless", action="store_true")
+    ns = p.parse_args(argv)
+    if not os.path.exists(ns.file):
+        raise RawtuiError(f"no such file: {ns.file}", EXIT_USAGE)
+    from .replay import NdjsonReplay
+
+    source = NdjsonReplay(ns.file, speed=ns.speed)
+    headless = ns.headless or not sys.stdout.isatty()
+    return run_source(source, headless=headless, title=f"replay {ns.file}")
+
+
+def _lab(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="rawtui lab", description="Manage the built-in lab's namespaces.")
+    p.add_argument("action", choices=["down"], help="down: remove labs left by dead rawtui processes")
+    p.parse_args(argv)
+    from .lab.topology import cleanup_stale_labs
+
+    removed = cleanup_stale_labs()
+    print("removed: " + (", ".join(removed) if removed else "nothing"))
+    return 0

@@ -1,0 +1,171 @@
+"""HTTP/1.1 over the stack's byte stream, with h11 doing the protocol.
+
+:class:`HttpExchange` is sans-IO like the rest of the stack: :meth:`request` gives the bytes to send,
+:meth:`receive` takes bytes from the connection and returns body chunks, :meth:`receive_eof` says the
+peer closed. Status handling (redirects, 4xx/5xx) is decided here; the session acts on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import h11
+
+from .. import __version__
+from ..errors import HttpError, UsageError
+
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+MAX_HEADER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Url:
+    scheme: str
+    host: str
+    port: int
+    target: str  # path and query, as sent in the request line
+    text: str
+
+    @property
+    def host_header(self) -> str:
+        default = 80 if self.scheme == "http" else 443
+        return self.host if self.port == default else f"{self.host}:{self.port}"
+
+    @property
+    def filename(self) -> str:
+        """The last path segment, as curl -O would name the file (index.html for an empty one)."""
+        path = urlsplit(self.text).path
+        name = path.rsplit("/", 1)[-1]
+        return name if name not in ("", ".", "..") else "index.html"
+
+
+def parse_url(text: str) -> Url:
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as e:
+        raise UsageError(f"bad URL {text!r}: {e}") from None
+    if parts.scheme == "https":
+        raise UsageError("https:// is not supported yet: rawtui speaks plain HTTP for now")
+    if parts.scheme != "http":
+        raise UsageError(f"unsupported URL scheme {parts.scheme!r}: rawtui downloads http:// URLs")
+    if not parts.hostname:
+        raise UsageError(f"no host in URL {text!r}")
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return Url(parts.scheme, parts.hostname, port or 80, target, text)
+
+
+class HttpExchange:
+    """One request and its response on one connection."""
+
+    def __init__(self, url: Url, user_agent: str = f"rawtui/{__version__}") -> None:
+        self.url = url
+        self.user_agent = user_agent
+        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self.response: h11.Response | None = None
+        self.content_length: int | None = None
+        self.body_bytes = 0
+        self.complete = False
+
+    def request(self) -> bytes:
+        headers = [
+            ("Host", self.url.host_header),
+            ("User-Agent", self.user_agent),
+            ("Accept", "*/*"),
+            ("Accept-Encoding", "identity"),
+            ("Connection", "close"),
+        ]
+        req = h11.Request(method="GET", target=self.url.target, headers=headers)
+        return self.conn.send(req) + self.conn.send(h11.EndOfMessage())
+
+    @property
+    def status(self) -> int | None:
+        return self.response.status_code if self.response is not None else None
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        if self.response is None:
+            return []
+        return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.response.headers]
+
+    def header(self, name: str) -> str | None:
+        name_b = name.lower().encode()
+        if self.response is not None:
+            for k, v in self.response.headers:
+                if k == name_b:
+                    return v.decode("latin-1")
+        return None
+
+    @property
+    def redirect_location(self) -> str | None:
+        """The absolute URL to follow, when the response is a redirect."""
+        if self.status in REDIRECT_STATUSES:
+            loc = self.header("location")
+            if not loc:
+                raise HttpError(f"HTTP {self.status} redirect without a Location header")
+            return urljoin(self.url.text, loc)
+        return None
+
+    def receive(self, data: bytes) -> list[bytes]:
+        """Feed bytes from the connection; returns the body chunks they completed."""
+        try:
+            self.conn.receive_data(data)
+            return self._drain()
+        except h11.RemoteProtocolError as e:
+            raise HttpError(self._protocol_message(e)) from None
+
+    def receive_eof(self) -> list[bytes]:
+        """The peer closed its side (FIN)."""
+        if self.complete:
+            return []
+        try:
+            self.conn.receive_data(b"")
+            return self._drain()
+        except h11.RemoteProtocolError as e:
+            raise HttpError(self._protocol_message(e, eof=True)) from None
+
+    def _protocol_message(self, e: h11.RemoteProtocolError, eof: bool = False) -> str:
+        if self.response is None:
+            if eof:
+                return "the server closed the connection before sending a response"
+            if "exceeds" in str(e) or "too long" in str(e).lower():
+                return f"the response header is longer than {MAX_HEADER_BYTES // 1024} KB"
+            return f"bad HTTP response from the server: {e}"
+        if eof and self.content_length is not None:
+            return (f"the server closed the connection after {self.body_bytes} of {self.content_length} body"
+                    " bytes: the body is truncated")
+        if eof:
+            return f"the server closed the connection in the middle of the body: {e}"
+        return f"bad HTTP response body: {e}"
+
+    def _drain(self) -> list[bytes]:
+        chunks: list[bytes] = []
+        while True:
+            ev = self.conn.next_event()
+            if ev is h11.NEED_DATA or ev is h11.PAUSED:
+                return chunks
+            if isinstance(ev, h11.InformationalResponse):
+                continue
+            if isinstance(ev, h11.Response):
+                self.response = ev
+                cl = self.header("content-length")
+                if cl is not None:
+                    try:
+                        self.content_length = int(cl)
+                    except ValueError:
+                        raise HttpError(f"bad Content-Length {cl!r}") from None
+                    if self.content_length < 0:
+                        raise HttpError(f"negative Content-Length {cl!r}")
+            elif isinstance(ev, h11.Data):
+                self.body_bytes += len(ev.data)
+                chunks.append(bytes(ev.data))
+            elif isinstance(ev, h11.EndOfMessage):
+                self.complete = True
+                return chunks
+            elif isinstance(ev, h11.ConnectionClosed):
+                return chunks

@@ -1,0 +1,291 @@
+"""A live download: the link (socket, route, firewall, pcap) wired to the stack and to HTTP.
+
+:class:`Session` is an :class:`~rawtui.source.EventSource`: ``run(emit, stop)`` does the whole job in the
+calling thread (the headless view's main thread, or the Textual app's worker) and returns the exit code.
+Every exit path closes the socket, removes the firewall rule and leaves no partial file under the final
+name.
+"""
+
+from __future__ import annotations
+
+import random
+import select
+import threading
+import time
+from dataclasses import dataclass
+
+from .errors import EXIT_INTERRUPTED, HttpError, RawtuiError, TcpError
+from .http.client import HttpExchange, Url, parse_url
+from .link.afpacket import PacketSocket
+from .link.firewall import FirewallGuard, cleanup_stale
+from .link.pcap import PcapWriter
+from .link.route import RouteInfo, resolve_host, resolve_route
+from .output import OutputFile
+from .source import Emit
+from .stack.events import Done, Error, Event, HttpResponse, Info, Progress, Redirect, Route
+from .stack.host import Host
+from .wire.ethernet import mac_bytes
+from .wire.ipv4 import ip_bytes
+
+RECV_BATCH = 256  # frames handled before the application side gets a turn
+PROGRESS_EVERY = 0.1  # seconds between progress events
+
+
+class Interrupted(RawtuiError):
+    exit_code = EXIT_INTERRUPTED
+
+
+@dataclass(slots=True)
+class Options:
+    url: str
+    iface: str | None = None
+    output: str | None = None  # None: the URL's file name in the current directory; "-": stdout
+    pcap: str | None = None
+    idle_timeout: float = 30.0  # seconds without a frame from the server before giving up
+    max_redirects: int = 5
+    rcv_buf: int = 8 << 20
+    user_agent: str | None = None
+
+
+class _Stopped(Exception):
+    pass
+
+
+class Session:
+    """Download ``options.url`` with rawtui's own stack. Implements EventSource."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.route: RouteInfo | None = None
+        self.result_path: str | None = None
+        self._t0 = time.monotonic()
+        self._pcap: PcapWriter | None = None
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    # -- EventSource --------------------------------------------------------------------------
+
+    def run(self, emit: Emit, stop: threading.Event) -> int:
+        self._t0 = time.monotonic()
+        out: OutputFile | None = None
+        try:
+            url = parse_url(self.options.url)
+            out = OutputFile(self.options.output or url.filename)
+            out.open()
+            if self.options.pcap:
+                try:
+                    self._pcap = PcapWriter(self.options.pcap)
+                except OSError as e:
+                    raise RawtuiError(f"cannot write the capture {self.options.pcap}: {e.strerror}", 7) from None
+            counters: dict[str, int] = {}
+            for hop in range(self.options.max_redirects + 1):
+                location = self._fetch(url, out, emit, stop, counters)
+                if location is None:
+                    break
+                if hop == self.options.max_redirects:
+                    raise HttpError(f"too many redirects (more than {self.options.max_redirects})")
+                nxt = parse_url(location)
+                emit(Redirect(self.now(), 0, location, hop + 1))
+                url = nxt
+            path = out.commit()
+            self.result_path = path
+            emit(Done(self.now(), out.size, out.sha256.hexdigest(), round(self.now(), 6), path, counters))
+            return 0
+        except RawtuiError as e:
+            if out is not None:
+                out.discard()
+            emit(Error(self.now(), e.message, e.exit_code))
+            return e.exit_code
+        except _Stopped:
+            if out is not None:
+                out.discard()
+            emit(Error(self.now(), "interrupted: the download was stopped before it finished", EXIT_INTERRUPTED))
+            return EXIT_INTERRUPTED
+        except Exception as e:  # a bug: still clean up and say it in one line
+            if out is not None:
+                out.discard()
+            emit(Error(self.now(), f"internal error: {type(e).__name__}: {e}", 1))
+            return 1
+        finally:
+            if self._pcap is not None:
+                self._pcap.close()
+
+    # -- one connection -------------------------------------------------------------------------
+
+    def _fetch(
+        self, url: Url, out: OutputFile, emit: Emit, stop: threading.Event, counters: dict[str, int]
+    ) -> str | None:
+        """Fetch one URL; return a redirect location or None when the body is in ``out``."""
+        opts = self.options
+        dst_ip = resolve_host(url.host)
+        sock = PacketSocket(opts.iface) if opts.iface else None  # fail early on privilege / bad name
+        try:
+            route = resolve_route(dst_ip, opts.iface)
+            self.route = route
+            emit(Route(self.now(), route.iface, route.ifindex, route.src_ip, route.src_mac, route.dst_ip,
+                       route.gateway, route.next_hop, route.mtu, route.reason, route.warning))
+            if route.warning:
+                emit(Info(self.now(), route.warning, "warning"))
+            if sock is None:
+                sock = PacketSocket(route.iface)
+            for stale in cleanup_stale():
+                emit(Info(self.now(), f"removed a stale firewall rule: {stale}"))
+            local_port = random.randint(32768, 60999)
+            sock.set_filter(dst_ip, url.port, local_port)
+            host = Host(
+                local_mac=mac_bytes(route.src_mac), local_ip=ip_bytes(route.src_ip),
+                next_hop_ip=ip_bytes(route.next_hop), remote_ip=ip_bytes(dst_ip), remote_port=url.port,
+                local_port=local_port, isn=random.getrandbits(32), mss=max(536, route.mtu - 40),
+                rcv_buf=opts.rcv_buf, ts_offset=random.getrandbits(32),
+            )
+            guard = FirewallGuard(dst_ip, url.port, local_port)
+            guard.install()
+            try:
+                emit(Info(self.now(), f"firewall: {guard.description}"))
+                return self._transfer(sock, host, url, out, emit, stop, counters)
+            finally:
+                guard.remove()
+        finally:
+            if sock is not None:
+                sock.close()
+
+    def _transfer(
+        self, sock: PacketSocket, host: Host, url: Url, out: OutputFile, emit: Emit, stop: threading.Event,
+        counters: dict[str, int],
+    ) -> str | None:
+        http = HttpExchange(url, self.options.user_agent or HttpExchange(url).user_agent)
+        tcp = host.tcp
+        pcap = self._pcap
+        now = self.now
+        request_sent = False
+        redirect: str | None = None
+        last_rx = now()
+        last_progress = 0.0
+        progress_bytes = 0
+        progress_t = now()
+        speed = 0.0
+        closing_since: float | None = None
+        fd = sock.fileno()
+        host.start(now())
+
+        def flush() -> None:
+            frames = host.take_frames()
+            if frames:
+                wall = time.time()
+                for f in frames:
+                    sock.send(f)
+                    if pcap is not None:
+                        pcap.write(f, wall)
+            evs = host.take_events()
+            for ev in evs:
+                emit(ev)
+
+        try:
+            while True:
+                flush()
+                if host.error is not None:
+                    raise host.error
+                if stop.is_set():
+                    raise _Stopped()
+                t = now()
+                # the application side
+                if not request_sent and tcp.state == "ESTABLISHED":
+                    host.send(http.request(), t)
+                    request_sent = True
+                if request_sent and closing_since is None:
+                    data = host.read()
+                    if data:
+                        had_response = http.response is not None
+                        chunks = http.receive(data)
+                        if not had_response and http.response is not None:
+                            self._on_response(http, emit)
+                            redirect = http.redirect_location
+                            if redirect is not None:
+                                closing_since = t
+                                host.abort(t)
+                                continue
+                        for c in chunks:
+                            out.write(c)
+                    elif tcp.peer_eof and not http.complete:
+                        had_response = http.response is not None
+                        chunks = http.receive_eof()
+                        if not had_response and http.response is not None:
+                            self._on_response(http, emit)
+                        for c in chunks:
+                            out.write(c)
+                        if not http.complete:
+                            raise HttpError("the server closed the connection before the response was complete")
+                    if http.complete:
+                        host.close(t)
+                        closing_since = t
+                        flush()
+                    if t - last_progress >= PROGRESS_EVERY:
+                        dt = t - progress_t
+                        if dt >= 0.25:
+                            speed = (out.size - progress_bytes) / dt
+                            progress_bytes, progress_t = out.size, t
+                        emit(Progress(t, out.size, http.content_length, speed))
+                        last_progress = t
+                if closing_since is not None:
+                    # linger briefly for the FIN exchange, never for long
+                    if tcp.state in ("CLOSED", "TIME-WAIT") or t - closing_since > 1.0 or redirect is not None:
+                        break
+                elif tcp.error is not None:
+                    raise tcp.error
+                elif tcp.state == "CLOSED" and request_sent:
+                    raise TcpError("the connection closed before the response was complete")
+                # wait for frames or the next timer
+                deadline = host.next_deadline
+                timeout = 0.1 if deadline is None else min(0.1, max(0.0, deadline - t))
+                if t - last_rx > self.options.idle_timeout and host.arp.done:
+                    what = "no answer from" if not request_sent else "nothing received from"
+                    raise TcpError(f"timed out: {what} {url.host}:{url.port} for "
+                                   f"{self.options.idle_timeout:g} s")
+                r, _, _ = select.select([fd], [], [], timeout)
+                if r:
+                    n = 0
+                    while n < RECV_BATCH:
+                        got = sock.recv()
+                        if got is None:
+                            break
+                        frame, csum = got
+                        ft = now()
+                        if pcap is not None:
+                            pcap.write(frame, time.time())
+                        host.on_frame(frame, ft, csum)
+                        n += 1
+                    if n:
+                        last_rx = now()
+                t = now()
+                deadline = host.next_deadline
+                if deadline is not None and t >= deadline:
+                    host.on_timer(t)
+        finally:
+            # leave the server no half-open connection behind us
+            if tcp.state not in ("CLOSED", "TIME-WAIT", "SYN-SENT") and (redirect is None):
+                if not http.complete:
+                    host.abort(now())
+            frames = host.take_frames()
+            for f in frames:
+                sock.send(f)
+                if pcap is not None:
+                    pcap.write(f, time.time())
+            for ev in host.take_events():
+                emit(ev)
+            for k, v in host.counters.items():
+                counters[k] = counters.get(k, 0) + v
+            for k, v in tcp.counters.items():
+                counters[k] = counters.get(k, 0) + v
+
+        if redirect is None:
+            emit(Progress(now(), out.size, http.content_length, speed))
+        return redirect
+
+    def _on_response(self, http: HttpExchange, emit: Emit) -> None:
+        assert http.response is not None
+        status = http.response.status_code
+        reason = http.response.reason.decode("latin-1", "replace")
+        emit(HttpResponse(self.now(), status, reason, http.content_length, http.headers))
+        if status >= 400:
+            raise HttpError(f"HTTP {status} {reason} for {http.url.text}")

@@ -1,0 +1,182 @@
+"""One host's view of the wire, sans-IO: Ethernet frames in, Ethernet frames out.
+
+:class:`Host` ties the formats of :mod:`rawtui.wire` to the machines (:class:`ArpResolver` for the next
+hop, :class:`TcpConnection` for the one connection). It parses every frame, verifies checksums (unless
+the kernel says the checksum is not computed yet, or already verified: checksum offload), counts and
+reports what it drops, and wraps the TCP machine's segments in IPv4 and Ethernet headers.
+"""
+
+from __future__ import annotations
+
+from ..errors import LinkError, TcpError
+from ..wire.arp import parse_arp
+from ..wire.errors import ChecksumError, WireError
+from ..wire.ethernet import ETH_P_ARP, ETH_P_IP, build_ethernet, parse_ethernet
+from ..wire.ipv4 import PROTO_TCP, build_ipv4, ip_str, parse_ipv4
+from ..wire.tcp import parse_tcp
+from .arp import ArpResolver
+from .events import ChecksumDrop, Event, Malformed
+from .tcp import TcpConnection
+
+# What the link layer knows about a received frame's checksum (PACKET_AUXDATA).
+CSUM_UNKNOWN = 0  # verify it ourselves
+CSUM_NOT_READY = 1  # TP_STATUS_CSUMNOTREADY: sent by a local stack with checksum offload, not filled in
+CSUM_KERNEL_VALID = 2  # TP_STATUS_CSUM_VALID: the NIC/kernel verified it
+
+
+class Host:
+    def __init__(
+        self,
+        *,
+        local_mac: bytes,
+        local_ip: bytes,
+        next_hop_ip: bytes,
+        remote_ip: bytes,
+        remote_port: int,
+        local_port: int,
+        isn: int,
+        arp_retries: int = 3,
+        arp_interval: float = 1.0,
+        **tcp_options: object,
+    ) -> None:
+        self.local_mac = local_mac
+        self.local_ip = local_ip
+        self.remote_ip = remote_ip
+        self.arp = ArpResolver(local_mac, local_ip, next_hop_ip, retries=arp_retries, interval=arp_interval)
+        self.tcp = TcpConnection(
+            local_ip=local_ip, remote_ip=remote_ip, local_port=local_port, remote_port=remote_port, isn=isn,
+            **tcp_options,  # type: ignore[arg-type]
+        )
+        self.counters: dict[str, int] = {
+            "frames_in": 0, "frames_out": 0, "csum_drop_ipv4": 0, "csum_drop_tcp": 0, "csum_offloaded": 0,
+            "csum_kernel_verified": 0, "malformed": 0, "ip_fragments": 0, "not_ours": 0,
+        }
+        self._ident = isn & 0xFFFF
+        self._frames: list[bytes] = []
+        self._events: list[Event] = []
+        self._connected = False
+        self.error: LinkError | TcpError | None = None
+
+    # -- driving ---------------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        self.arp.start(now)
+        self._collect(now)
+
+    @property
+    def next_deadline(self) -> float | None:
+        a = self.arp.next_deadline if not self.arp.done else None
+        t = self.tcp.next_deadline if self._connected else None
+        if a is None:
+            return t
+        return a if t is None else min(a, t)
+
+    def on_timer(self, now: float) -> None:
+        if not self.arp.done:
+            self.arp.on_timer(now)
+        if self._connected:
+            self.tcp.on_timer(now)
+        self._collect(now)
+
+    def on_frame(self, frame: bytes | memoryview, now: float, csum: int = CSUM_UNKNOWN) -> None:
+        """Handle one received frame. ``frame`` may be a view into a reused buffer: nothing keeps it."""
+        c = self.counters
+        c["frames_in"] += 1
+        try:
+            eth = parse_ethernet(frame)
+            if eth.ethertype == ETH_P_IP:
+                ip, payload = parse_ipv4(eth.payload)
+                if ip.proto != PROTO_TCP or ip.src != self.remote_ip or ip.dst != self.local_ip:
+                    c["not_ours"] += 1
+                    return
+                if ip.is_fragment:
+                    c["ip_fragments"] += 1
+                    c["malformed"] += 1
+                    self._events.append(Malformed(now, "IPv4 fragment dropped (rawtui does not reassemble)",
+                                                  ip.total_length))
+                    return
+                if csum == CSUM_UNKNOWN:
+                    seg = parse_tcp(payload, ip.src, ip.dst, verify=True)
+                else:
+                    c["csum_offloaded" if csum == CSUM_NOT_READY else "csum_kernel_verified"] += 1
+                    seg = parse_tcp(payload, ip.src, ip.dst, verify=False)
+                if self._connected:
+                    self.tcp.on_segment(seg, now)
+                else:
+                    c["not_ours"] += 1
+            elif eth.ethertype == ETH_P_ARP:
+                self.arp.on_arp(parse_arp(eth.payload), now)
+            else:
+                c["not_ours"] += 1
+                return
+        except ChecksumError as e:
+            c["csum_drop_" + e.layer] += 1
+            self._events.append(ChecksumDrop(now, e.layer, len(frame)))
+        except WireError as e:
+            c["malformed"] += 1
+            self._events.append(Malformed(now, str(e), len(frame)))
+        self._collect(now)
+
+    # -- the application side (pass-through to the connection) ----------------------------------
+
+    def send(self, data: bytes, now: float) -> None:
+        self.tcp.send(data, now)
+        self._collect(now)
+
+    def close(self, now: float) -> None:
+        if self._connected:
+            self.tcp.close(now)
+            self._collect(now)
+
+    def abort(self, now: float) -> None:
+        if self._connected and self.tcp.state not in ("CLOSED", "TIME-WAIT"):
+            self.tcp.abort(now)
+            self._collect(now)
+
+    def read(self) -> bytes:
+        data = self.tcp.read()
+        if data:
+            self._frames.extend(self._wrap(s) for s in self.tcp.take_segments())
+        return data
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def take_frames(self) -> list[bytes]:
+        out, self._frames = self._frames, []
+        self.counters["frames_out"] += len(out)
+        return out
+
+    def take_events(self) -> list[Event]:
+        out, self._events = self._events, []
+        return out
+
+    def _wrap(self, segment: bytes) -> bytes:
+        self._ident = (self._ident + 1) & 0xFFFF
+        assert self.arp.mac is not None
+        ip = build_ipv4(self.local_ip, self.remote_ip, PROTO_TCP, segment, ident=self._ident)
+        return build_ethernet(self.arp.mac, self.local_mac, ETH_P_IP, ip)
+
+    def _collect(self, now: float) -> None:
+        arp = self.arp
+        if not arp.done or arp._frames or arp._events:
+            self._frames.extend(arp.take_frames())
+            self._events.extend(arp.take_events())
+        if arp.failed and self.error is None:
+            self.error = LinkError(
+                f"no ARP reply from the next hop {ip_str(arp.target_ip)} after {arp.attempts} tries"
+                " (is it on this link?)"
+            )
+            return
+        if not self._connected and arp.mac is not None:
+            self._connected = True
+            self.tcp.connect(now)
+        if self._connected:
+            tcp = self.tcp
+            segs = tcp.take_segments()
+            if segs:
+                self._frames.extend(self._wrap(s) for s in segs)
+            evs = tcp.take_events()
+            if evs:
+                self._events.extend(evs)
+            if tcp.error is not None and self.error is None:
+                self.error = tcp.error

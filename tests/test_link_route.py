@@ -1,0 +1,233 @@
+"""rawtui.link.route: host resolution, and route choice checked against `ip route get` in a namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rawtui.errors import LinkError
+from rawtui.link import route
+from rawtui.link.route import list_interfaces, resolve_host, resolve_route
+
+REPO = Path(__file__).resolve().parent.parent
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2"
+)
+
+
+def test_ipv4_literal_passes_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(route.socket, "getaddrinfo", None)  # never asked
+    assert resolve_host("10.1.2.3") == "10.1.2.3"
+
+
+def test_name_resolves_to_the_first_ipv4_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    def getaddrinfo(host: str, port: None, family: int, kind: int) -> list[Any]:
+        assert (host, family) == ("example.test", socket.AF_INET)
+        return [(family, kind, 6, "", ("192.0.2.7", 0)), (family, kind, 6, "", ("192.0.2.8", 0))]
+
+    monkeypatch.setattr(route.socket, "getaddrinfo", getaddrinfo)
+    assert resolve_host("example.test") == "192.0.2.7"
+
+
+def test_unresolvable_host_is_a_link_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def getaddrinfo(*_args: object) -> list[Any]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(route.socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(
+        LinkError, match="cannot resolve host 'nowhere.test': Name or service not known"
+    ) as caught:
+        resolve_host("nowhere.test")
+    assert caught.value.exit_code == 4
+
+
+def test_ipv6_literal_is_refused() -> None:
+    with pytest.raises(LinkError, match="IPv4 only"):
+        resolve_host("[2001:db8::1]")
+
+
+@pytest.mark.parametrize(
+    ("dst", "message"),
+    [
+        ("127.0.0.1", "raw sockets cannot reach loopback"),
+        ("127.8.9.10", "raw sockets cannot reach loopback"),
+        ("224.0.0.1", "not a unicast address"),
+        ("example.test", "not an IPv4 address"),
+    ],
+)
+def test_unreachable_kinds_of_destination(dst: str, message: str) -> None:
+    with pytest.raises(LinkError, match=message):
+        resolve_route(dst)
+
+
+def test_list_interfaces_includes_loopback() -> None:
+    names = {info.name: info for info in list_interfaces()}
+    assert any(info.kind == "loopback" and not info.ethernet for info in names.values())
+
+
+# --- lab: one namespace holding every kind of interface the checks need ---------------------------
+
+
+def sh(ns: str, *command: str) -> str:
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, *command], check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def lab_ns() -> Iterator[str]:
+    """ve0 (10.77.0.2/24, default via .1), ve1 (10.88.0.2/24, 198.51.100/24 via .1), br0 down, tn0 tun."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2")
+    ns = f"rtlink-{secrets.token_hex(4)}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for name, address in (("ve0", "10.77.0.2/24"), ("ve1", "10.88.0.2/24")):
+            sh(ns, "ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
+            sh(ns, "ip", "addr", "add", address, "dev", name)
+            sh(ns, "ip", "link", "set", name, "up")
+            sh(ns, "ip", "link", "set", f"{name}p", "up")
+        sh(ns, "ip", "route", "add", "default", "via", "10.77.0.1")
+        sh(ns, "ip", "route", "add", "198.51.100.0/24", "via", "10.88.0.1", "dev", "ve1")
+        sh(ns, "ip", "route", "add", "unreachable", "203.0.113.0/24")
+        sh(ns, "ip", "link", "add", "br0", "type", "bridge")
+        sh(ns, "ip", "addr", "add", "10.66.0.2/24", "dev", "br0")
+        sh(ns, "ip", "tuntap", "add", "mode", "tun", "name", "tn0")
+        sh(ns, "ip", "addr", "add", "10.55.0.2/24", "dev", "tn0")
+        sh(ns, "ip", "link", "set", "tn0", "up")
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+RESOLVE = """
+import dataclasses, json, sys
+from rawtui.errors import LinkError
+from rawtui.link.route import resolve_route, list_interfaces
+
+out = {}
+for dst, iface in json.loads(sys.argv[1]):
+    try:
+        out[f"{dst} {iface}"] = dataclasses.asdict(resolve_route(dst, iface))
+    except LinkError as exc:
+        out[f"{dst} {iface}"] = {"error": exc.message}
+out["interfaces"] = [dataclasses.asdict(info) for info in list_interfaces()]
+print(json.dumps(out))
+"""
+
+
+def resolve_in(ns: str, *queries: tuple[str, str | None]) -> dict[str, Any]:
+    done = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", RESOLVE, json.dumps(queries)],
+        check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def link(ns: str, name: str) -> dict[str, Any]:
+    info: dict[str, Any] = json.loads(sh(ns, "ip", "-j", "link", "show", name))[0]
+    return info
+
+
+@pytest.mark.lab
+@needs_root
+@pytest.mark.parametrize("dst", ["192.0.2.10", "10.77.0.9", "198.51.100.7", "10.88.0.200"])
+def test_kernel_choice_matches_ip_route_get(lab_ns: str, dst: str) -> None:
+    kernel = json.loads(sh(lab_ns, "ip", "-j", "route", "get", dst))[0]
+    got = resolve_in(lab_ns, (dst, None))[f"{dst} None"]
+    assert got["iface"] == kernel["dev"]
+    assert got["gateway"] == kernel.get("gateway")
+    assert got["next_hop"] == kernel.get("gateway", dst)
+    assert got["src_ip"] == kernel["prefsrc"]
+    assert got["dst_ip"] == dst
+    assert got["src_mac"] == link(lab_ns, kernel["dev"])["address"]
+    assert got["ifindex"] == link(lab_ns, kernel["dev"])["ifindex"]
+    assert got["mtu"] == 1500
+    assert got["reason"].startswith("kernel route (table main, ")
+    assert got["warning"] is None
+
+
+@pytest.mark.lab
+@needs_root
+def test_default_route_gives_the_gateway(lab_ns: str) -> None:
+    got = resolve_in(lab_ns, ("192.0.2.10", None))["192.0.2.10 None"]
+    assert (got["iface"], got["gateway"], got["src_ip"]) == ("ve0", "10.77.0.1", "10.77.0.2")
+    assert got["reason"] == "kernel route (table main, 192.0.2.10 via 10.77.0.1 dev ve0)"
+
+
+@pytest.mark.lab
+@needs_root
+def test_forced_interface(lab_ns: str) -> None:
+    out = resolve_in(
+        lab_ns,
+        ("10.88.0.5", "ve1"),
+        ("198.51.100.7", "ve1"),
+        ("198.51.100.7", "ve0"),
+        ("192.0.2.10", "ve1"),
+    )
+    on_link = out["10.88.0.5 ve1"]
+    assert (on_link["gateway"], on_link["next_hop"], on_link["src_ip"]) == (None, "10.88.0.5", "10.88.0.2")
+    assert on_link["warning"] is None
+    assert on_link["reason"].startswith("-i ve1 (override")
+
+    routed = out["198.51.100.7 ve1"]
+    assert (routed["gateway"], routed["warning"]) == ("10.88.0.1", None)
+
+    other = out["198.51.100.7 ve0"]
+    assert (other["iface"], other["gateway"], other["src_ip"]) == ("ve0", "10.77.0.1", "10.77.0.2")
+    assert other["warning"] == "the kernel would use ve1, not ve0"
+
+    guessed = out["192.0.2.10 ve1"]
+    assert (guessed["gateway"], guessed["next_hop"], guessed["src_ip"]) == (None, "192.0.2.10", "10.88.0.2")
+    assert "assuming it is on-link" in guessed["warning"]
+    assert "the kernel would use ve0, not ve1" in guessed["warning"]
+
+
+@pytest.mark.lab
+@needs_root
+@pytest.mark.parametrize(
+    ("dst", "iface", "message"),
+    [
+        ("192.0.2.10", "nope", "unknown interface 'nope' (available: lo, "),
+        ("192.0.2.10", "br0", "interface 'br0' is down"),
+        ("10.55.0.9", "tn0", "rawtui needs an Ethernet interface"),
+        ("10.55.0.9", None, "rawtui needs an Ethernet interface"),
+        ("192.0.2.10", "lo", "rawtui needs an Ethernet interface"),
+        ("10.77.0.9", "ve0p", "interface 've0p' has no IPv4 address"),
+        ("10.77.0.2", None, "it is an address of this machine"),
+        ("203.0.113.5", None, "no route to 203.0.113.5: "),
+    ],
+)
+def test_refusals(lab_ns: str, dst: str, iface: str | None, message: str) -> None:
+    got = resolve_in(lab_ns, (dst, iface))[f"{dst} {iface}"]
+    assert message in got.get("error", "")
+    if iface == "nope":
+        assert "ve0" in got["error"] and "tn0" in got["error"]
+
+
+@pytest.mark.lab
+@needs_root
+def test_list_interfaces(lab_ns: str) -> None:
+    infos = {info["name"]: info for info in resolve_in(lab_ns)["interfaces"]}
+    assert set(infos) == {"lo", "ve0", "ve0p", "ve1", "ve1p", "br0", "tn0"}
+    ve0 = infos["ve0"]
+    assert (ve0["kind"], ve0["up"], ve0["carrier"], ve0["ethernet"]) == ("veth", True, True, True)
+    assert ve0["ipv4"] == ["10.77.0.2/24"] and ve0["mtu"] == 1500
+    assert ve0["mac"] == link(lab_ns, "ve0")["address"]
+    assert (infos["br0"]["kind"], infos["br0"]["up"]) == ("bridge", False)
+    assert (infos["tn0"]["kind"], infos["tn0"]["ethernet"]) == ("tun", False)
+    assert (infos["lo"]["kind"], infos["lo"]["ethernet"]) == ("loopback", False)
+    assert [info["index"] for info in infos.values()] == sorted(info["index"] for info in infos.values())
