@@ -40,6 +40,10 @@ class OutputFile:
         self.sha256 = hashlib.sha256()
         self.size = 0
 
+    @property
+    def opened(self) -> bool:
+        return self._f is not None
+
     def open(self) -> None:
         """Create the temporary file now, so an unwritable directory fails before any packet is sent."""
         if self.to_stdout:

@@ -60,6 +60,7 @@ class Session:
         self.result_path: str | None = None
         self._t0 = time.monotonic()
         self._pcap: PcapWriter | None = None
+        self._completed_at: float | None = None  # when the last body byte arrived
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -72,7 +73,6 @@ class Session:
         try:
             url = parse_url(self.options.url)
             out = OutputFile(self.options.output or url.filename)
-            out.open()
             if self.options.pcap:
                 try:
                     self._pcap = PcapWriter(self.options.pcap)
@@ -90,7 +90,8 @@ class Session:
                 url = nxt
             path = out.commit()
             self.result_path = path
-            emit(Done(self.now(), out.size, out.sha256.hexdigest(), round(self.now(), 6), path, counters))
+            elapsed = self._completed_at if self._completed_at is not None else self.now()
+            emit(Done(self.now(), out.size, out.sha256.hexdigest(), round(elapsed, 6), path, counters))
             return 0
         except RawtuiError as e:
             if out is not None:
@@ -123,12 +124,14 @@ class Session:
         try:
             route = resolve_route(dst_ip, opts.iface)
             self.route = route
+            if sock is None:
+                sock = PacketSocket(route.iface)
             emit(Route(self.now(), route.iface, route.ifindex, route.src_ip, route.src_mac, route.dst_ip,
                        route.gateway, route.next_hop, route.mtu, route.reason, route.warning))
             if route.warning:
                 emit(Info(self.now(), route.warning, "warning"))
-            if sock is None:
-                sock = PacketSocket(route.iface)
+            if not out.opened:
+                out.open()  # after the privilege check, before any packet: an unwritable path fails early
             for stale in cleanup_stale():
                 emit(Info(self.now(), f"removed a stale firewall rule: {stale}"))
             local_port = random.randint(32768, 60999)
@@ -217,6 +220,7 @@ class Session:
                         if not http.complete:
                             raise HttpError("the server closed the connection before the response was complete")
                     if http.complete:
+                        self._completed_at = now()
                         host.close(t)
                         closing_since = t
                         flush()
