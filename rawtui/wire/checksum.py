@@ -3,11 +3,11 @@
 The trick: read the whole buffer as one big-endian integer. Because 2**16 = 1 (mod 0xffff), that integer
 is congruent modulo 0xffff to the sum of its 16-bit words, which is what the ones'-complement sum folds.
 ``int.from_bytes`` and ``%`` run in C, so this is several times faster than summing words
-(measured in ``tests/test_wire_checksum.py::test_report_speed`` and in LAB-NOTES: ~4.5 us per 1514-byte
-frame against ~15 us for ``array("H")`` + ``sum``).
+(measured by ``benchmarks/checksum_methods.py`` against the alternatives).
 
 All functions here work on *residues* (``n % 0xffff``), which add like numbers; a residue of 0 for a
-non-zero buffer stands for the ones'-complement value 0xffff ("negative zero").
+non-zero buffer stands for the ones'-complement value 0xffff ("negative zero"). Only an all-zero buffer
+(with ``initial`` 0) sums to positive zero: its checksum is 0xffff and it never verifies.
 """
 
 from __future__ import annotations
@@ -31,12 +31,17 @@ def checksum_from_residue(r: int) -> int:
 
 def internet_checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
     """The value to put in a checksum field computed over ``data`` (field zeroed) plus ``initial``."""
-    return checksum_from_residue(residue(data) + initial)
+    r = residue(data) + initial
+    if r == 0 and not any(data):  # the sum is +0 (all words zero), not -0 = 0xffff: RFC 1071 gives 0xffff
+        return _M
+    return checksum_from_residue(r)
 
 
 def verify(data: bytes | bytearray | memoryview, initial: int = 0) -> bool:
     """True when ``data`` (checksum field included) plus ``initial`` sums to 0xffff."""
-    return (residue(data) + initial) % _M == 0
+    if (residue(data) + initial) % _M:
+        return False
+    return initial != 0 or any(data)  # an all-zero buffer sums to +0, not 0xffff
 
 
 def pseudo_header_residue(src: bytes, dst: bytes, proto: int, length: int) -> int:

@@ -58,6 +58,9 @@ def mac_str(mac: bytes) -> str:
 
 def mac_bytes(text: str) -> bytes:
     parts = text.split(":")
-    if len(parts) != 6:
-        raise ValueError(f"not a MAC address: {text!r}")
+    if len(parts) != 6 or not all(1 <= len(p) <= 2 and all(c in _HEX for c in p) for p in parts):
+        raise ValueError(f"not a MAC address: {text!r}")  # int(p, 16) alone takes " 1", "+1", "0x1"
     return bytes(int(p, 16) for p in parts)
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")

@@ -1,0 +1,1280 @@
+"""The sans-IO TCP client connection (RFC 9293, 5681, 6298, 6582, 6928, 7323, 2018, 5961).
+
+No sockets, clocks, threads or randomness: the caller passes ``now`` (seconds) into every call, feeds
+checksum-verified segments with :meth:`TcpConnection.on_segment`, calls :meth:`TcpConnection.on_timer`
+when ``now >= next_deadline``, and drains :meth:`take_segments` (TCP header + payload, checksum filled)
+and :meth:`take_events` (typed records from :mod:`rawtui.stack.events`).
+
+Sequence numbers are modulo 2**32 (``seq_lt`` and friends). The receive side works internally in
+*stream offsets* (bytes after the peer's SYN, unbounded integers), converted at the edge, so the
+reassembly queue and window arithmetic never wrap. Congestion control lives behind the small
+interface of :mod:`rawtui.stack.congestion`.
+
+State transitions are listed in ``TRANSITIONS``; every move goes through ``_set_state`` which checks
+the table and emits a :class:`TcpState` event.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+
+from ..errors import TcpError
+from ..wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, TcpOptions, TcpSegment, build_tcp, flags_str
+from .congestion import Reno
+from .events import (
+    DupAck,
+    DupData,
+    Event,
+    Handshake,
+    OutOfOrder,
+    Retransmit,
+    SegmentIn,
+    SegmentOut,
+    TcpState,
+    Window,
+)
+from .reassembly import Reassembly
+
+M32 = 0xFFFFFFFF
+_HALF = 1 << 31
+_MOD = 1 << 32
+
+CLOSED = "CLOSED"
+SYN_SENT = "SYN-SENT"
+ESTABLISHED = "ESTABLISHED"
+FIN_WAIT_1 = "FIN-WAIT-1"
+FIN_WAIT_2 = "FIN-WAIT-2"
+CLOSE_WAIT = "CLOSE-WAIT"
+CLOSING = "CLOSING"
+LAST_ACK = "LAST-ACK"
+TIME_WAIT = "TIME-WAIT"
+
+# (state, what happened) -> next state. Anything can also go to CLOSED (RST, abort, timeout).
+TRANSITIONS: dict[tuple[str, str], str] = {
+    (CLOSED, "connect"): SYN_SENT,
+    (SYN_SENT, "syn-ack"): ESTABLISHED,
+    (SYN_SENT, "close"): CLOSED,
+    (ESTABLISHED, "close"): FIN_WAIT_1,
+    (ESTABLISHED, "fin"): CLOSE_WAIT,
+    (CLOSE_WAIT, "close"): LAST_ACK,
+    (FIN_WAIT_1, "fin-acked"): FIN_WAIT_2,
+    (FIN_WAIT_1, "fin"): CLOSING,
+    (FIN_WAIT_2, "fin"): TIME_WAIT,
+    (CLOSING, "fin-acked"): TIME_WAIT,
+    (LAST_ACK, "fin-acked"): CLOSED,
+    (TIME_WAIT, "timeout"): CLOSED,
+}
+_SYNCHRONIZED = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT})
+_RECEIVING = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})  # peer data still accepted
+_SENDING = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, LAST_ACK, CLOSING})  # we may (re)send
+_RESET_IS_ERROR = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT})
+
+COUNTER_NAMES = (
+    "segments_in", "segments_out", "bytes_in", "bytes_out", "bytes_delivered",
+    "bad_port", "closed_drops", "bad_synack", "out_of_window", "window_probes_in",
+    "dup_data", "dup_data_bytes", "partial_dup", "out_of_order", "out_of_order_bytes", "holes_filled",
+    "acks_sent", "delayed_acks", "dup_acks_sent", "window_updates", "challenge_acks",
+    "acks_in", "dup_acks_in", "ack_unsent", "old_acks", "rtt_samples",
+    "retransmits", "fast_retransmits", "rto_timeouts", "syn_retransmits", "zero_window_probes",
+    "rst_in", "rst_out", "rst_ignored", "syn_in", "no_ack_drops",
+)
+
+_FLAG_STR: dict[int, str] = {}
+_ACK_PLAIN = struct.Struct("!HHIIBBHHH")
+_ACK_TS = struct.Struct("!HHIIBBHHHIII")
+_TS_PREFIX = 0x0101080A  # NOP NOP TS(8) len 10
+
+
+def _fs(flags: int) -> str:
+    s = _FLAG_STR.get(flags)
+    if s is None:
+        s = _FLAG_STR[flags] = flags_str(flags)
+    return s
+
+
+def seq_lt(a: int, b: int) -> bool:
+    return 0 < ((b - a) & M32) < _HALF
+
+
+def seq_le(a: int, b: int) -> bool:
+    return ((b - a) & M32) < _HALF
+
+
+def seq_gt(a: int, b: int) -> bool:
+    return seq_lt(b, a)
+
+
+def seq_ge(a: int, b: int) -> bool:
+    return seq_le(b, a)
+
+
+def seq_diff(a: int, b: int) -> int:
+    """a - b as a signed 32-bit distance."""
+    d = (a - b) & M32
+    return d - _MOD if d >= _HALF else d
+
+
+def wscale_for(rcv_buf: int) -> int:
+    """The smallest shift that lets a 16-bit window describe ``rcv_buf`` (RFC 7323: at most 14)."""
+    ws = 0
+    while ws < 14 and (0xFFFF << ws) < rcv_buf:
+        ws += 1
+    return ws
+
+
+class TcpConnection:
+    """One client connection. See the module docstring for the calling convention."""
+
+    def __init__(
+        self,
+        *,
+        local_ip: bytes,
+        remote_ip: bytes,
+        local_port: int,
+        remote_port: int,
+        isn: int,
+        mss: int = 1460,
+        rcv_buf: int = 8 << 20,
+        sack: bool = True,
+        timestamps: bool = True,
+        ts_offset: int = 0,
+        syn_retries: int = 5,
+        max_retries: int = 8,
+        delack: float = 0.04,
+        min_rto: float = 0.2,
+        max_rto: float = 60.0,
+        initial_rto: float = 1.0,
+        time_wait: float = 1.0,
+        segment_events: bool = True,
+        window_event_interval: float = 0.01,
+    ) -> None:
+        self.local_ip = local_ip
+        self.remote_ip = remote_ip
+        self.local_port = local_port
+        self.remote_port = remote_port
+        self.isn = isn & M32
+        self.adv_mss = mss  # the MSS option we send
+        self.rcv_buf = rcv_buf
+        self.want_sack = sack
+        self.want_timestamps = timestamps
+        self.ts_offset = ts_offset
+        self.syn_retries = syn_retries
+        self.max_retries = max_retries
+        self.delack = delack
+        self.min_rto = min_rto
+        self.max_rto = max_rto
+        self.initial_rto = initial_rto
+        self.time_wait = time_wait
+        self.segment_events = segment_events
+        self._ph_base = int.from_bytes(local_ip, "big") + int.from_bytes(remote_ip, "big") + 6  # pseudo-header
+        self.window_event_interval = window_event_interval
+
+        self.state = CLOSED
+        self._fast_ok = False
+        self.error: TcpError | None = None
+        self.peer_eof = False
+        self.counters: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+
+        # negotiated
+        self.peer_isn = 0
+        self.peer_mss = 536
+        self.mss = min(mss, 536)  # the MSS we send with: min(ours, peer's)
+        self.smss = self.mss  # payload bytes per full segment (MSS minus the timestamp option)
+        self.rcv_wscale = wscale_for(rcv_buf)  # our shift (what we send in the SYN)
+        self.snd_wscale = 0  # the peer's shift, applied to its windows
+        self.sack_ok = False
+        self.ts_ok = False
+        self.handshake_rtt: float | None = None
+
+        # send side (sequence numbers)
+        self.snd_una = self.isn
+        self.snd_nxt = self.isn
+        self.snd_max = self.isn
+        self.snd_wnd = 0
+        self._max_snd_wnd = 0
+        self._snd_wl1 = 0
+        self._snd_wl2 = 0
+        self._sndbuf = bytearray()  # data from snd_una (= isn+1 once established) onward
+        self._fin_queued = False
+        self._fin_acked = False
+        self._probe_out = False  # a zero-window probe byte beyond snd_max may be acked
+        self.cc = Reno(self.smss)
+        self._dupacks = 0
+        self._recover = self.isn
+        self._rtx_reason = "rto"
+
+        # RTT / RTO (RFC 6298)
+        self.srtt: float | None = None
+        self.rttvar: float | None = None
+        self.rto = initial_rto
+        self._backoff = 0
+        self._rtt_seq: int | None = None  # Karn timing without timestamps
+        self._rtt_t = 0.0
+        self._ts_sent: deque[tuple[int, float]] = deque(maxlen=8192)  # (TSval, first send time)
+        self._syn_count = 0
+        self._syn_t = 0.0
+
+        # receive side (stream offsets: 0 = the first data byte after the peer's SYN)
+        self.rcv_nxt = 0  # sequence number
+        self._rcv_off = 0  # bytes received in order
+        self._rd_off = 0  # bytes read by the app
+        self._adv_max = 0  # highest right edge we ever advertised (offset)
+        self._rxq: deque[bytes] = deque()
+        self._rx_len = 0
+        self._ooo = Reassembly()
+        self._fin_off: int | None = None  # offset of a FIN seen out of order
+        self._rcv_mss = 536
+        self._unacked = 0  # in-order bytes received since our last ACK
+        self._last_ack_sent = 0
+        self._last_wnd_sent = 0  # bytes
+        self._ooo_dupacks = 0
+        self.ts_recent = 0
+        self._last_tsecr_seen = -1
+        self.rcv_rtt: float | None = None  # receiver-side RTT estimate (seconds)
+        self.peer_flight = 0
+        self._pf_t0 = 0.0
+        self._pf_b0 = 0
+
+        # timers
+        self._rtx_at: float | None = None
+        self._delack_at: float | None = None
+        self._persist_at: float | None = None
+        self._persist_backoff = 0
+        self._probes_unanswered = 0
+        self._tw_at: float | None = None
+
+        # output
+        self._out: list[bytes] = []
+        self._events: list[Event] = []
+        self._now = 0.0
+        self._win_key: tuple[int, int, float] = (0, 0, 0.0)
+        self._win_t = -1.0
+        self._flowing = False
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def rcv_buffered(self) -> int:
+        return self._rx_len + self._ooo.bytes
+
+    @property
+    def bytes_received(self) -> int:
+        """Data bytes received in order (delivered to the receive buffer)."""
+        return self._rcv_off
+
+    @property
+    def send_pending(self) -> int:
+        """Our data bytes not yet acknowledged."""
+        return len(self._sndbuf)
+
+    @property
+    def next_deadline(self) -> float | None:
+        best: float | None = None
+        for t in (self._rtx_at, self._delack_at, self._persist_at, self._tw_at):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def take_segments(self) -> list[bytes]:
+        out = self._out
+        self._out = []
+        return out
+
+    def take_events(self) -> list[Event]:
+        ev = self._events
+        self._events = []
+        return ev
+
+    def connect(self, now: float) -> None:
+        if self.state != CLOSED or self._syn_count:
+            raise TcpError("connect() called twice")
+        self._now = now
+        self._set_state("connect", now)
+        self._send_syn(now)
+
+    def send(self, data: bytes, now: float) -> None:
+        if self.error is not None:
+            raise self.error
+        if self._fin_queued or self.state not in (CLOSED, SYN_SENT, ESTABLISHED, CLOSE_WAIT):
+            raise TcpError(f"cannot send: connection is {self.state}" + (" (closing)" if self._fin_queued else ""))
+        self._now = now
+        self._sndbuf += data
+        if self.state in _SENDING:
+            self._output(now)
+
+    def close(self, now: float) -> None:
+        """Send a FIN after all queued data (a no-op when already closing or closed)."""
+        self._now = now
+        st = self.state
+        if self._fin_queued or st in (CLOSED, FIN_WAIT_1, FIN_WAIT_2, CLOSING, LAST_ACK, TIME_WAIT):
+            return
+        if st == SYN_SENT:
+            if self._sndbuf:
+                self._fin_queued = True  # FIN-WAIT-1 once established
+            else:
+                self._set_state("close", now)
+                self._clear_timers()
+            return
+        self._fin_queued = True
+        self._set_state("close", now)
+        self._output(now)
+
+    def abort(self, now: float) -> None:
+        """Send a RST (in synchronized states) and go CLOSED."""
+        self._now = now
+        if self.state in _SYNCHRONIZED and self.state != TIME_WAIT:
+            self._emit(now, self.snd_nxt, RST | ACK, note="abort")
+            self.counters["rst_out"] += 1
+        self._to_closed(now)
+
+    def read(self, max_bytes: int | None = None) -> bytes:
+        """In-order data for the app. Frees buffer space; may queue a window update segment."""
+        q = self._rxq
+        if not q:
+            return b""
+        if max_bytes is None or max_bytes >= self._rx_len:
+            data = q[0] if len(q) == 1 else b"".join(q)
+            q.clear()
+        else:
+            parts: list[bytes] = []
+            need = max_bytes
+            while need > 0:
+                p = q[0]
+                if len(p) <= need:
+                    parts.append(q.popleft())
+                    need -= len(p)
+                else:
+                    parts.append(p[:need])
+                    q[0] = p[need:]
+                    need = 0
+            data = b"".join(parts)
+        n = len(data)
+        self._rx_len -= n
+        self._rd_off += n
+        self.counters["bytes_delivered"] += n
+        if self.state in _RECEIVING:
+            self._maybe_window_update(self._now)
+        return data
+
+    def on_timer(self, now: float) -> None:
+        self._now = now
+        if self._tw_at is not None and now >= self._tw_at:
+            self._tw_at = None
+            self._set_state("timeout", now)
+            self._clear_timers()
+            return
+        if self._rtx_at is not None and now >= self._rtx_at:
+            self._on_rto(now)
+            if self.state == CLOSED:
+                return
+        if self._persist_at is not None and now >= self._persist_at:
+            self._on_persist(now)
+            if self.state == CLOSED:
+                return
+        if self._delack_at is not None and now >= self._delack_at:
+            self._delack_at = None
+            self.counters["delayed_acks"] += 1
+            self._send_ack(now)
+        self._window_event(now)
+
+    # ------------------------------------------------------------------ receive
+
+    def on_segment(self, seg: TcpSegment, now: float) -> None:
+        self._now = now
+        c = self.counters
+        c["segments_in"] += 1
+        # The fast path (the download's steady state): in-order data at RCV.NXT, nothing queued out of
+        # order, a plain ACK of nothing new with the peer's window unchanged, room in our window.
+        if (
+            self._fast_ok
+            and seg.seq == self.rcv_nxt
+            and (seg.flags | PSH) == (ACK | PSH)
+            and seg.ack == self.snd_una
+            and not self._ooo.bytes
+            and self._fin_off is None
+            and seg.dst_port == self.local_port
+            and seg.src_port == self.remote_port
+            and (seg.window << self.snd_wscale) == self.snd_wnd
+        ):
+            payload = seg.payload
+            plen = len(payload)
+            if 0 < plen <= self._adv_max - self._rcv_off:
+                c["bytes_in"] += plen
+                c["acks_in"] += 1
+                self._snd_wl1 = seg.seq
+                if plen > self._rcv_mss and plen <= self.adv_mss:
+                    self._rcv_mss = plen
+                self._flowing = True
+                if self.ts_ok:
+                    ts = seg.options.ts
+                    if ts is not None:
+                        if ts[1] != self._last_tsecr_seen:
+                            self._last_tsecr_seen = ts[1]
+                            self._rcv_rtt_sample(ts[1], now)
+                        if seg.seq == self._last_ack_sent and seq_ge(ts[0], self.ts_recent):
+                            self.ts_recent = ts[0]
+                self._rxq.append(bytes(payload))
+                self._rx_len += plen
+                self._rcv_off += plen
+                self.rcv_nxt = (self.rcv_nxt + plen) & M32
+                self._peer_flight_update(now)
+                self._unacked += plen
+                if self._unacked >= 2 * self._rcv_mss:
+                    self._send_ack(now)
+                elif self._delack_at is None:
+                    self._delack_at = now + self.delack
+                if self.segment_events:
+                    self._events.append(
+                        SegmentIn(now, (seg.seq - self.peer_isn) & M32, (seg.ack - self.isn) & M32,
+                                  _fs(seg.flags), self.snd_wnd, plen)
+                    )
+                if now - self._win_t >= self.window_event_interval:
+                    self._window_event(now)
+                return
+        if seg.dst_port != self.local_port or seg.src_port != self.remote_port:
+            c["bad_port"] += 1
+            return
+        state = self.state
+        if state == SYN_SENT:
+            self._on_segment_syn_sent(seg, now)
+            return
+        if state == CLOSED:
+            c["closed_drops"] += 1
+            self._seg_in(seg, now, "closed")
+            return
+
+        flags = seg.flags
+        payload = seg.payload
+        plen = len(payload)
+        c["bytes_in"] += plen
+        seq = seg.seq
+        rcv_nxt = self.rcv_nxt
+        delta = (seq - rcv_nxt) & M32
+        if delta >= _HALF:
+            delta -= _MOD
+        rcv_wnd = self._adv_max - self._rcv_off
+        rcv_wnd = max(rcv_wnd, 0)
+        seglen = plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+
+        # RFC 9293 3.10.7.4 acceptability (a segment starting exactly at RCV.NXT is always looked at:
+        # ACKs, RSTs and FINs must get through a zero window; its data is trimmed below).
+        if delta == 0:
+            acceptable = True
+        elif seglen == 0:
+            acceptable = 0 <= delta < rcv_wnd
+        else:
+            acceptable = (0 <= delta < rcv_wnd) or (0 <= delta + seglen - 1 < rcv_wnd) or (
+                delta < 0 and delta + seglen > rcv_wnd > 0
+            )
+
+        if flags & RST:
+            self._on_rst(seg, delta, rcv_wnd, now)
+            return
+
+        if flags & SYN:
+            # RFC 5961 4.2: a SYN in a synchronized state, whatever its sequence number, gets a challenge ACK.
+            c["syn_in"] += 1
+            c["challenge_acks"] += 1
+            self._seg_in(seg, now, "challenge")
+            self._send_ack(now, note="challenge")
+            return
+
+        if not acceptable:
+            if plen == 0 and rcv_wnd == 0 and -1 <= delta <= 1:
+                c["window_probes_in"] += 1
+                note = "zero-window-probe"
+            elif delta < 0 and delta + seglen <= 0:
+                if plen:
+                    c["dup_data"] += 1
+                    c["dup_data_bytes"] += plen
+                    self._events.append(DupData(now, (seq - self.peer_isn) & M32, plen))
+                    note = "dup"
+                else:
+                    note = "old"
+            elif rcv_wnd == 0 and 0 <= delta <= 1:
+                c["window_probes_in"] += 1
+                note = "zero-window-probe"
+            else:
+                c["out_of_window"] += 1
+                note = "out-of-window"
+            self._seg_in(seg, now, note)
+            if state == TIME_WAIT and flags & FIN:
+                self._tw_at = now + self.time_wait  # a retransmitted FIN restarts 2*MSL
+            self._send_ack(now, note="dup-ack" if note == "dup" else "")
+            return
+
+        if not flags & ACK:
+            c["no_ack_drops"] += 1
+            self._seg_in(seg, now, "no-ack")
+            return
+
+        # ---- ACK processing (our send side)
+        ack = seg.ack
+        una = self.snd_una
+        d_ack = (ack - una) & M32
+        if d_ack:
+            limit = (self.snd_max - una) & M32
+            if self._probe_out:
+                limit += 1
+            if d_ack <= limit:
+                self._on_new_ack(seg, d_ack, now)
+                if self.state == CLOSED:
+                    self._seg_in(seg, now, "")
+                    return
+            elif d_ack < _HALF:
+                # RFC 9293: an ACK for something not yet sent: ACK and drop.
+                c["ack_unsent"] += 1
+                self._seg_in(seg, now, "ack-unsent")
+                self._send_ack(now)
+                return
+            else:
+                c["old_acks"] += 1
+        else:
+            c["acks_in"] += 1
+            self._probes_unanswered = 0
+            if (
+                plen == 0
+                and not flags & FIN
+                and self.snd_max != una
+                and (seg.window << self.snd_wscale) == self.snd_wnd
+            ):
+                self._on_dup_ack(now)
+            self._update_window(seg, now)
+
+        opts = seg.options
+        if self.ts_ok and opts.ts is not None:
+            tsval = opts.ts[0]
+            if seq_le(seq, self._last_ack_sent) and seq_ge(tsval, self.ts_recent):
+                self.ts_recent = tsval
+
+        note = ""
+        state = self.state
+        if plen and state in _RECEIVING:
+            note = self._on_data(seg, payload, plen, delta, rcv_wnd, now)
+        elif flags & FIN and state in _RECEIVING:
+            if delta == 0:
+                self._on_fin(now)
+            elif 0 < delta <= rcv_wnd and self._fin_off is None:
+                self._fin_off = self._rcv_off + delta
+                self._send_ack(now)
+        if self.segment_events:
+            self._seg_in(seg, now, note)
+        self._window_event(now)
+
+    def _on_data(self, seg: TcpSegment, payload: bytes | memoryview, plen: int, delta: int,
+                 rcv_wnd: int, now: float) -> str:
+        c = self.counters
+        fin = bool(seg.flags & FIN)
+        if delta < 0:  # partly old: trim the front
+            c["partial_dup"] += 1
+            payload = payload[-delta:]
+            plen += delta
+            delta = 0
+            if plen <= 0:  # only the FIN was new
+                if fin:
+                    self._on_fin(now)
+                else:
+                    self._send_ack(now)
+                return "dup"
+        room = rcv_wnd - delta
+        if plen > room:  # trim to the window; the FIN falls off with the tail
+            if room <= 0:
+                c["window_probes_in" if rcv_wnd == 0 else "out_of_window"] += 1
+                self._send_ack(now)
+                return "zero-window-probe" if rcv_wnd == 0 else "out-of-window"
+            payload = payload[:room]
+            plen = room
+            fin = False
+        if plen > self._rcv_mss and plen <= self.adv_mss:
+            self._rcv_mss = plen
+        self._flowing = True
+        if self.ts_ok:
+            ts = seg.options.ts
+            if ts is not None and ts[1] != self._last_tsecr_seen:
+                self._last_tsecr_seen = ts[1]
+                self._rcv_rtt_sample(ts[1], now)
+        ooo = self._ooo
+        if delta == 0:
+            if not ooo:
+                # the fast path: in order, nothing queued
+                self._rxq.append(bytes(payload))
+                self._rx_len += plen
+                self._rcv_off += plen
+                self.rcv_nxt = (self.rcv_nxt + plen) & M32
+                self._peer_flight_update(now)
+                if fin or (self._fin_off is not None and self._fin_off == self._rcv_off):
+                    self._on_fin(now)
+                    return ""
+                self._unacked += plen
+                if self._unacked >= 2 * self._rcv_mss:
+                    self._send_ack(now)
+                elif self._delack_at is None:
+                    self._delack_at = now + self.delack
+                return ""
+            # in order with a queue: merge, deliver everything now contiguous, ACK at once
+            off = self._rcv_off
+            ooo.add(off, bytes(payload))
+            got = ooo.pop_ready(off)
+            assert got is not None
+            end, pieces = got
+            self._deliver(pieces, end - off)
+            c["holes_filled"] += 1
+            self._peer_flight_update(now)
+            if fin and self._fin_off is None:
+                self._fin_off = off + plen
+            if self._fin_off is not None and self._fin_off <= self._rcv_off:
+                self._on_fin(now)
+            else:
+                self._send_ack(now)
+            return "fill"
+        # out of order: hold it (inside the window only), dup ACK with SACK at once
+        off = self._rcv_off + delta
+        new = ooo.add(off, bytes(payload))
+        if fin and self._fin_off is None:
+            self._fin_off = off + plen
+        if new == 0:
+            c["dup_data"] += 1
+            c["dup_data_bytes"] += plen
+            self._events.append(DupData(now, (seg.seq - self.peer_isn) & M32, plen))
+        else:
+            c["out_of_order"] += 1
+            c["out_of_order_bytes"] += new
+            self._events.append(
+                OutOfOrder(now, (seg.seq - self.peer_isn) & M32, plen, self._rcv_off + 1, ooo.bytes)
+            )
+        self._ooo_dupacks += 1
+        c["dup_acks_sent"] += 1
+        self._events.append(DupAck(now, self._rcv_off + 1, self._ooo_dupacks, "out"))
+        self._send_ack(now, note="dup-ack")
+        return "ooo" if new else "dup"
+
+    def _deliver(self, pieces: list[bytes], n: int) -> None:
+        self._rxq.extend(pieces)
+        self._rx_len += n
+        self._rcv_off += n
+        self.rcv_nxt = (self.rcv_nxt + n) & M32
+        self._ooo_dupacks = 0
+
+    def _on_fin(self, now: float) -> None:
+        """The peer's FIN, with all data before it in the receive buffer."""
+        self._fin_off = None
+        if self._ooo:
+            self._ooo = Reassembly()  # data beyond the FIN is bogus
+        self.rcv_nxt = (self.rcv_nxt + 1) & M32
+        self.peer_eof = True
+        st = self.state
+        if st == ESTABLISHED:
+            self._set_state("fin", now)
+        elif st == FIN_WAIT_1:
+            self._set_state("fin", now)  # CLOSING
+        elif st == FIN_WAIT_2:
+            self._set_state("fin", now)
+            self._enter_time_wait(now)
+        self._send_ack(now)
+
+    def _on_segment_syn_sent(self, seg: TcpSegment, now: float) -> None:
+        c = self.counters
+        flags = seg.flags
+        iss1 = (self.isn + 1) & M32
+        if flags & ACK and seg.ack != iss1:
+            c["bad_synack"] += 1
+            self._seg_in(seg, now, "bad-ack")
+            if not flags & RST:
+                self._emit(now, seg.ack, RST, note="bad-ack")
+                c["rst_out"] += 1
+            return
+        if flags & RST:
+            c["rst_in"] += 1
+            if flags & ACK:
+                self._seg_in(seg, now, "refused")
+                self._fail(f"connection refused by {_ip(self.remote_ip)}:{self.remote_port}", now)
+            else:
+                c["rst_ignored"] += 1
+                self._seg_in(seg, now, "ignored")
+            return
+        if not (flags & SYN and flags & ACK):
+            c["closed_drops"] += 1
+            self._seg_in(seg, now, "ignored")
+            return
+        # the SYN-ACK: negotiate
+        o = seg.options
+        self.peer_isn = seg.seq
+        self.rcv_nxt = (seg.seq + 1) & M32
+        self._last_ack_sent = self.rcv_nxt
+        self.snd_una = self.snd_nxt = self.snd_max = iss1
+        self._recover = iss1
+        self.peer_mss = o.mss if o.mss else 536
+        self.mss = max(min(self.adv_mss, self.peer_mss), 88)  # Linux's TCP_MIN_MSS: never absurdly small
+        if o.wscale is not None:
+            self.snd_wscale = o.wscale
+        else:
+            self.rcv_wscale = 0
+        self.sack_ok = self.want_sack and o.sack_permitted
+        self.ts_ok = self.want_timestamps and o.ts is not None
+        self.smss = self.mss - (12 if self.ts_ok else 0)
+        self._rcv_mss = min(self.smss, 536)
+        self.snd_wnd = seg.window  # never scaled in a SYN
+        self._max_snd_wnd = self.snd_wnd
+        self._snd_wl1 = seg.seq
+        self._snd_wl2 = seg.ack
+        self._adv_max = min(self.rcv_buf, 0xFFFF)  # the window our SYN offered
+        if self.ts_ok:
+            assert o.ts is not None
+            self.ts_recent = o.ts[0]
+        # handshake RTT: timestamps make it exact even after SYN retransmissions (else Karn)
+        rtt: float | None = None
+        if self.ts_ok and o.ts is not None:
+            t_sent = self._ts_lookup(o.ts[1])
+            if t_sent is not None:
+                rtt = now - t_sent
+        if rtt is None and self._syn_count == 1:
+            rtt = now - self._syn_t
+        self._rtx_at = None
+        if rtt is not None:
+            self._rtt_sample(rtt)
+        else:
+            self.rto = min(max(3.0, self.initial_rto), self.max_rto)  # RFC 6298 5.7
+        self._backoff = 0
+        self.handshake_rtt = rtt if rtt is not None else now - self._syn_t
+        self.cc = Reno(self.smss, syn_lost=self._syn_count > 1)
+        self._pf_t0 = now
+        self._seg_in(seg, now, "")
+        self._set_state("syn-ack", now)
+        self._events.append(
+            Handshake(
+                now, self.local_port, self.remote_port, self.isn, self.peer_isn, self.mss, self.peer_mss,
+                self.rcv_wscale if o.wscale is not None else None, o.wscale, self.sack_ok, self.ts_ok,
+                self.handshake_rtt * 1000.0,
+            )
+        )
+        if self._fin_queued:
+            self._set_state("close", now)
+        self._send_ack(now)
+        self._output(now)
+        self._window_event(now, force=True)
+
+    def _on_rst(self, seg: TcpSegment, delta: int, rcv_wnd: int, now: float) -> None:
+        """RFC 5961 section 3: reset only on an exact match; in-window -> challenge ACK; else drop."""
+        c = self.counters
+        c["rst_in"] += 1
+        if delta == 0:
+            self._seg_in(seg, now, "reset")
+            if self.state in _RESET_IS_ERROR:
+                self._fail("connection reset by peer", now)
+            else:
+                self._to_closed(now)
+        elif 0 <= delta < max(rcv_wnd, 1):
+            c["challenge_acks"] += 1
+            self._seg_in(seg, now, "challenge")
+            self._send_ack(now, note="challenge")
+        else:
+            c["rst_ignored"] += 1
+            self._seg_in(seg, now, "out-of-window")
+
+    # ------------------------------------------------------------------ ACKs from the peer
+
+    def _update_window(self, seg: TcpSegment, now: float) -> None:
+        seq, ack = seg.seq, seg.ack
+        if seq_lt(self._snd_wl1, seq) or (self._snd_wl1 == seq and seq_le(self._snd_wl2, ack)):
+            old = self.snd_wnd
+            wnd = seg.window << self.snd_wscale
+            self.snd_wnd = wnd
+            self._snd_wl1 = seq
+            self._snd_wl2 = ack
+            self._max_snd_wnd = max(self._max_snd_wnd, wnd)
+            if wnd and not old:
+                self._persist_at = None
+                self._persist_backoff = 0
+                self._output(now)
+            elif wnd > old:
+                self._output(now)
+
+    def _on_new_ack(self, seg: TcpSegment, acked: int, now: float) -> None:
+        c = self.counters
+        c["acks_in"] += 1
+        ack = seg.ack
+        una = self.snd_una
+        flight_before = (self.snd_max - una) & M32
+        fin_end = self._fin_seq_end() if self._fin_queued else -1
+        data_acked = min(acked, len(self._sndbuf))
+        if data_acked:
+            del self._sndbuf[:data_acked]
+        self.snd_una = ack
+        if ack == fin_end:
+            self._fin_acked = True
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        if seq_lt(self.snd_max, ack):
+            self.snd_max = ack
+        self._probe_out = False
+        self._probes_unanswered = 0
+        self._dupacks = 0
+        # RTT sample: timestamps (RFC 7323 4.1) or Karn's timed segment
+        sample: float | None = None
+        ts = seg.options.ts
+        if self.ts_ok and ts is not None and ts[1]:
+            t_sent = self._ts_lookup(ts[1])
+            if t_sent is not None:
+                sample = now - t_sent
+            else:
+                sample = ((int(now * 1000) + self.ts_offset - ts[1]) & M32) / 1000.0
+                if sample > 3600:
+                    sample = None
+        elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
+            sample = now - self._rtt_t
+            self._rtt_seq = None
+        self._backoff = 0
+        if sample is not None:
+            self._rtt_sample(sample)
+        # congestion control (NewReno)
+        cc = self.cc
+        if cc.in_recovery:
+            if seq_ge(ack, self._recover):
+                cc.on_recovery_exit((self.snd_max - ack) & M32)
+            else:
+                cc.on_partial_ack(data_acked)
+                self._retransmit_one(now, "fast")
+        else:
+            cc.on_ack(data_acked, now)
+        self._update_window(seg, now)
+        # our FIN acknowledged?
+        if ack == fin_end:
+            st = self.state
+            if st == FIN_WAIT_1:
+                self._set_state("fin-acked", now)
+            elif st == CLOSING:
+                self._set_state("fin-acked", now)
+                self._enter_time_wait(now)
+            elif st == LAST_ACK:
+                self._set_state("fin-acked", now)
+                self._clear_timers()
+                return
+        if self.snd_una == self.snd_max:
+            self._rtx_at = None
+        else:
+            self._rtx_at = now + self.rto
+        if flight_before:
+            self._output(now)
+
+    def _on_dup_ack(self, now: float) -> None:
+        c = self.counters
+        self._dupacks += 1
+        c["dup_acks_in"] += 1
+        self._events.append(DupAck(now, (self.snd_una - self.isn) & M32, self._dupacks, "in"))
+        cc = self.cc
+        if self._dupacks == 3 and not cc.in_recovery and seq_ge(self.snd_una, self._recover):
+            flight = (self.snd_max - self.snd_una) & M32
+            self._recover = self.snd_max
+            cc.on_fast_retransmit(flight)
+            c["fast_retransmits"] += 1
+            self._retransmit_one(now, "fast")
+            self._window_event(now, force=True)
+        elif self._dupacks > 3 and cc.in_recovery:
+            cc.on_dup_ack()
+            self._output(now)
+
+    # ------------------------------------------------------------------ timers
+
+    def _on_rto(self, now: float) -> None:
+        self._rtx_at = None
+        c = self.counters
+        if self.state == SYN_SENT:
+            if self._syn_count >= 1 + self.syn_retries:
+                self._fail(f"connection timed out (no answer to SYN after {self._syn_count} tries)", now)
+                return
+            self.rto = min(self.rto * 2, self.max_rto)
+            c["syn_retransmits"] += 1
+            c["retransmits"] += 1
+            self._events.append(Retransmit(now, 0, 0, "syn", self._syn_count))
+            self._send_syn(now)
+            return
+        if self.snd_una == self.snd_max:
+            return
+        if self._backoff >= self.max_retries:
+            if not self._sndbuf and self.state in (FIN_WAIT_1, CLOSING, LAST_ACK):
+                self._to_closed(now)  # only our FIN is unacknowledged: all data got through
+                return
+            self._fail(f"connection timed out: {self._backoff} retransmissions unanswered", now)
+            return
+        self._backoff += 1
+        self.rto = min(self.rto * 2, self.max_rto)
+        c["rto_timeouts"] += 1
+        flight = (self.snd_max - self.snd_una) & M32
+        self.cc.on_rto(flight)
+        self._recover = self.snd_max  # RFC 6582 section 4
+        self._dupacks = 0
+        self._rtt_seq = None  # Karn
+        self._rtx_reason = "rto"
+        # go-back-N: resend the head now (even into a closed window), the rest as ACKs return
+        self.snd_nxt = (self.snd_una + self._retransmit_one(now, "rto")) & M32
+        self._rtx_at = now + self.rto
+        self._window_event(now, force=True)
+
+    def _on_persist(self, now: float) -> None:
+        self._persist_at = None
+        if self.state not in _SENDING or self.snd_wnd:
+            return
+        off = (self.snd_nxt - self.snd_una) & M32
+        if off >= len(self._sndbuf) or self.snd_nxt != self.snd_una:
+            return
+        if self._probes_unanswered >= self.max_retries:
+            self._fail(f"connection timed out: {self._probes_unanswered} retransmissions unanswered", now)
+            return
+        self._probes_unanswered += 1
+        self.counters["zero_window_probes"] += 1
+        self._events.append(
+            Retransmit(now, (self.snd_nxt - self.isn) & M32, 1, "probe", self._persist_backoff)
+        )
+        payload = bytes(self._sndbuf[off : off + 1])
+        self._emit(now, self.snd_nxt, ACK, payload, note="probe")
+        self._probe_out = True
+        self._persist_backoff += 1
+        self._persist_at = now + min(self._current_rto() * (1 << self._persist_backoff), self.max_rto)
+
+    def _enter_time_wait(self, now: float) -> None:
+        self._rtx_at = None
+        self._persist_at = None
+        self._tw_at = now + self.time_wait
+
+    # ------------------------------------------------------------------ output
+
+    def _fin_seq_end(self) -> int:
+        """The sequence number just after our FIN (valid once close() was called)."""
+        return (self.snd_una + len(self._sndbuf) + 1) & M32
+
+    def _output(self, now: float) -> None:
+        """Send what the windows allow: new data, the go-back-N resend after an RTO, the FIN."""
+        if self.state not in _SENDING:
+            return
+        buf = self._sndbuf
+        total = len(buf)
+        una = self.snd_una
+        smss = self.smss
+        while True:
+            nxt = self.snd_nxt
+            off = (nxt - una) & M32
+            if off < total:
+                flight = off
+                usable = min(self.cc.window, self.snd_wnd) - flight
+                if usable <= 0:
+                    break
+                n = min(smss, total - off, usable)
+                if n < smss and n < total - off and flight > 0:
+                    break  # sender-side SWS avoidance: wait for a full segment's room
+                payload = bytes(buf[off : off + n])
+                flags = ACK
+                if off + n == total:
+                    flags |= PSH
+                    if self._fin_queued:
+                        flags |= FIN
+                consumed = n + (1 if flags & FIN else 0)
+            elif off == total and self._fin_queued and not self._fin_acked:
+                payload = b""
+                flags = FIN | ACK
+                consumed = 1
+            else:
+                break
+            retrans = seq_lt(nxt, self.snd_max)
+            if retrans:
+                self.counters["retransmits"] += 1
+                self._rtt_seq = None
+                self._events.append(Retransmit(now, (nxt - self.isn) & M32, len(payload), self._rtx_reason,
+                                               self._backoff))
+            elif self._rtt_seq is None and not self.ts_ok:
+                self._rtt_seq = (nxt + consumed) & M32
+                self._rtt_t = now
+            self._emit(now, nxt, flags, payload, note="retransmit" if retrans else "")
+            nxt = (nxt + consumed) & M32
+            self.snd_nxt = nxt
+            if seq_lt(self.snd_max, nxt):
+                self.snd_max = nxt
+            if self._rtx_at is None:
+                self._rtx_at = now + self._current_rto()
+        # persist: the peer's window is closed, we have data and nothing in flight to learn from
+        if (
+            self.snd_wnd == 0
+            and self.snd_nxt == una
+            and total > 0
+            and self._persist_at is None
+            and self.snd_una == self.snd_max
+        ):
+            self._persist_at = now + self._current_rto()
+
+    def _retransmit_one(self, now: float, reason: str) -> int:
+        """Resend one segment at snd_una (RTO, fast retransmit, NewReno partial ACK); return the
+        sequence space it covers."""
+        una = self.snd_una
+        total = len(self._sndbuf)
+        n = min(self.smss, total)
+        flags = ACK
+        if n == total:
+            if n:
+                flags |= PSH
+            if self._fin_queued and self.snd_max == self._fin_seq_end():
+                flags |= FIN
+        if n == 0 and not flags & FIN:
+            return 0
+        self.counters["retransmits"] += 1
+        self._rtt_seq = None
+        self._events.append(Retransmit(now, (una - self.isn) & M32, n, reason, self._backoff))
+        self._emit(now, una, flags, bytes(self._sndbuf[:n]), note="retransmit")
+        self._rtx_at = now + self._current_rto()
+        return n + (1 if flags & FIN else 0)
+
+    def _send_syn(self, now: float) -> None:
+        self._syn_count += 1
+        self._syn_t = now
+        tsval = self._tsval(now)
+        opts = TcpOptions(
+            mss=self.adv_mss,
+            wscale=self.rcv_wscale,
+            sack_permitted=self.want_sack,
+            ts=(tsval, 0) if self.want_timestamps else None,
+        )
+        win = min(self.rcv_buf, 0xFFFF)
+        self._emit(now, self.isn, SYN, options=opts, window=win, note="retransmit" if self._syn_count > 1 else "")
+        self.snd_nxt = self.snd_max = (self.isn + 1) & M32
+        self._rtx_at = now + self.rto
+
+    def _send_ack(self, now: float, note: str = "") -> None:
+        self._emit(now, self.snd_nxt, ACK, note=note)
+
+    def _emit(
+        self,
+        now: float,
+        seq: int,
+        flags: int,
+        payload: bytes = b"",
+        *,
+        note: str = "",
+        options: TcpOptions | None = None,
+        window: int | None = None,
+    ) -> None:
+        """Build one segment, queue it, count it, and emit its SegmentOut event."""
+        c = self.counters
+        synced = self.state in _SYNCHRONIZED
+        ack = self.rcv_nxt if flags & ACK else 0
+        sack: tuple[tuple[int, int], ...] = ()
+        if window is None:
+            window = self._window_field() if synced else 0
+        fast = False
+        if options is None:
+            tsval = self._tsval(now) if self.ts_ok else -1
+            if self.sack_ok and self._ooo.bytes and flags & ACK and not payload:
+                base = (self.peer_isn + 1) & M32
+                sack = tuple(
+                    ((base + s) & M32, (base + e) & M32)
+                    for s, e in self._ooo.sack_blocks(3 if self.ts_ok else 4)
+                )
+            if flags == ACK and not payload and not sack:
+                # a pure ACK: one struct.pack and a checksum, no records
+                fast = True
+                if tsval >= 0:
+                    hdr = _ACK_TS.pack(self.local_port, self.remote_port, seq & M32, ack, 0x80, ACK, window, 0, 0,
+                                       _TS_PREFIX, tsval, self.ts_recent)
+                else:
+                    hdr = _ACK_PLAIN.pack(self.local_port, self.remote_port, seq & M32, ack, 0x50, ACK, window, 0,
+                                          0)
+                r = (self._ph_base + len(hdr) + int.from_bytes(hdr, "big")) % 0xFFFF
+                self._out.append(hdr[:16] + (0xFFFF - r if r else 0).to_bytes(2, "big") + hdr[18:])
+            elif tsval >= 0 or sack:
+                options = TcpOptions(ts=(tsval, self.ts_recent) if tsval >= 0 else None, sack=sack)
+            else:
+                options = NO_OPTIONS
+        elif options.ts is not None:
+            self._ts_note(options.ts[0], now)
+        if not fast:
+            assert options is not None
+            seg = TcpSegment(self.local_port, self.remote_port, seq & M32, ack, flags, window, options, payload)
+            self._out.append(build_tcp(seg, self.local_ip, self.remote_ip))
+        plen = len(payload)
+        c["segments_out"] += 1
+        c["bytes_out"] += plen
+        if flags & ACK:
+            c["acks_sent"] += 1
+            self._last_ack_sent = ack
+            self._unacked = 0
+            self._delack_at = None
+            if synced:
+                self._last_wnd_sent = window << self.rcv_wscale
+        if plen:
+            self._flowing = True
+        if self.segment_events:
+            base = (self.peer_isn + 1) & M32
+            self._events.append(
+                SegmentOut(
+                    now,
+                    (seq - self.isn) & M32,
+                    (ack - self.peer_isn) & M32 if flags & ACK else 0,
+                    _fs(flags),
+                    window,
+                    plen,
+                    tuple(((s - base + 1) & M32, (e - base + 1) & M32) for s, e in sack) if sack else (),
+                    note,
+                )
+            )
+
+    def _tsval(self, now: float) -> int:
+        v = (int(now * 1000) + self.ts_offset) & M32
+        self._ts_note(v, now)
+        return v
+
+    def _ts_note(self, v: int, now: float) -> None:
+        dq = self._ts_sent
+        if not dq or dq[-1][0] != v:
+            dq.append((v, now))
+
+    def _ts_lookup(self, tsecr: int) -> float | None:
+        """When did we first send TSval ``tsecr``? Drops older entries (echoes move forward)."""
+        dq = self._ts_sent
+        while dq and dq[0][0] != tsecr and seq_lt(dq[0][0], tsecr):
+            dq.popleft()
+        if dq and dq[0][0] == tsecr:
+            return dq[0][1]
+        return None
+
+    # ------------------------------------------------------------------ windows
+
+    def _window_field(self) -> int:
+        """The 16-bit window to advertise now (scaled, rounded down, never pulling back the right edge
+        we already advertised unless that would overrun the buffer)."""
+        ws = self.rcv_wscale
+        rcv_off = self._rcv_off
+        hard = self._rd_off + self.rcv_buf  # the receive buffer's end, as an offset
+        w = (hard - rcv_off) >> ws
+        w = min(w, 0xFFFF)
+        edge = rcv_off + (w << ws)
+        adv = self._adv_max
+        if edge < adv:
+            need = (adv - rcv_off + (1 << ws) - 1) >> ws
+            if need <= 0xFFFF and rcv_off + (need << ws) <= hard:
+                w = need
+                edge = rcv_off + (need << ws)
+        if edge > adv:
+            self._adv_max = edge
+        return w
+
+    def _advertisable(self) -> int:
+        """Bytes we could advertise right now (without side effects)."""
+        ws = self.rcv_wscale
+        w = (self._rd_off + self.rcv_buf - self._rcv_off) >> ws
+        return min(w, 0xFFFF) << ws
+
+    def _maybe_window_update(self, now: float) -> None:
+        """RFC 9293 3.8.6.2.2 receiver SWS avoidance: announce an opened window only when it grew a lot."""
+        old = max(self._adv_max - self._rcv_off, 0)
+        half = self.rcv_buf // 2
+        if old > half:
+            return  # the peer still sees plenty of room
+        new = self._advertisable()
+        if new >= 2 * old and new - old >= min(2 * self._rcv_mss, half):
+            self.counters["window_updates"] += 1
+            self._send_ack(now, note="window-update")
+            self._window_event(now, force=True)
+
+    # ------------------------------------------------------------------ RTT / RTO
+
+    def _rtt_sample(self, r: float) -> None:
+        """RFC 6298 section 2 (clock granularity G = 1 ms)."""
+        if r < 0:
+            return
+        self.counters["rtt_samples"] += 1
+        if self.srtt is None or self.rttvar is None:
+            self.srtt = r
+            self.rttvar = r / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
+            self.srtt = 0.875 * self.srtt + 0.125 * r
+        rto = self.srtt + max(0.001, 4 * self.rttvar)
+        self.rto = min(max(rto, self.min_rto), self.max_rto)
+
+    def _current_rto(self) -> float:
+        return self.rto
+
+    def _rcv_rtt_sample(self, tsecr: int, now: float) -> None:
+        t = self._ts_lookup(tsecr)
+        if t is None:
+            return
+        r = now - t
+        self.rcv_rtt = r if self.rcv_rtt is None else 0.875 * self.rcv_rtt + 0.125 * r
+
+    def _peer_flight_update(self, now: float) -> None:
+        rtt = self.rcv_rtt or self.handshake_rtt or self.srtt
+        if rtt is None:
+            return
+        if now - self._pf_t0 >= rtt:
+            self.peer_flight = self._rcv_off - self._pf_b0
+            self._pf_t0 = now
+            self._pf_b0 = self._rcv_off
+
+    # ------------------------------------------------------------------ events, state
+
+    def _window_event(self, now: float, force: bool = False) -> None:
+        cc = self.cc
+        key = (cc.window, cc.ssthresh, self.rto)
+        if not force and key == self._win_key and (
+            not self._flowing or now - self._win_t < self.window_event_interval
+        ):
+            return
+        self._win_key = key
+        self._win_t = now
+        self._flowing = False
+        self._events.append(
+            Window(
+                now, cc.window, cc.ssthresh, self._last_wnd_sent, self.snd_wnd,
+                (self.snd_nxt - self.snd_una) & M32,
+                None if self.srtt is None else self.srtt * 1000.0,
+                None if self.rttvar is None else self.rttvar * 1000.0,
+                self.rto * 1000.0, self.peer_flight, self._rcv_off,
+            )
+        )
+
+    def _seg_in(self, seg: TcpSegment, now: float, note: str) -> None:
+        if not self.segment_events:
+            return
+        sack: tuple[tuple[int, int], ...] = ()
+        if seg.options.sack:
+            isn = self.isn
+            sack = tuple(((s - isn) & M32, (e - isn) & M32) for s, e in seg.options.sack)
+        win = seg.window if seg.flags & SYN else seg.window << self.snd_wscale
+        self._events.append(
+            SegmentIn(
+                now,
+                (seg.seq - self.peer_isn) & M32 if self.peer_isn or self.state != SYN_SENT else 0,
+                (seg.ack - self.isn) & M32 if seg.flags & ACK else 0,
+                _fs(seg.flags),
+                win,
+                len(seg.payload),
+                sack,
+                note,
+            )
+        )
+
+    def _set_state(self, what: str, now: float) -> None:
+        new = TRANSITIONS.get((self.state, what))
+        if new is None:
+            raise AssertionError(f"no TCP transition from {self.state} on {what!r}")
+        self._move(new, now)
+
+    def _move(self, new: str, now: float) -> None:
+        old = self.state
+        if new != old:
+            self.state = new
+            self._fast_ok = new in _RECEIVING
+            self._events.append(TcpState(now, old, new))
+
+    def _clear_timers(self) -> None:
+        self._rtx_at = self._delack_at = self._persist_at = self._tw_at = None
+
+    def _to_closed(self, now: float) -> None:
+        self._move(CLOSED, now)
+        self._clear_timers()
+
+    def _fail(self, message: str, now: float) -> None:
+        self.error = TcpError(message)
+        self._to_closed(now)
+
+
+def _ip(addr: bytes) -> str:
+    return ".".join(str(b) for b in addr)
