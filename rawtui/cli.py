@@ -47,6 +47,8 @@ def _download_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, metavar="S",
                    help="give up after S seconds without a frame from the server (default 30)")
     p.add_argument("--exit-on-done", action="store_true", help="live view: exit when the download ends")
+    p.add_argument("--stall", metavar="BYTES:SECONDS",
+                   help="teaching knob: stop reading after BYTES of body for SECONDS (zero window)")
     p.add_argument("-q", "--quiet", action="store_true", help="headless: no progress bar or summary")
     p.add_argument("--version", action="version", version=f"rawtui {__version__}")
     return p
@@ -75,6 +77,12 @@ def _download(argv: list[str]) -> int:
     from .session import Options, Session
 
     options = Options(url=ns.url, iface=ns.interface, output=ns.output, pcap=ns.pcap, idle_timeout=ns.timeout)
+    if ns.stall:
+        try:
+            at, _, secs = ns.stall.partition(":")
+            options.stall_at, options.stall_for = int(at), float(secs)
+        except ValueError:
+            raise RawtuiError(f"bad --stall {ns.stall!r}: use BYTES:SECONDS, e.g. 1000000:3", EXIT_USAGE) from None
     session = Session(options)
     headless = ns.headless or not (sys.stdout.isatty() and sys.stdin.isatty()) or ns.output == "-"
     return run_source(session, headless=headless, events_path=ns.events, quiet=ns.quiet,

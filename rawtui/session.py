@@ -13,6 +13,7 @@ import select
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import EXIT_INTERRUPTED, HttpError, RawtuiError, TcpError
 from .http.client import HttpExchange, Url, parse_url
@@ -21,6 +22,9 @@ from .link.firewall import FirewallGuard, cleanup_stale
 from .link.pcap import PcapWriter
 from .link.route import RouteInfo, resolve_host, resolve_route
 from .output import OutputFile
+
+if TYPE_CHECKING:
+    from .lab.control import LabChannel
 from .source import Emit
 from .stack.events import Done, Error, Event, HttpResponse, Info, Progress, Redirect, Route
 from .stack.host import Host
@@ -45,6 +49,9 @@ class Options:
     max_redirects: int = 5
     rcv_buf: int = 8 << 20
     user_agent: str | None = None
+    stall_at: int | None = None  # teaching knob: stop reading after this many body bytes...
+    stall_for: float = 0.0  # ...for this long, so our advertised window falls to zero
+    lab_control: str | None = None  # the lab's control socket: server TCP_INFO samples and knob changes
 
 
 class _Stopped(Exception):
@@ -61,6 +68,7 @@ class Session:
         self._t0 = time.monotonic()
         self._pcap: PcapWriter | None = None
         self._completed_at: float | None = None  # when the last body byte arrived
+        self._side: LabChannel | None = None
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -78,6 +86,10 @@ class Session:
                     self._pcap = PcapWriter(self.options.pcap)
                 except OSError as e:
                     raise RawtuiError(f"cannot write the capture {self.options.pcap}: {e.strerror}", 7) from None
+            if self.options.lab_control:
+                from .lab.control import LabChannel
+
+                self._side = LabChannel(self.options.lab_control)
             counters: dict[str, int] = {}
             for hop in range(self.options.max_redirects + 1):
                 location = self._fetch(url, out, emit, stop, counters)
@@ -111,6 +123,8 @@ class Session:
         finally:
             if self._pcap is not None:
                 self._pcap.close()
+            if self._side is not None:
+                self._side.close()
 
     # -- one connection -------------------------------------------------------------------------
 
@@ -169,7 +183,14 @@ class Session:
         progress_t = now()
         speed = 0.0
         closing_since: float | None = None
+        stall_until: float | None = None
         fd = sock.fileno()
+        watch = [fd]
+        side = self._side
+        side_fd = -1
+        if side is not None:
+            side_fd = side.fileno()
+            watch.append(side_fd)
         host.start(now())
 
         def flush() -> None:
@@ -196,7 +217,14 @@ class Session:
                 if not request_sent and tcp.state == "ESTABLISHED":
                     host.send(http.request(), t)
                     request_sent = True
-                if request_sent and closing_since is None:
+                reading = True
+                if self.options.stall_at is not None and out.size >= self.options.stall_at:
+                    if stall_until is None:
+                        stall_until = t + self.options.stall_for
+                        emit(Info(t, f"not reading for {self.options.stall_for:g} s: the receive buffer fills "
+                                  "and the advertised window falls to zero"))
+                    reading = t >= stall_until
+                if request_sent and closing_since is None and reading:
                     data = host.read()
                     if data:
                         had_response = http.response is not None
@@ -246,8 +274,11 @@ class Session:
                     what = "no answer from" if not request_sent else "nothing received from"
                     raise TcpError(f"timed out: {what} {url.host}:{url.port} for "
                                    f"{self.options.idle_timeout:g} s")
-                r, _, _ = select.select([fd], [], [], timeout)
-                if r:
+                r, _, _ = select.select(watch, [], [], timeout)
+                if side is not None and side_fd in r:
+                    for ev in side.poll(now()):
+                        emit(ev)
+                if fd in r:
                     n = 0
                     while n < RECV_BATCH:
                         got = sock.recv()
