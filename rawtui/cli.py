@@ -49,6 +49,7 @@ def _download_parser() -> argparse.ArgumentParser:
     p.add_argument("--exit-on-done", action="store_true", help="live view: exit when the download ends")
     p.add_argument("--stall", metavar="BYTES:SECONDS",
                    help="teaching knob: stop reading after BYTES of body for SECONDS (zero window)")
+    p.add_argument("--lab-control", metavar="PATH", help=argparse.SUPPRESS)  # set by `rawtui demo`
     p.add_argument("-q", "--quiet", action="store_true", help="headless: no progress bar or summary")
     p.add_argument("--version", action="version", version=f"rawtui {__version__}")
     return p
@@ -76,7 +77,8 @@ def _download(argv: list[str]) -> int:
     ns = _download_parser().parse_args(argv)
     from .session import Options, Session
 
-    options = Options(url=ns.url, iface=ns.interface, output=ns.output, pcap=ns.pcap, idle_timeout=ns.timeout)
+    options = Options(url=ns.url, iface=ns.interface, output=ns.output, pcap=ns.pcap, idle_timeout=ns.timeout,
+                      lab_control=ns.lab_control)
     if ns.stall:
         try:
             at, _, secs = ns.stall.partition(":")
