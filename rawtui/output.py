@@ -11,11 +11,11 @@ import hashlib
 import os
 import sys
 import tempfile
+import threading
+from collections import deque
 from typing import BinaryIO
 
 from .errors import OutputError
-
-CHUNK = 1 << 20
 
 
 def _why(e: OSError) -> str:
@@ -31,14 +31,22 @@ def _why(e: OSError) -> str:
 
 
 class OutputFile:
-    def __init__(self, path: str) -> None:
+    """The body's destination. Hashing and writing run in a writer thread (both release the GIL), so the
+    stack's loop only hands over chunks; at most ``max_pending`` bytes wait in memory (backpressure)."""
+
+    def __init__(self, path: str, max_pending: int = 32 << 20) -> None:
         self.path = path
         self.to_stdout = path == "-"
         self.tmp_path: str | None = None
         self._f: BinaryIO | None = None
-        self._buf = bytearray()
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self._max_pending = max_pending
+        self._pending: deque[bytes | None] = deque()
+        self._pending_bytes = 0
+        self._cond = threading.Condition()
+        self._error: OSError | None = None
+        self._writer: threading.Thread | None = None
 
     @property
     def opened(self) -> bool:
@@ -48,44 +56,78 @@ class OutputFile:
         """Create the temporary file now, so an unwritable directory fails before any packet is sent."""
         if self.to_stdout:
             self._f = sys.stdout.buffer
-            return
-        if os.path.isdir(self.path):
-            raise OutputError(f"cannot write {self.path}: it is a directory")
-        directory = os.path.dirname(os.path.abspath(self.path))
-        base = os.path.basename(self.path)
-        try:
-            fd, self.tmp_path = tempfile.mkstemp(prefix=f".{base}.", suffix=".rawtui-part", dir=directory)
-        except OSError as e:
-            raise OutputError(f"cannot write {self.path}: {_why(e)}") from None
-        self._f = os.fdopen(fd, "wb", buffering=0)
+        else:
+            if os.path.isdir(self.path):
+                raise OutputError(f"cannot write {self.path}: it is a directory")
+            directory = os.path.dirname(os.path.abspath(self.path))
+            base = os.path.basename(self.path)
+            try:
+                fd, self.tmp_path = tempfile.mkstemp(prefix=f".{base}.", suffix=".rawtui-part", dir=directory)
+            except OSError as e:
+                raise OutputError(f"cannot write {self.path}: {_why(e)}") from None
+            self._f = os.fdopen(fd, "wb", buffering=0)
+        self._writer = threading.Thread(target=self._write_loop, name="rawtui-writer", daemon=True)
+        self._writer.start()
 
     def write(self, data: bytes) -> None:
-        self.sha256.update(data)
-        self.size += len(data)
-        self._buf += data
-        if len(self._buf) >= CHUNK:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._buf:
+        if not data:
             return
-        assert self._f is not None
-        try:
-            self._f.write(self._buf)
-            if self.to_stdout:
-                self._f.flush()
-        except OSError as e:
-            raise OutputError(f"cannot write {self.path}: {_why(e)}") from None
-        self._buf.clear()
+        self.size += len(data)
+        with self._cond:
+            if self._error is not None:
+                raise OutputError(f"cannot write {self.path}: {_why(self._error)}")
+            while self._pending_bytes >= self._max_pending and self._error is None:
+                self._cond.wait()
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+            self._cond.notify_all()
+
+    def _write_loop(self) -> None:
+        f = self._f
+        assert f is not None
+        h = self.sha256
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+                chunk = self._pending.popleft()
+            if chunk is None:
+                return
+            try:
+                if self._error is None:
+                    h.update(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        n = f.write(view)
+                        view = view[n or len(view):]
+                    if self.to_stdout:
+                        f.flush()
+            except OSError as e:
+                self._error = e
+            with self._cond:
+                self._pending_bytes -= len(chunk)
+                self._cond.notify_all()
+
+    def _finish_writer(self) -> None:
+        if self._writer is None:
+            return
+        with self._cond:
+            self._pending.append(None)
+            self._cond.notify_all()
+        self._writer.join()
+        self._writer = None
 
     def commit(self) -> str:
-        """Flush, close and move into place; returns the final path."""
-        self._flush()
+        """Wait for the writer, close and move into place; returns the final path."""
+        self._finish_writer()
+        if self._error is not None:
+            e = self._error
+            self.discard()
+            raise OutputError(f"cannot write {self.path}: {_why(e)}")
         if self.to_stdout:
             return "-"
         assert self._f is not None and self.tmp_path is not None
         try:
-            os.fsync(self._f.fileno())
             self._f.close()
             os.chmod(self.tmp_path, 0o644)
             _hand_to_sudo_user(self.tmp_path)
@@ -99,6 +141,7 @@ class OutputFile:
 
     def discard(self) -> None:
         """Remove the temporary file (idempotent, never raises)."""
+        self._finish_writer()
         if self._f is not None and not self.to_stdout:
             try:
                 self._f.close()
