@@ -1,0 +1,63 @@
+"""Every exit path removes the firewall rule and leaves no partial file: SIGTERM, Ctrl-C, kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+REPO = str(Path(__file__).resolve().parents[1])
+
+
+def nft_tables(lab) -> str:
+    return lab.run(lab.client_ns, ["nft", "list", "tables"], capture_output=True, text=True).stdout
+
+
+def start_stalled(lab, url: str, tmp_path: Path, *extra: str) -> subprocess.Popen:
+    """A download that stops reading after 1 MB for 20 s: alive, connected, rule installed."""
+    argv = [sys.executable, "-m", "rawtui", "--headless", "--stall", "1000000:20", "-o", "out.bin",
+            *extra, url]
+    proc = lab.popen(lab.client_ns, argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     text=True, env=dict(os.environ, PYTHONPATH=REPO))
+    deadline = time.monotonic() + 20
+    while "rawtui_" not in nft_tables(lab):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the firewall table never appeared"
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the body start
+    return proc
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_cleans_up(lab, pyserver, tmp_path, sig):
+    proc = start_stalled(lab, f"{pyserver}/50m.bin", tmp_path)
+    os.kill(proc.pid, sig)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert "rawtui_" not in nft_tables(lab)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_kill_9_leaves_a_stale_table_that_the_next_run_removes(lab, pyserver, tmp_path, run_rawtui, www):
+    proc = start_stalled(lab, f"{pyserver}/50m.bin", tmp_path)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=20)
+    stale = nft_tables(lab)
+    assert f"rawtui_{proc.pid}_" in stale  # pid of the child of `ip netns exec` == the python process
+    r = run_rawtui("--headless", "--events", "ev.ndjson", "-o", "one.bin", f"{pyserver}/one.bin")
+    assert r.returncode == 0, r.stderr
+    assert "rawtui_" not in nft_tables(lab)
+    assert "removed a stale firewall rule" in (r.cwd / "ev.ndjson").read_text()
+    # the killed run's partial file is a dot-file that never had the final name
+    assert not (tmp_path / "out.bin").exists()
+    for leftover in tmp_path.glob(".out.bin*"):
+        assert leftover.name.endswith(".rawtui-part")
+        leftover.unlink()
