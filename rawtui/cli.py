@@ -25,7 +25,7 @@ SUBCOMMANDS = ("replay", "demo", "lab")
 EPILOG = """\
 exit codes: 0 ok, 2 usage, 3 missing privilege (root or CAP_NET_RAW+CAP_NET_ADMIN),
 4 interface/route/ARP failure, 5 TCP failure (refused, reset, timeout), 6 HTTP error or bad response,
-7 output file error, 130 interrupted.
+7 output file error, 8 TLS failure (certificate refused, handshake failed), 130 interrupted.
 other commands: rawtui replay FILE, rawtui demo, rawtui lab down"""
 
 
@@ -37,7 +37,7 @@ def _download_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("url", help="http:// URL to download")
+    p.add_argument("url", help="http:// or https:// URL to download")
     p.add_argument("-i", "--interface", metavar="IFACE", help="use this interface instead of the kernel's choice")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="where to save the body (default: the URL's file name here; - for stdout)")
@@ -49,6 +49,9 @@ def _download_parser() -> argparse.ArgumentParser:
     p.add_argument("--exit-on-done", action="store_true", help="live view: exit when the download ends")
     p.add_argument("--stall", metavar="BYTES:SECONDS",
                    help="teaching knob: stop reading after BYTES of body for SECONDS (zero window)")
+    p.add_argument("--cacert", metavar="FILE", help="https: trust the CA certificates in FILE (PEM)")
+    p.add_argument("--insecure", action="store_true", help="https: do NOT verify the server's certificate")
+    p.add_argument("--keylog", metavar="FILE", help="https: write TLS keys (SSLKEYLOGFILE format) for Wireshark")
     p.add_argument("--lab-control", metavar="PATH", help=argparse.SUPPRESS)  # set by `rawtui demo`
     p.add_argument("-q", "--quiet", action="store_true", help="headless: no progress bar or summary")
     p.add_argument("--version", action="version", version=f"rawtui {__version__}")
@@ -78,7 +81,7 @@ def _download(argv: list[str]) -> int:
     from .session import Options, Session
 
     options = Options(url=ns.url, iface=ns.interface, output=ns.output, pcap=ns.pcap, idle_timeout=ns.timeout,
-                      lab_control=ns.lab_control)
+                      lab_control=ns.lab_control, cacert=ns.cacert, insecure=ns.insecure, keylog=ns.keylog)
     if ns.stall:
         try:
             at, _, secs = ns.stall.partition(":")

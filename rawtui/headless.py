@@ -29,6 +29,7 @@ class HeadlessView:
         self.arp: E.ArpReply | None = None
         self.handshake: E.Handshake | None = None
         self.response: E.HttpResponse | None = None
+        self.tls: E.TlsInfo | None = None
         self.done: E.Done | None = None
         self.error: E.Error | None = None
         self.window: E.Window | None = None
@@ -54,6 +55,8 @@ class HeadlessView:
             self._say(f"arp: no reply yet, asking again for {ev.target_ip} (try {ev.attempt})")  # type: ignore[attr-defined]
         elif t == "handshake":
             self.handshake = ev  # type: ignore[assignment]
+        elif t == "tls":
+            self.tls = ev  # type: ignore[assignment]
         elif t == "http_response":
             self.response = ev  # type: ignore[assignment]
         elif t == "redirect":
@@ -120,6 +123,13 @@ class HeadlessView:
                 opts.append("timestamps")
             tbl.add_row("handshake", f"{h.rtt_ms:.2f} ms  port {h.local_port} -> {h.remote_port}  "
                         + ", ".join(opts))
+        if self.tls:
+            x = self.tls
+            tbl.add_row("tls", f"{x.version} {x.cipher}  alpn {x.alpn or '-'}  handshake {x.handshake_ms:.2f} ms")
+            if x.verified:
+                tbl.add_row("certificate", f"{x.subject}  issued by {x.issuer}  expires {x.not_after}")
+            else:
+                tbl.add_row("certificate", "[bold red]not verified (--insecure)[/]")
         if self.response:
             tbl.add_row("response", f"HTTP {self.response.status} {self.response.reason}")
         speed = d.bytes / d.duration_s if d.duration_s > 0 else 0.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import select
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from .errors import EXIT_INTERRUPTED, HttpError, RawtuiError, TcpError
 from .http.client import HttpExchange, Url, parse_url
+from .http.tls import PlainChannel, TlsChannel, TlsError, make_context
 from .link.afpacket import PacketSocket
 from .link.firewall import FirewallGuard, cleanup_stale
 from .link.pcap import PcapWriter
@@ -26,7 +28,7 @@ from .output import OutputFile
 if TYPE_CHECKING:
     from .lab.control import LabChannel
 from .source import Emit
-from .stack.events import Done, Error, Event, HttpResponse, Info, Progress, Redirect, Route
+from .stack.events import Done, Error, HttpResponse, Info, Progress, Redirect, Route, TlsInfo
 from .stack.host import Host
 from .wire.ethernet import mac_bytes
 from .wire.ipv4 import ip_bytes
@@ -51,6 +53,9 @@ class Options:
     user_agent: str | None = None
     stall_at: int | None = None  # teaching knob: stop reading after this many body bytes...
     stall_for: float = 0.0  # ...for this long, so our advertised window falls to zero
+    cacert: str | None = None  # https: trust this CA file instead of the system store
+    insecure: bool = False  # https: do not verify the certificate (loudly)
+    keylog: str | None = None  # https: SSLKEYLOGFILE-format key log, so Wireshark can decrypt the pcap
     lab_control: str | None = None  # the lab's control socket: server TCP_INFO samples and knob changes
 
 
@@ -69,6 +74,7 @@ class Session:
         self._pcap: PcapWriter | None = None
         self._completed_at: float | None = None  # when the last body byte arrived
         self._side: LabChannel | None = None
+        self._tls_ctx: ssl.SSLContext | None = None
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -176,6 +182,8 @@ class Session:
         pcap = self._pcap
         now = self.now
         request_sent = False
+        started = False
+        chan = self._channel(url)
         redirect: str | None = None
         last_rx = now()
         last_progress = 0.0
@@ -213,9 +221,16 @@ class Session:
                 if stop.is_set():
                     raise _Stopped()
                 t = now()
-                # the application side
-                if not request_sent and tcp.state == "ESTABLISHED":
-                    host.send(http.request(), t)
+                # the application side: TCP bytes <-> (TLS) <-> HTTP
+                if not started and tcp.state == "ESTABLISHED":
+                    started = True
+                    wire = chan.start()
+                    if wire:
+                        host.send(wire, t)
+                if started and chan.ready and not request_sent:
+                    if chan.tls:
+                        self._on_tls(chan, emit)
+                    host.send(chan.outgoing(http.request()), t)
                     request_sent = True
                 reading = True
                 if self.options.stall_at is not None and out.size >= self.options.stall_at:
@@ -224,11 +239,17 @@ class Session:
                         emit(Info(t, f"not reading for {self.options.stall_for:g} s: the receive buffer fills "
                                   "and the advertised window falls to zero"))
                     reading = t >= stall_until
-                if request_sent and closing_since is None and reading:
+                if started and closing_since is None and reading:
                     data = host.read()
-                    if data:
+                    plain = chan.incoming(data) if data else b""
+                    wire = chan.take_wire()
+                    if wire:
+                        host.send(wire, t)
+                    if not request_sent and chan.ready:
+                        continue  # the TLS handshake just finished: send the request first
+                    if plain:
                         had_response = http.response is not None
-                        chunks = http.receive(data)
+                        chunks = http.receive(plain)
                         if not had_response and http.response is not None:
                             self._on_response(http, emit)
                             redirect = http.redirect_location
@@ -238,9 +259,12 @@ class Session:
                                 continue
                         for c in chunks:
                             out.write(c)
-                    elif tcp.peer_eof and not http.complete:
+                    elif tcp.peer_eof and not http.complete and not data:
+                        if not chan.ready:
+                            raise TlsError("the server closed the connection during the TLS handshake")
                         had_response = http.response is not None
-                        chunks = http.receive_eof()
+                        tail = chan.eof()
+                        chunks = (http.receive(tail) if tail else []) + http.receive_eof()
                         if not had_response and http.response is not None:
                             self._on_response(http, emit)
                         for c in chunks:
@@ -316,6 +340,23 @@ class Session:
         if redirect is None:
             emit(Progress(now(), out.size, http.content_length, speed))
         return redirect
+
+    def _channel(self, url: Url) -> PlainChannel | TlsChannel:
+        if url.scheme != "https":
+            return PlainChannel()
+        if self._tls_ctx is None:
+            o = self.options
+            self._tls_ctx = make_context(o.cacert, o.insecure, o.keylog)
+        return TlsChannel(self._tls_ctx, url.host)
+
+    def _on_tls(self, chan: PlainChannel | TlsChannel, emit: Emit) -> None:
+        summary = getattr(chan, "summary", None)
+        if summary is None:
+            return
+        emit(TlsInfo(self.now(), summary.version, summary.cipher, summary.alpn, summary.subject, summary.issuer,
+                     summary.not_after, summary.verified, summary.handshake_ms))
+        if not summary.verified:
+            emit(Info(self.now(), "--insecure: the server's certificate was NOT verified", "warning"))
 
     def _on_response(self, http: HttpExchange, emit: Emit) -> None:
         assert http.response is not None

@@ -48,16 +48,14 @@ def parse_url(text: str) -> Url:
         port = parts.port
     except ValueError as e:
         raise UsageError(f"bad URL {text!r}: {e}") from None
-    if parts.scheme == "https":
-        raise UsageError("https:// is not supported yet: rawtui speaks plain HTTP for now")
-    if parts.scheme != "http":
-        raise UsageError(f"unsupported URL scheme {parts.scheme!r}: rawtui downloads http:// URLs")
+    if parts.scheme not in ("http", "https"):
+        raise UsageError(f"unsupported URL scheme {parts.scheme!r}: rawtui downloads http:// and https:// URLs")
     if not parts.hostname:
         raise UsageError(f"no host in URL {text!r}")
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-    return Url(parts.scheme, parts.hostname, port or 80, target, text)
+    return Url(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), target, text)
 
 
 class HttpExchange:

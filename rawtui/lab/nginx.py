@@ -54,6 +54,7 @@ http {{
         location / {{
         }}
     }}
+{extra_conf}
 }}
 """
 
@@ -113,9 +114,11 @@ def start_nginx(
     *,
     access_log: bool = False,
     timeout: float = 10.0,
+    extra_conf: str = "",
 ) -> NginxHandle:
     """Start nginx in ``lab``'s server namespace serving ``root_dir`` on ``lab.server_ip:port``.
 
+    ``extra_conf`` is pasted into the ``http`` block (more ``server`` blocks: TLS sites, redirects).
     Returns once the port accepts connections (checked from inside the server namespace).
     Raises LabError if nginx is not installed or does not come up.
     """
@@ -137,6 +140,7 @@ def start_nginx(
                 ip=lab.server_ip,
                 port=port,
                 root=root,
+                extra_conf=extra_conf,
             )
         )
         out = (tmp / "stdout.log").open("wb")
