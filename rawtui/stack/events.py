@@ -240,12 +240,27 @@ class Info(Event):
     level: str = "info"  # "info" or "warning"
 
 
+@dataclass(slots=True)
+class TlsInfo(Event):
+    """The TLS handshake finished: what was negotiated and who the server proved to be."""
+
+    type: ClassVar[str] = "tls"
+    version: str
+    cipher: str
+    alpn: str | None
+    subject: str
+    issuer: str
+    not_after: str
+    verified: bool
+    handshake_ms: float
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
         Route, ArpRequest, ArpReply, ArpIgnored, TcpState, Handshake, SegmentIn, SegmentOut, Retransmit,
         DupData, OutOfOrder, DupAck, ChecksumDrop, Malformed, Window, Progress, HttpResponse, Redirect,
-        Done, Error, Info,
+        Done, Error, Info, TlsInfo,
     )
 }
 
