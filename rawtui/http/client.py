@@ -69,6 +69,7 @@ class HttpExchange:
         self.content_length: int | None = None
         self.body_bytes = 0
         self.complete = False
+        self._remaining: int | None = None  # Content-Length body bytes still due, once past the headers
 
     def request(self) -> bytes:
         headers = [
@@ -111,6 +112,8 @@ class HttpExchange:
 
     def receive(self, data: bytes) -> list[bytes]:
         """Feed bytes from the connection; returns the body chunks they completed."""
+        if self._remaining is not None:
+            return self._counted_body(data)
         try:
             self.conn.receive_data(data)
             return self._drain()
@@ -121,6 +124,9 @@ class HttpExchange:
         """The peer closed its side (FIN)."""
         if self.complete:
             return []
+        if self._remaining is not None:
+            raise HttpError(f"the server closed the connection after {self.body_bytes} of {self.content_length}"
+                            " body bytes: the body is truncated")
         try:
             self.conn.receive_data(b"")
             return self._drain()
@@ -141,6 +147,24 @@ class HttpExchange:
             return f"the server closed the connection in the middle of the body: {e}"
         return f"bad HTTP response body: {e}"
 
+    def _countable(self) -> bool:
+        assert self.response is not None
+        status = self.response.status_code
+        return (self.header("transfer-encoding") is None and status >= 200 and status not in (204, 304)
+                and self.conn.their_state is h11.SEND_BODY)
+
+    def _counted_body(self, data: bytes) -> list[bytes]:
+        assert self._remaining is not None
+        n = len(data)
+        if n > self._remaining:
+            raise HttpError(f"the server sent more than the declared Content-Length of {self.content_length}"
+                            " bytes")
+        self._remaining -= n
+        self.body_bytes += n
+        if self._remaining == 0:
+            self.complete = True
+        return [data] if n else []
+
     def _drain(self) -> list[bytes]:
         chunks: list[bytes] = []
         while True:
@@ -159,6 +183,12 @@ class HttpExchange:
                         raise HttpError(f"bad Content-Length {cl!r}") from None
                     if self.content_length < 0:
                         raise HttpError(f"negative Content-Length {cl!r}")
+                    if self._countable():
+                        # h11 has parsed the head and checked the framing; a Content-Length body is
+                        # then just counted here, which saves h11's two extra copies of every byte.
+                        self._remaining = self.content_length
+                        leftover = bytes(self.conn.trailing_data[0])
+                        return chunks + self._counted_body(leftover)
             elif isinstance(ev, h11.Data):
                 self.body_bytes += len(ev.data)
                 chunks.append(bytes(ev.data))
