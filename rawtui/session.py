@@ -121,7 +121,7 @@ class Session:
                 out.discard()
             emit(Error(self.now(), "interrupted: the download was stopped before it finished", EXIT_INTERRUPTED))
             return EXIT_INTERRUPTED
-        except Exception as e:  # a bug: still clean up and say it in one line
+        except Exception as e:  # noqa: BLE001 - a bug: still clean up and say it in one line
             if out is not None:
                 out.discard()
             emit(Error(self.now(), f"internal error: {type(e).__name__}: {e}", 1))
@@ -241,25 +241,29 @@ class Session:
                     reading = t >= stall_until
                 if started and closing_since is None and reading:
                     data = host.read()
-                    plain = chan.incoming(data) if data else b""
-                    wire = chan.take_wire()
-                    if wire:
-                        host.send(wire, t)
-                    if not request_sent and chan.ready:
-                        continue  # the TLS handshake just finished: send the request first
-                    if plain:
+                    for piece in data:
+                        plain = chan.incoming(piece)
+                        wire = chan.take_wire()
+                        if wire:
+                            host.send(wire, t)
+                        if not plain:
+                            continue
                         had_response = http.response is not None
                         chunks = http.receive(plain)
                         if not had_response and http.response is not None:
                             self._on_response(http, emit)
                             redirect = http.redirect_location
                             if redirect is not None:
-                                closing_since = t
-                                host.abort(t)
-                                continue
+                                break
                         for c in chunks:
                             out.write(c)
-                    elif tcp.peer_eof and not http.complete and not data:
+                    if redirect is not None:
+                        closing_since = t
+                        host.abort(t)
+                        continue
+                    if not request_sent and chan.ready:
+                        continue  # the TLS handshake just finished: send the request first
+                    if not data and tcp.peer_eof and not http.complete:
                         if not chan.ready:
                             raise TlsError("the server closed the connection during the TLS handshake")
                         had_response = http.response is not None
@@ -322,9 +326,8 @@ class Session:
                     host.on_timer(t)
         finally:
             # leave the server no half-open connection behind us
-            if tcp.state not in ("CLOSED", "TIME-WAIT", "SYN-SENT") and (redirect is None):
-                if not http.complete:
-                    host.abort(now())
+            if tcp.state not in ("CLOSED", "TIME-WAIT", "SYN-SENT") and redirect is None and not http.complete:
+                host.abort(now())
             frames = host.take_frames()
             for f in frames:
                 sock.send(f)

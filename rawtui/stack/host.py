@@ -133,11 +133,13 @@ class Host:
             self.tcp.abort(now)
             self._collect(now)
 
-    def read(self) -> bytes:
-        data = self.tcp.read()
-        if data:
+    def read(self) -> list[bytes]:
+        """The in-order data the connection holds, as received chunks; frees the receive window."""
+        chunks = self.tcp.read_chunks()
+        if chunks:
             self._frames.extend(self._wrap(s) for s in self.tcp.take_segments())
-        return data
+            self._events.extend(self.tcp.take_events())
+        return chunks
 
     # -- output ----------------------------------------------------------------------------------
 

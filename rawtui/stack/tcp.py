@@ -357,6 +357,21 @@ class TcpConnection:
             self._maybe_window_update(self._now)
         return data
 
+    def read_chunks(self) -> list[bytes]:
+        """All in-order data for the app, as the chunks it arrived in (no joining copy)."""
+        q = self._rxq
+        if not q:
+            return []
+        chunks = list(q)
+        q.clear()
+        n = self._rx_len
+        self._rx_len = 0
+        self._rd_off += n
+        self.counters["bytes_delivered"] += n
+        if self.state in _RECEIVING:
+            self._maybe_window_update(self._now)
+        return chunks
+
     def on_timer(self, now: float) -> None:
         self._now = now
         if self._tw_at is not None and now >= self._tw_at:
