@@ -20,7 +20,7 @@ from .eventlog import NdjsonWriter, fanout
 from .source import EventSource
 from .stack.events import Error, Event
 
-SUBCOMMANDS = ("replay", "demo", "lab")
+SUBCOMMANDS = ("replay", "demo", "lab", "interfaces")
 
 EPILOG = """\
 exit codes: 0 ok, 2 usage, 3 missing privilege (root or CAP_NET_RAW+CAP_NET_ADMIN),
@@ -176,6 +176,10 @@ def _subcommand(name: str, argv: list[str]) -> int:
         return demo_main(argv)
     if name == "lab":
         return _lab(argv)
+    if name == "interfaces":
+        from .interfaces import main as interfaces_main
+
+        return interfaces_main(argv)
     raise RawtuiError(f"unknown command {name}", EXIT_USAGE)
 
 

@@ -15,7 +15,7 @@ class NdjsonWriter:
 
     def __init__(self, path: str) -> None:
         try:
-            self._f: IO[str] = open(path, "w", buffering=1 << 16, encoding="utf-8")
+            self._f: IO[str] = open(path, "w", buffering=1 << 16, encoding="utf-8")  # noqa: SIM115 - closed in close()
         except OSError as e:
             raise OutputError(f"cannot write the event log {path}: {e.strerror}") from None
         self._dumps = json.JSONEncoder(separators=(",", ":")).encode

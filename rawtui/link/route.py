@@ -2,14 +2,18 @@
 
 Everything comes from rtnetlink through pyroute2: no command output is parsed, no interface name
 is assumed. With an interface forced by the user (-i), the next hop is worked out on that interface
-and a warning says when the kernel would have chosen another one.
+and a warning says when the kernel would have chosen another one. :func:`explain_route` says why:
+the routing table entry that matched, the policy rule that chose its table, and what ``-i`` would do
+with every other interface.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
@@ -18,12 +22,33 @@ from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-unty
 from rawtui.errors import LinkError
 
 ARPHRD_ETHER = 1
+ARPHRD_LOOPBACK = 772
 IFF_UP = 0x1
+RT_TABLE_UNSPEC = 0  # in a lookup answer: no table entry matched (the kernel assumed on-link)
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 RTN_LOCAL = 2
-_ROUTE_TYPES = {2: "local", 3: "broadcast", 4: "anycast", 5: "multicast", 6: "blackhole", 7: "unreachable"}
+RTM_F_LOOKUP_TABLE = 0x1000  # report the table the route came from (`ip route get` sets it)
+RTM_F_FIB_MATCH = 0x2000  # report the matching table entry itself (`ip route get fibmatch`)
+FR_ACT_TO_TBL = 1
+FR_ACT_GOTO = 2
+FIB_RULE_INVERT = 0x2
+NO_SUPPRESS = 0xFFFF_FFFF
+SYSFS_NET = Path("/sys/class/net")
+_ROUTE_TYPES = {
+    1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast", 6: "blackhole",
+    7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat",
+}  # fmt: skip
+_RULE_ACTIONS = {3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
+_TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
+_PROTOCOLS = {
+    0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static", 8: "gated", 9: "ra", 10: "mrt",
+    11: "zebra", 12: "bird", 13: "dnrouted", 14: "xorp", 15: "ntk", 16: "dhcp", 17: "mrouted",
+    18: "keepalived", 42: "babel", 99: "openr", 186: "bgp", 187: "isis", 188: "ospf", 189: "rip",
+    192: "eigrp",
+}  # fmt: skip
 _ARPHRD_KINDS = {1: "ether", 772: "loopback", 65534: "none"}
+_STACKED_KINDS = {"vlan", "macvlan", "macvtap", "ipvlan", "ipvtap"}  # IFLA_LINK names the lower device
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +73,8 @@ class InterfaceInfo:
 
     name: str
     index: int
-    kind: str  # "veth", "bridge", "tun"..., else "ether", "loopback", "none" from the link type
+    kind: str  # IFLA_INFO_KIND ("veth", "bridge", "vlan", "tun"...), else "physical", "wireless",
+    #            "loopback", or the link type ("ether", "none")
     up: bool  # administratively up (IFF_UP)
     carrier: bool
     operstate: str  # "UP", "DOWN", "UNKNOWN", "LOWERLAYERDOWN"...
@@ -56,6 +82,88 @@ class InterfaceInfo:
     ipv4: tuple[str, ...]  # "a.b.c.d/nn"
     mtu: int
     ethernet: bool  # ARPHRD_ETHER: rawtui can use it
+    master: str | None = None  # the bridge (or bond) it is a port of
+    parent: str | None = None  # the interface a vlan/macvlan is stacked on
+    vlan_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRule:
+    """One `ip rule`: the rule that sent a lookup to its routing table."""
+
+    priority: int
+    table: int | None  # None when the rule does not point at a table (goto, blackhole...)
+    text: str  # as `ip rule` prints it: "from all to 10.9.9.9 lookup 100"
+
+    @property
+    def is_default(self) -> bool:
+        """One of the three rules every namespace starts with (local, main, default)."""
+        return (self.priority, self.text) in _DEFAULT_RULES
+
+
+_DEFAULT_RULES = {
+    (0, "from all lookup local"),
+    (32766, "from all lookup main"),
+    (32767, "from all lookup default"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedRoute:
+    """The routing table entry a lookup ended on (`ip route get fibmatch`) and the rule that led there."""
+
+    table: int
+    table_name: str  # "main", "local", "default" or the number
+    prefix: str | None  # "0.0.0.0/0"; None when the kernel would not say
+    metric: int
+    protocol: str  # "kernel", "boot", "static", "dhcp"...
+    type: str  # "unicast", "local", "unreachable"...
+    gateway: str | None
+    iface: str | None
+    rule: PolicyRule | None  # None: no rule could be found that leads to this table
+
+    def describe(self) -> str:
+        """Like a line of `ip route show table T`: "default via 10.77.1.1 dev eth0 metric 100 proto dhcp"."""
+        words = [] if self.type == "unicast" else [self.type]
+        words.append("default" if self.prefix == "0.0.0.0/0" else self.prefix or "?")
+        if self.gateway:
+            words.append(f"via {self.gateway}")
+        if self.iface:
+            words.append(f"dev {self.iface}")
+        words.append(f"table {self.table_name}")
+        if self.metric:
+            words.append(f"metric {self.metric}")
+        words.append(f"proto {self.protocol}")
+        return " ".join(words)
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """What `-i IFACE` would do to reach one destination."""
+
+    iface: str
+    kernel_choice: bool  # the kernel would use this interface anyway
+    usable: bool  # rawtui can run on it: Ethernet, up, with an IPv4 address
+    reaches: bool  # a route through it leads to the destination (or the destination is on its subnet)
+    src_ip: str | None
+    gateway: str | None
+    next_hop: str | None  # what rawtui would ARP for
+    matched: MatchedRoute | None
+    summary: str  # a few words: "via 10.77.1.1", "on-link", "cannot reach", "unusable"
+    detail: str  # one sentence
+
+
+@dataclass(frozen=True, slots=True)
+class RouteExplanation:
+    """Why the kernel would send traffic for dst_ip where it would, and what `-i` could change."""
+
+    dst_ip: str
+    kernel_iface: str | None  # the kernel's output interface, usable by rawtui or not
+    kernel_error: str | None  # why the kernel has no route ("Network is unreachable")
+    matched: MatchedRoute | None  # the kernel's routing table entry
+    route: RouteInfo | None  # what a download would use (the kernel's choice, or the forced interface)
+    error: str | None  # why a download cannot use it
+    overrides: tuple[Override, ...]  # every interface of the namespace, by index
 
 
 def resolve_host(host: str) -> str:
@@ -80,24 +188,64 @@ def resolve_host(host: str) -> str:
     return str(infos[0][4][0])
 
 
-def list_interfaces() -> list[InterfaceInfo]:
-    """Return every interface of this network namespace, by index."""
+def list_interfaces(sysfs: Path = SYSFS_NET) -> list[InterfaceInfo]:
+    """Return every interface of this network namespace, by index.
+
+    sysfs is only read to tell physical and wireless devices from virtual ones.
+    """
     with IPRoute() as ipr:
         addresses: dict[int, list[str]] = {}
         for addr in ipr.get_addr(family=socket.AF_INET):
-            addresses.setdefault(addr["index"], []).append(f"{addr.get('IFA_ADDRESS')}/{addr['prefixlen']}")
-        return sorted(
-            (_interface(link, addresses.get(link["index"], [])) for link in ipr.get_links()),
-            key=lambda info: info.index,
-        )
+            address = addr.get("IFA_LOCAL") or addr.get("IFA_ADDRESS")
+            addresses.setdefault(addr["index"], []).append(f"{address}/{addr['prefixlen']}")
+        links = list(ipr.get_links())
+    names = {link["index"]: str(link.get("IFLA_IFNAME")) for link in links}
+    return sorted(
+        (_interface(link, addresses.get(link["index"], []), names, sysfs) for link in links),
+        key=lambda info: info.index,
+    )
 
 
-def _interface(link: Any, ipv4: list[str]) -> InterfaceInfo:
-    kind = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") or _ARPHRD_KINDS.get(link["ifi_type"], "other")
+def interface_kind(link: Any, sysfs: Path = SYSFS_NET) -> str:
+    """What kind of interface an RTM_NEWLINK message describes, in one word."""
+    info_kind = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
+    if info_kind == "tun":
+        return "tun" if link["ifi_type"] != ARPHRD_ETHER else "tap"
+    if info_kind:
+        return str(info_kind)
+    if link["ifi_type"] == ARPHRD_LOOPBACK:
+        return "loopback"
+    device = _sysfs_dir(link, sysfs)
+    if device is not None:
+        if (device / "wireless").exists() or (device / "phy80211").exists():
+            return "wireless"
+        if (device / "device").exists():
+            return "physical"
+    return _ARPHRD_KINDS.get(link["ifi_type"], "other")
+
+
+def _sysfs_dir(link: Any, sysfs: Path) -> Path | None:
+    """/sys/class/net/NAME, if it describes this very interface (sysfs may be another namespace's)."""
+    device = sysfs / str(link.get("IFLA_IFNAME"))
+    try:
+        index = int((device / "ifindex").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return device if index == link["index"] else None
+
+
+def _interface(link: Any, ipv4: list[str], names: dict[int, str], sysfs: Path) -> InterfaceInfo:
+    kind = interface_kind(link, sysfs)
+    master = link.get("IFLA_MASTER")
+    lower = link.get("IFLA_LINK")
+    parent = None
+    if kind in _STACKED_KINDS and lower and link.get("IFLA_LINK_NETNSID") is None:
+        parent = names.get(lower, f"#{lower}")
+    vlan_id = link.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_VLAN_ID") if kind == "vlan" else None
     return InterfaceInfo(
         name=link.get("IFLA_IFNAME"),
         index=link["index"],
-        kind=str(kind),
+        kind=kind,
         up=bool(link["flags"] & IFF_UP),
         carrier=bool(link.get("IFLA_CARRIER")),
         operstate=str(link.get("IFLA_OPERSTATE") or "UNKNOWN"),
@@ -105,11 +253,53 @@ def _interface(link: Any, ipv4: list[str]) -> InterfaceInfo:
         ipv4=tuple(ipv4),
         mtu=int(link.get("IFLA_MTU") or 0),
         ethernet=link["ifi_type"] == ARPHRD_ETHER,
+        master=names.get(master, f"#{master}") if master else None,
+        parent=parent,
+        vlan_id=int(vlan_id) if vlan_id is not None else None,
     )
 
 
 def resolve_route(dst_ip: str, iface: str | None = None) -> RouteInfo:
     """Return how to reach dst_ip: the kernel's choice, or the next hop on iface when one is forced."""
+    dst = _check_destination(dst_ip)
+    with IPRoute() as ipr:
+        rules = _rules(ipr)
+        return _resolve(ipr, dst, iface, rules, _lookup(ipr, str(dst)))
+
+
+def explain_route(dst_ip: str, iface: str | None = None) -> RouteExplanation:
+    """Say how dst_ip would be reached and why: the kernel's lookup, and what `-i` would do on each interface.
+
+    Raises LinkError only for destinations no interface can reach (loopback, multicast...); an unusable
+    route is reported in the answer's ``error``.
+    """
+    dst = _check_destination(dst_ip)
+    with IPRoute() as ipr:
+        rules = _rules(ipr)
+        links = sorted(ipr.get_links(), key=lambda link: link["index"])
+        names = {link["index"]: str(link.get("IFLA_IFNAME")) for link in links}
+        kernel = _lookup(ipr, str(dst))
+        kernel_oif = kernel.reply.get("RTA_OIF") if kernel.reply is not None else None
+        matched = _matched(kernel, rules, dst, None, None, names) if kernel.reply is not None else None
+        route: RouteInfo | None = None
+        error: str | None = None
+        try:
+            route = _resolve(ipr, dst, iface, rules, kernel)
+        except LinkError as exc:
+            error = exc.message
+        overrides = tuple(_override(ipr, dst, link, kernel_oif, rules, names) for link in links)
+    return RouteExplanation(
+        dst_ip=str(dst),
+        kernel_iface=names.get(kernel_oif) if kernel_oif else None,
+        kernel_error=kernel.error or None,
+        matched=matched,
+        route=route,
+        error=error,
+        overrides=overrides,
+    )
+
+
+def _check_destination(dst_ip: str) -> ipaddress.IPv4Address:
     try:
         dst = ipaddress.IPv4Address(dst_ip)
     except ValueError:
@@ -118,27 +308,86 @@ def resolve_route(dst_ip: str, iface: str | None = None) -> RouteInfo:
         raise LinkError(f"cannot reach {dst}: raw sockets cannot reach loopback, use a real interface")
     if dst.is_multicast or dst == ipaddress.IPv4Address("255.255.255.255") or dst.is_unspecified:
         raise LinkError(f"cannot download from {dst}: it is not a unicast address")
-    with IPRoute() as ipr:
-        kernel, kernel_error = _kernel_route(ipr, str(dst))
-        if iface is None:
-            if kernel is None:
-                raise LinkError(f"no route to {dst}: {kernel_error}")
-            return _kernel_choice(ipr, dst, kernel)
-        return _forced_choice(ipr, dst, iface, kernel)
+    return dst
 
 
-def _kernel_route(ipr: IPRoute, dst: str) -> tuple[Any | None, str]:
-    """The kernel's `route get` answer for dst, or None and why not."""
+def _resolve(
+    ipr: IPRoute, dst: ipaddress.IPv4Address, iface: str | None, rules: list[Any], kernel: _Lookup
+) -> RouteInfo:
+    if iface is None:
+        if kernel.reply is None:
+            raise LinkError(f"no route to {dst}: {kernel.error}")
+        return _kernel_choice(ipr, dst, kernel, rules)
+    return _forced_choice(ipr, dst, iface, kernel, rules)
+
+
+# -- asking the kernel ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """One `ip route get` answer (None and why not), with the table entry behind it (`fibmatch`)."""
+
+    reply: Any  # None when the kernel has no route
+    error: str
+    fib: Any  # None when no table entry matched
+
+    @property
+    def table(self) -> int:
+        if self.reply is None:
+            return RT_TABLE_UNSPEC
+        return int(self.reply.get("RTA_TABLE") or self.reply["table"])
+
+
+def _lookup(ipr: IPRoute, dst: str, oif: int | None = None, src: str | None = None) -> _Lookup:
+    """The kernel's route for dst (out of oif, from src, when given), as `ip route get` asks for it."""
+    query: dict[str, Any] = {"dst": dst}
+    if oif is not None:
+        query["oif"] = oif
+    if src is not None:
+        query["src"] = src
     try:
-        answer = list(ipr.route("get", dst=dst))
+        answer = list(ipr.route("get", flags=RTM_F_LOOKUP_TABLE, **query))
     except NetlinkError as exc:
-        return None, exc.args[1] if len(exc.args) > 1 else str(exc)
+        return _Lookup(None, exc.args[1] if len(exc.args) > 1 else str(exc), None)
     if not answer:
-        return None, "the kernel gave no answer"
-    return answer[0], ""
+        return _Lookup(None, "the kernel gave no answer", None)
+    found = _Lookup(answer[0], "", None)
+    if found.table == RT_TABLE_UNSPEC:
+        return found
+    try:
+        fib = list(ipr.route("get", flags=RTM_F_LOOKUP_TABLE | RTM_F_FIB_MATCH, **query))
+    except NetlinkError:
+        return found
+    return _Lookup(found.reply, "", fib[0] if fib else None)
 
 
-def _kernel_choice(ipr: IPRoute, dst: ipaddress.IPv4Address, route: Any) -> RouteInfo:
+def _lookup_via(
+    ipr: IPRoute, dst: ipaddress.IPv4Address, index: int, rules: list[Any]
+) -> tuple[_Lookup, str | None]:
+    """The kernel's route for dst out of interface index, and the source address it picks.
+
+    When source-based rules exist (`ip rule add from ...`), the lookup is made again from that
+    source address, as a connection from it would be routed.
+    """
+    first = _lookup(ipr, str(dst), oif=index)
+    src = first.reply.get("RTA_PREFSRC") if first.reply is not None else None
+    if src and any(rule["src_len"] for rule in rules):
+        again = _lookup(ipr, str(dst), oif=index, src=src)
+        if again.reply is not None:
+            return again, src
+    return first, src
+
+
+def _rules(ipr: IPRoute) -> list[Any]:
+    return sorted(ipr.get_rules(family=socket.AF_INET), key=lambda rule: rule.get("FRA_PRIORITY") or 0)
+
+
+# -- the kernel's choice, or -i ------------------------------------------------------------------
+
+
+def _kernel_choice(ipr: IPRoute, dst: ipaddress.IPv4Address, kernel: _Lookup, rules: list[Any]) -> RouteInfo:
+    route = kernel.reply
     if route["type"] == RTN_LOCAL:
         raise LinkError(
             f"cannot reach {dst}: it is an address of this machine, which raw sockets cannot reach"
@@ -153,15 +402,17 @@ def _kernel_choice(ipr: IPRoute, dst: ipaddress.IPv4Address, route: Any) -> Rout
         raise LinkError(f"interface '{name}' has no IPv4 address")
     gateway = route.get("RTA_GATEWAY")
     src = route.get("RTA_PREFSRC") or _pick_source(networks, dst)
-    table = route.get("RTA_TABLE") or route["table"]
-    table_name = "main" if table == RT_TABLE_MAIN else str(table)
     via = f"via {gateway}" if gateway else "on-link"
-    return _route_info(
-        link, src, dst, gateway, f"kernel route (table {table_name}, {dst} {via} dev {name})", None
-    )
+    reason = f"kernel route (table {_table_name(kernel.table)}, {dst} {via} dev {name})"
+    matched = _matched(kernel, rules, dst, None, None, {})
+    if matched.rule is not None and not matched.rule.is_default:
+        reason = f"{reason[:-1]}; rule {matched.rule.priority}: {matched.rule.text})"
+    return _route_info(link, src, dst, gateway, reason, None)
 
 
-def _forced_choice(ipr: IPRoute, dst: ipaddress.IPv4Address, iface: str, kernel: Any | None) -> RouteInfo:
+def _forced_choice(
+    ipr: IPRoute, dst: ipaddress.IPv4Address, iface: str, kernel: _Lookup, rules: list[Any]
+) -> RouteInfo:
     found = ipr.link_lookup(ifname=iface)
     if not found:
         names = ", ".join(info.name for info in list_interfaces())
@@ -171,39 +422,268 @@ def _forced_choice(ipr: IPRoute, dst: ipaddress.IPv4Address, iface: str, kernel:
     networks = _ipv4_networks(ipr, index)
     if not networks:
         raise LinkError(f"interface '{iface}' has no IPv4 address")
+    if kernel.reply is not None and kernel.reply["type"] == RTN_LOCAL:
+        raise LinkError(
+            f"cannot reach {dst}: it is an address of this machine, which raw sockets cannot reach"
+        )
     warnings = []
+    forced, src = _lookup_via(ipr, dst, index, rules)
     gateway: str | None = None
-    if any(dst in net.network for net in networks):
+    on_subnet = any(dst in net.network for net in networks)
+    if forced.table != RT_TABLE_UNSPEC and forced.reply["type"] == RTN_UNICAST:
+        gateway = forced.reply.get("RTA_GATEWAY")
+        if gateway is None and on_subnet:
+            how = f"{dst} is on-link"
+        else:
+            fib = forced.fib
+            prefix = f"/{fib['dst_len']} " if fib is not None else ""
+            via = f"via {gateway}" if gateway else "on-link"
+            how = f"{_table_name(forced.table)} table {prefix}route {via}"
+    elif on_subnet:
         how = f"{dst} is on-link"
     else:
-        gateway, found_how = _gateway_on(ipr, index, dst)
-        how = found_how or f"no route via {iface}, assuming {dst} is on-link"
-        if found_how is None:
-            warnings.append(f"no route to {dst} via {iface}: assuming it is on-link")
-    kernel_oif = None if kernel is None else kernel.get("RTA_OIF")
-    if kernel is None:
+        how = f"no route via {iface}, assuming {dst} is on-link"
+        warnings.append(f"no route to {dst} via {iface}: assuming it is on-link")
+    kernel_oif = None if kernel.reply is None else kernel.reply.get("RTA_OIF")
+    if kernel.reply is None:
         warnings.append(f"the kernel has no route to {dst}")
     elif kernel_oif != index:
         warnings.append(f"the kernel would use {_link_name(ipr, kernel_oif)}, not {iface}")
-    prefsrc = kernel.get("RTA_PREFSRC") if kernel is not None and kernel_oif == index else None
-    src = prefsrc or _pick_source(networks, dst)
+    if src is None or ipaddress.IPv4Address(src) not in {net.ip for net in networks}:
+        src = _pick_source(networks, dst)
     return _route_info(link, src, dst, gateway, f"-i {iface} (override, {how})", "; ".join(warnings) or None)
 
 
-def _gateway_on(ipr: IPRoute, index: int, dst: ipaddress.IPv4Address) -> tuple[str | None, str | None]:
-    """The longest main-table route out of interface index that covers dst: (gateway, how), or (None, None)."""
-    best: tuple[int, str | None] | None = None
-    for route in ipr.get_routes(family=socket.AF_INET, table=RT_TABLE_MAIN):
-        if route.get("RTA_OIF") != index or route["type"] != RTN_UNICAST:
+def _override(
+    ipr: IPRoute,
+    dst: ipaddress.IPv4Address,
+    link: Any,
+    kernel_oif: int | None,
+    rules: list[Any],
+    names: dict[int, str],
+) -> Override:
+    """What `-i` with this interface would do for dst."""
+    name = str(link.get("IFLA_IFNAME"))
+    index = link["index"]
+    chosen = index == kernel_oif
+
+    def refused(detail: str) -> Override:
+        return Override(name, chosen, False, False, None, None, None, None, "unusable", detail)
+
+    if link["ifi_type"] == ARPHRD_LOOPBACK:
+        return refused("loopback: raw sockets cannot reach anything through it")
+    if link["ifi_type"] != ARPHRD_ETHER:
+        kind = interface_kind(link)
+        what = "a tun device" if kind == "tun" else f"link type {_ARPHRD_KINDS.get(link['ifi_type'], kind)}"
+        return refused(f"not Ethernet ({what}): rawtui cannot run there")
+    if not link["flags"] & IFF_UP:
+        return refused(f"it is down: bring it up with `ip link set {name} up`")
+    networks = _ipv4_networks(ipr, index)
+    if not networks:
+        master = link.get("IFLA_MASTER")
+        if master:
+            return refused(f"no IPv4 address: it is a port of {names.get(master, master)}, use that")
+        return refused("no IPv4 address")
+    carrier = "" if link.get("IFLA_CARRIER") else "; it has no carrier"
+    look, src = _lookup_via(ipr, dst, index, rules)
+    subnets = ", ".join(str(net.network) for net in networks)
+    if look.reply is None:
+        return Override(name, chosen, True, False, src, None, None, None, "cannot reach",
+                        f"the kernel has no route to {dst} through {name}: {look.error}{carrier}")  # fmt: skip
+    src = look.reply.get("RTA_PREFSRC") or _pick_source(networks, dst)
+    on_subnet = any(dst in net.network for net in networks)
+    if look.table == RT_TABLE_UNSPEC and not on_subnet:
+        return Override(
+            name, chosen, True, False, src, None, str(dst), None, "cannot reach",
+            f"this subnet ({subnets}) cannot reach the host: no route to {dst} through {name}, so rawtui "
+            f"would ARP for {dst} on that link and get no reply unless it is really there{carrier}",
+        )  # fmt: skip
+    if look.table == RT_TABLE_UNSPEC:
+        return Override(name, chosen, True, True, src, None, str(dst), None, "on-link",
+                        f"on-link: {dst} is on {subnets}{carrier}")  # fmt: skip
+    matched = _matched(look, rules, dst, src, name, names)
+    if look.reply["type"] != RTN_UNICAST:
+        return Override(name, chosen, True, False, src, None, None, matched, "cannot reach",
+                        f"the route through {name} is {matched.type}: {matched.describe()}{carrier}")  # fmt: skip
+    gateway = look.reply.get("RTA_GATEWAY")
+    summary = f"via {gateway}" if gateway else "on-link"
+    rule = (
+        f" (rule {matched.rule.priority}: {matched.rule.text})"
+        if matched.rule and not matched.rule.is_default
+        else ""
+    )
+    return Override(name, chosen, True, True, src, gateway, gateway or str(dst), matched, summary,
+                    f"{summary}: {matched.describe()}{rule}{carrier}")  # fmt: skip
+
+
+# -- which table entry, which rule --------------------------------------------------------------
+
+
+def _matched(
+    look: _Lookup,
+    rules: list[Any],
+    dst: ipaddress.IPv4Address,
+    src: str | None,
+    oifname: str | None,
+    names: dict[int, str],
+) -> MatchedRoute:
+    reply, fib = look.reply, look.fib
+    table = look.table
+    entry = fib if fib is not None else reply
+    prefix = None
+    if fib is not None:
+        prefix = f"{fib.get('RTA_DST') or '0.0.0.0'}/{fib['dst_len']}"
+    oif = reply.get("RTA_OIF")
+    return MatchedRoute(
+        table=table,
+        table_name=_table_name(table),
+        prefix=prefix,
+        metric=int(entry.get("RTA_PRIORITY") or 0),
+        protocol=_PROTOCOLS.get(entry["proto"], str(entry["proto"])) if fib is not None else "?",
+        type=_ROUTE_TYPES.get(reply["type"], str(reply["type"])),
+        gateway=reply.get("RTA_GATEWAY"),
+        iface=names.get(oif) if oif else None,
+        rule=_selecting_rule(rules, table, fib["dst_len"] if fib is not None else None, dst, src, oifname),
+    )
+
+
+def _selecting_rule(
+    rules: list[Any],
+    table: int,
+    prefixlen: int | None,
+    dst: ipaddress.IPv4Address,
+    src: str | None,
+    oifname: str | None,
+) -> PolicyRule | None:
+    """The first policy rule that matches the lookup and leads to table, walking them as the kernel does.
+
+    The lookup is a locally generated one (input interface lo), with no firewall mark, protocol or
+    ports, from this process's uid: what `ip route get` asks.
+    """
+    goto: int | None = None
+    for rule in rules:
+        priority = rule.get("FRA_PRIORITY") or 0
+        if goto is not None and priority < goto:
             continue
-        net = ipaddress.IPv4Network(f"{route.get('RTA_DST') or '0.0.0.0'}/{route['dst_len']}", strict=False)
-        if dst in net and (best is None or net.prefixlen > best[0]):
-            best = (net.prefixlen, route.get("RTA_GATEWAY"))
-    if best is None:
-        return None, None
-    prefixlen, gateway = best
-    via = f"via {gateway}" if gateway else "on-link"
-    return gateway, f"main table /{prefixlen} route {via}"
+        goto = None
+        if not rule_matches(rule, dst, src, oifname):
+            continue
+        if rule["action"] == FR_ACT_GOTO:
+            goto = rule.get("FRA_GOTO")
+            continue
+        if rule["action"] != FR_ACT_TO_TBL:
+            if rule["action"] in _RULE_ACTIONS and _RULE_ACTIONS[rule["action"]] != "nop":
+                return None  # the lookup ends here: it cannot have found a table entry
+            continue
+        if (rule.get("FRA_TABLE") or rule["table"]) != table:
+            continue  # the kernel looked in that table first and found nothing (or was told to ignore it)
+        suppress = rule.get("FRA_SUPPRESS_PREFIXLEN")
+        if (
+            suppress is not None
+            and suppress != NO_SUPPRESS
+            and prefixlen is not None
+            and prefixlen <= suppress
+        ):
+            continue
+        return PolicyRule(priority, table, rule_text(rule))
+    return None
+
+
+def rule_matches(
+    rule: Any,
+    dst: ipaddress.IPv4Address,
+    src: str | None = None,
+    oifname: str | None = None,
+    *,
+    iifname: str = "lo",
+    mark: int = 0,
+    uid: int | None = None,
+) -> bool:
+    """Whether an RTM_NEWRULE message selects a lookup for dst (fib_rule_match + fib4_rule_match)."""
+    uid = os.getuid() if uid is None else uid
+    ok = True
+    if rule.get("FRA_IIFNAME") and rule.get("FRA_IIFNAME") != iifname:
+        ok = False
+    if rule.get("FRA_OIFNAME") and rule.get("FRA_OIFNAME") != oifname:
+        ok = False
+    fwmark = rule.get("FRA_FWMARK")
+    mask = rule.get("FRA_FWMASK")
+    if mask is None:
+        mask = 0xFFFF_FFFF if fwmark else 0
+    if (mark ^ (fwmark or 0)) & mask:
+        ok = False
+    if rule.get("FRA_L3MDEV"):
+        ok = False  # VRF lookups: not a plain locally generated flow
+    uids = rule.get("FRA_UID_RANGE")
+    if uids and not uids["start"] <= uid <= uids["end"]:
+        ok = False
+    if rule.get("FRA_IP_PROTO"):
+        ok = False
+    for ports in (rule.get("FRA_SPORT_RANGE"), rule.get("FRA_DPORT_RANGE")):
+        if ports and not ports["start"] <= 0 <= ports["end"]:
+            ok = False
+    if rule["dst_len"] and dst not in _network(rule.get("FRA_DST"), rule["dst_len"]):
+        ok = False
+    if rule["src_len"] and ipaddress.IPv4Address(src or "0.0.0.0") not in _network(
+        rule.get("FRA_SRC"), rule["src_len"]
+    ):
+        ok = False
+    if rule["tos"]:
+        ok = False
+    return not ok if rule["flags"] & FIB_RULE_INVERT else ok
+
+
+def rule_text(rule: Any) -> str:
+    """An RTM_NEWRULE message as `ip rule` prints it, without the priority."""
+    words = ["not"] if rule["flags"] & FIB_RULE_INVERT else []
+    words += ["from", _prefix_text(rule.get("FRA_SRC"), rule["src_len"]) if rule["src_len"] else "all"]
+    if rule["dst_len"]:
+        words += ["to", _prefix_text(rule.get("FRA_DST"), rule["dst_len"])]
+    for word, value in (("tos", hex(rule["tos"]) if rule["tos"] else None),
+                        ("iif", rule.get("FRA_IIFNAME")), ("oif", rule.get("FRA_OIFNAME")),
+                        ("ipproto", rule.get("FRA_IP_PROTO"))):  # fmt: skip
+        if value:
+            words += [word, str(value)]
+    if rule.get("FRA_FWMARK") or rule.get("FRA_FWMASK"):
+        mask = rule.get("FRA_FWMASK")
+        mark = hex(rule.get("FRA_FWMARK") or 0)
+        words += ["fwmark", mark if mask in (None, 0xFFFF_FFFF) else f"{mark}/{hex(mask)}"]
+    for word, key in (
+        ("uidrange", "FRA_UID_RANGE"),
+        ("sport", "FRA_SPORT_RANGE"),
+        ("dport", "FRA_DPORT_RANGE"),
+    ):
+        ports = rule.get(key)
+        if ports:
+            words += [word, f"{ports['start']}-{ports['end']}"]
+    if rule.get("FRA_L3MDEV"):
+        words.append("lookup [l3mdev-table]")
+    elif rule["action"] == FR_ACT_TO_TBL:
+        words += ["lookup", _table_name(rule.get("FRA_TABLE") or rule["table"])]
+    elif rule["action"] == FR_ACT_GOTO:
+        words += ["goto", str(rule.get("FRA_GOTO"))]
+    else:
+        words.append(_RULE_ACTIONS.get(rule["action"], f"action {rule['action']}"))
+    suppress = rule.get("FRA_SUPPRESS_PREFIXLEN")
+    if suppress is not None and suppress != NO_SUPPRESS:
+        words += ["suppress_prefixlength", str(suppress)]
+    return " ".join(words)
+
+
+def _prefix_text(address: str | None, prefixlen: int) -> str:
+    """As iproute2 prints a prefix: a host route without its /32."""
+    return str(address) if prefixlen == 32 else f"{address}/{prefixlen}"
+
+
+def _network(address: str | None, prefixlen: int) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(f"{address or '0.0.0.0'}/{prefixlen}", strict=False)
+
+
+def _table_name(table: int) -> str:
+    return _TABLE_NAMES.get(table, str(table))
+
+
+# -- links and addresses ------------------------------------------------------------------------
 
 
 def _usable_link(ipr: IPRoute, index: int | None) -> Any:
@@ -214,6 +694,8 @@ def _usable_link(ipr: IPRoute, index: int | None) -> Any:
     name = link.get("IFLA_IFNAME")
     if link["ifi_type"] != ARPHRD_ETHER:
         kind = _ARPHRD_KINDS.get(link["ifi_type"], f"link type {link['ifi_type']}")
+        if interface_kind(link) == "tun":
+            kind = "a tun device, IP packets without Ethernet"
         raise LinkError(f"interface '{name}' is not Ethernet ({kind}): rawtui needs an Ethernet interface")
     if not link["flags"] & IFF_UP:
         raise LinkError(f"interface '{name}' is down: bring it up with `ip link set {name} up`")
