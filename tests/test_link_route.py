@@ -86,7 +86,10 @@ def sh(ns: str, *command: str) -> str:
 
 @pytest.fixture(scope="module")
 def lab_ns() -> Iterator[str]:
-    """ve0 (10.77.0.2/24, default via .1), ve1 (10.88.0.2/24, 198.51.100/24 via .1), br0 down, tn0 tun."""
+    """ve0 (10.77.0.2/24, default via .1), ve1 (10.88.0.2/24, 198.51.100/24 via .1), br0 down, tn0 tun.
+
+    Policy rules: "to 198.18.0.7 lookup 100" and "from 10.88.0.2 lookup 101", both tables via ve1.
+    """
     if os.geteuid() != 0 or shutil.which("ip") is None:
         pytest.skip("needs root and iproute2")
     ns = f"rtlink-{secrets.token_hex(4)}"
@@ -100,6 +103,11 @@ def lab_ns() -> Iterator[str]:
         sh(ns, "ip", "route", "add", "default", "via", "10.77.0.1")
         sh(ns, "ip", "route", "add", "198.51.100.0/24", "via", "10.88.0.1", "dev", "ve1")
         sh(ns, "ip", "route", "add", "unreachable", "203.0.113.0/24")
+        # policy routing: one destination by a rule of its own, and one table for ve1's source address
+        sh(ns, "ip", "route", "add", "198.18.0.0/24", "via", "10.88.0.1", "dev", "ve1", "table", "100")
+        sh(ns, "ip", "rule", "add", "to", "198.18.0.7", "table", "100", "priority", "100")
+        sh(ns, "ip", "route", "add", "100.64.0.0/10", "via", "10.88.0.1", "dev", "ve1", "table", "101")
+        sh(ns, "ip", "rule", "add", "from", "10.88.0.2", "table", "101", "priority", "101")
         sh(ns, "ip", "link", "add", "br0", "type", "bridge")
         sh(ns, "ip", "addr", "add", "10.66.0.2/24", "dev", "br0")
         sh(ns, "ip", "tuntap", "add", "mode", "tun", "name", "tn0")
@@ -231,3 +239,93 @@ def test_list_interfaces(lab_ns: str) -> None:
     assert (infos["tn0"]["kind"], infos["tn0"]["ethernet"]) == ("tun", False)
     assert (infos["lo"]["kind"], infos["lo"]["ethernet"]) == ("loopback", False)
     assert [info["index"] for info in infos.values()] == sorted(info["index"] for info in infos.values())
+
+
+EXPLAIN = """
+import dataclasses, json, sys
+from rawtui.link.route import explain_route
+
+dst, iface = json.loads(sys.argv[1])
+print(json.dumps(dataclasses.asdict(explain_route(dst, iface))))
+"""
+
+
+def explain_in(ns: str, dst: str, iface: str | None = None) -> dict[str, Any]:
+    done = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", EXPLAIN, json.dumps([dst, iface])],
+        check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.lab
+@needs_root
+def test_policy_routed_destination_names_its_table_and_rule(lab_ns: str) -> None:
+    kernel = json.loads(sh(lab_ns, "ip", "-j", "route", "get", "198.18.0.7"))[0]
+    assert (kernel["dev"], kernel["gateway"], kernel["table"]) == ("ve1", "10.88.0.1", "100")
+    got = resolve_in(lab_ns, ("198.18.0.7", None))["198.18.0.7 None"]
+    assert (got["iface"], got["gateway"], got["src_ip"]) == ("ve1", "10.88.0.1", kernel["prefsrc"])
+    # without RTM_F_LOOKUP_TABLE the kernel answers "table main" for every route
+    assert got["reason"] == (
+        "kernel route (table 100, 198.18.0.7 via 10.88.0.1 dev ve1; rule 100: from all to 198.18.0.7 lookup 100)"
+    )
+
+
+@pytest.mark.lab
+@needs_root
+def test_forced_interface_follows_policy_rules(lab_ns: str) -> None:
+    out = resolve_in(lab_ns, ("198.18.0.7", "ve0"), ("198.18.0.7", "ve1"), ("100.64.1.1", "ve1"))
+    other = out["198.18.0.7 ve0"]
+    assert (other["iface"], other["gateway"]) == ("ve0", "10.77.0.1")
+    assert other["warning"] == "the kernel would use ve1, not ve0"
+    assert other["reason"] == "-i ve0 (override, default via 10.77.0.1, table main)"
+    chosen = out["198.18.0.7 ve1"]
+    assert (chosen["gateway"], chosen["warning"]) == ("10.88.0.1", None)
+    assert chosen["reason"] == "-i ve1 (override, 198.18.0.0/24 via 10.88.0.1, table 100)"
+    # only the source rule leads to a route through ve1: found as a connection from 10.88.0.2 would be
+    kernel = json.loads(
+        sh(lab_ns, "ip", "-j", "route", "get", "100.64.1.1", "from", "10.88.0.2", "oif", "ve1")
+    )[0]
+    by_source = out["100.64.1.1 ve1"]
+    assert (
+        (by_source["gateway"], by_source["src_ip"])
+        == (kernel["gateway"], "10.88.0.2")
+        == ("10.88.0.1", "10.88.0.2")
+    )
+    assert by_source["warning"] == "the kernel would use ve0, not ve1"
+
+
+@pytest.mark.lab
+@needs_root
+def test_explain_route(lab_ns: str) -> None:
+    got = explain_in(lab_ns, "198.18.0.7")
+    fib = json.loads(sh(lab_ns, "ip", "-j", "route", "get", "fibmatch", "198.18.0.7"))[0]
+    assert got["kernel_iface"] == "ve1" and got["error"] is None
+    matched = got["matched"]
+    assert matched["prefix"] == fib["dst"] == "198.18.0.0/24"
+    assert (matched["table_name"], matched["gateway"], matched["protocol"]) == ("100", "10.88.0.1", "boot")
+    assert matched["rule"] == {"priority": 100, "table": 100, "text": "from all to 198.18.0.7 lookup 100"}
+    overrides = {ov["iface"]: ov for ov in got["overrides"]}
+    assert [ov["iface"] for ov in got["overrides"]] == ["lo", "ve0p", "ve0", "ve1p", "ve1", "br0", "tn0"]
+    assert overrides["ve1"]["kernel_choice"] and overrides["ve1"]["summary"] == "via 10.88.0.1"
+    assert overrides["ve0"]["summary"] == "via 10.77.0.1" and overrides["ve0"]["reaches"]
+    assert overrides["ve0"]["matched"]["prefix"] == "0.0.0.0/0"
+    assert overrides["tn0"]["detail"] == "not Ethernet (a tun device): rawtui cannot run there"
+    assert overrides["br0"]["detail"] == "it is down: bring it up with `ip link set br0 up`"
+    assert overrides["ve0p"]["detail"] == "no IPv4 address"
+    assert not overrides["lo"]["usable"]
+
+
+@pytest.mark.lab
+@needs_root
+def test_explain_route_without_a_kernel_route(lab_ns: str) -> None:
+    got = explain_in(lab_ns, "203.0.113.5")
+    assert (got["kernel_iface"], got["matched"], got["route"]) == (None, None, None)
+    assert got["kernel_error"] == "No route to host"
+    assert got["error"] == "no route to 203.0.113.5: No route to host"
+    ve0 = next(ov for ov in got["overrides"] if ov["iface"] == "ve0")
+    assert (ve0["summary"], ve0["reaches"], ve0["next_hop"]) == ("cannot reach", False, "203.0.113.5")
+    assert "this subnet (10.77.0.0/24) cannot reach the host" in ve0["detail"]
