@@ -160,7 +160,8 @@ class Session:
                 local_mac=mac_bytes(route.src_mac), local_ip=ip_bytes(route.src_ip),
                 next_hop_ip=ip_bytes(route.next_hop), remote_ip=ip_bytes(dst_ip), remote_port=url.port,
                 local_port=local_port, isn=random.getrandbits(32), mss=max(536, route.mtu - 40),
-                rcv_buf=opts.rcv_buf, ts_offset=random.getrandbits(32),
+                rcv_buf=opts.rcv_buf, ts_offset=random.getrandbits(32), iface=route.iface,
+                next_hop_role="gateway" if route.gateway else "host",
             )
             guard = FirewallGuard(dst_ip, url.port, local_port)
             guard.install()

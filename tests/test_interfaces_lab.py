@@ -451,7 +451,7 @@ def test_download_where_the_host_is_not_on_the_link(topo: Topology, tmp_path: Pa
     done, events = download(topo, tmp_path, POLICY_HOST, "-i", "eth2")
     assert done.returncode == 4
     err = " ".join(done.stderr.split())
-    assert "no ARP reply from the next hop 10.77.2.2 after 3 tries (is it on this link?)" in err
+    assert "no ARP reply from 10.77.2.2 on eth2 after 3 tries: the host 10.77.2.2 is not on eth2's link" in err
     route = route_event(events)
     assert "no route to 10.77.2.2 via eth2: assuming it is on-link" in route["warning"]
     assert "the kernel would use eth1, not eth2" in route["warning"]

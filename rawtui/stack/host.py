@@ -37,11 +37,15 @@ class Host:
         isn: int,
         arp_retries: int = 3,
         arp_interval: float = 1.0,
+        iface: str = "",
+        next_hop_role: str = "next hop",
         **tcp_options: object,
     ) -> None:
         self.local_mac = local_mac
         self.local_ip = local_ip
         self.remote_ip = remote_ip
+        self.iface = iface
+        self.next_hop_role = next_hop_role  # "gateway" or "host", for the error message
         self.arp = ArpResolver(local_mac, local_ip, next_hop_ip, retries=arp_retries, interval=arp_interval)
         self.tcp = TcpConnection(
             local_ip=local_ip, remote_ip=remote_ip, local_port=local_port, remote_port=remote_port, isn=isn,
@@ -164,9 +168,12 @@ class Host:
             self._frames.extend(arp.take_frames())
             self._events.extend(arp.take_events())
         if arp.failed and self.error is None:
+            hop = ip_str(arp.target_ip)
+            on = f" on {self.iface}" if self.iface else ""
+            link = f"{self.iface}'s" if self.iface else "this"
             self.error = LinkError(
-                f"no ARP reply from the next hop {ip_str(arp.target_ip)} after {arp.attempts} tries"
-                " (is it on this link?)"
+                f"no ARP reply from {hop}{on} after {arp.attempts} tries: the {self.next_hop_role} {hop} is not on"
+                f" {link} link, or it is down"
             )
             return
         if not self._connected and arp.mac is not None:
