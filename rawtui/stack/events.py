@@ -281,7 +281,7 @@ def from_dict(d: dict[str, Any]) -> Event:
     for k, v in d.items():
         if k == "type" or k not in names:
             continue
-        if k == "sack" and v is not None:
+        if k == "sack" and isinstance(v, list):  # SACK blocks (Handshake.sack is a plain bool)
             v = tuple(tuple(x) for x in v)
         if k == "headers" and v is not None:
             v = [tuple(x) for x in v]

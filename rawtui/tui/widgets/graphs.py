@@ -1,0 +1,280 @@
+"""The live graphs (textual-plotext): sequence/time, congestion window, advertised windows, throughput.
+
+Each graph is a one-line legend (colours match the plot) over a plotext plot. The app redraws them on a
+timer (at most a few times a second), never per packet, from the decimated series of the view model.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult, RenderResult
+from textual.containers import Grid, Vertical
+from textual.widgets import Static
+from textual_plotext import PlotextPlot
+
+from ..model import Series, ViewModel
+
+# plotext's colour names map to odd palette entries ("yellow" is 12): use RGB, and the same in legends.
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "data": (0, 200, 255),
+    "ack": (90, 220, 90),
+    "window": (255, 200, 0),
+    "ooo": (230, 90, 230),
+    "resent": (255, 60, 60),
+    "ours": (0, 200, 255),
+    "peer": (255, 160, 40),
+    "rwnd": (90, 220, 90),
+    "peer_rwnd": (230, 90, 230),
+    "rate": (0, 200, 255),
+}
+
+
+def rgb(key: str) -> str:
+    """The Rich style for a palette entry."""
+    r, g, b = PALETTE[key]
+    return f"bold #{r:02x}{g:02x}{b:02x}"
+
+
+def _scale(values: list[float]) -> tuple[float, str]:
+    top = max(values) if values else 0.0
+    if top >= 1e6:
+        return 1e6, "MB"
+    if top >= 1e3:
+        return 1e3, "kB"
+    return 1.0, "B"
+
+
+def downsample(xs: list[float], ys: list[float], bins: int) -> tuple[list[float], list[float]]:
+    """At most ~2 points per x bin (the lowest and the highest, in time order), so that plotext draws a
+    few hundred points whatever the series holds, and spikes survive."""
+    n = len(xs)
+    if n <= 2 * bins or bins <= 0:
+        return xs, ys
+    x0, span = xs[0], (xs[-1] - xs[0]) or 1.0
+    out_x: list[float] = []
+    out_y: list[float] = []
+    cur = -1
+    lo_i = hi_i = 0
+    for i in range(n):
+        b = int((xs[i] - x0) / span * (bins - 1))
+        if b != cur:
+            if cur >= 0:
+                for j in sorted({lo_i, hi_i}):
+                    out_x.append(xs[j])
+                    out_y.append(ys[j])
+            cur, lo_i, hi_i = b, i, i
+        else:
+            y = ys[i]
+            if y < ys[lo_i]:
+                lo_i = i
+            if y > ys[hi_i]:
+                hi_i = i
+    for j in sorted({lo_i, hi_i}):
+        out_x.append(xs[j])
+        out_y.append(ys[j])
+    return out_x, out_y
+
+
+def legend(title: str, *keys: tuple[str, str]) -> Text:
+    t = Text.assemble((title, "bold"), no_wrap=True, overflow="ellipsis", end="")
+    for label, style in keys:
+        t.append(" ")
+        t.append(label, style)
+    return t
+
+
+class Graph(PlotextPlot):
+    """One plot; subclasses say what to draw from the model (:meth:`plot`) and what the legend says.
+
+    :meth:`draw` only marks the plot stale; the plotext calls run when the widget renders, with its
+    current size (the series are downsampled to the plot's width), so the picture depends on the data
+    and the size only.
+    """
+
+    name_ = ""
+
+    def __init__(self, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self._model: ViewModel | None = None
+        self._stale = True
+        self._plotted_size: tuple[int, int] = (0, 0)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.set_legend(legend(self.name_, ("waiting for data", "dim")))
+
+    def draw(self, model: ViewModel) -> None:
+        self._model = model
+        self._stale = True
+        self.set_legend(self.legend(model))
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        size = (self.size.width, self.size.height)
+        if self._stale or size != self._plotted_size:
+            self._stale = False
+            self._plotted_size = size
+            if self._model is None or not self.plot(self._model):
+                self._empty()
+        return super().render()
+
+    def legend(self, model: ViewModel) -> Text:
+        raise NotImplementedError
+
+    def plot(self, model: ViewModel) -> bool:
+        """Make the plotext calls; False when there is nothing to plot yet."""
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.xfrequency(4)
+        plt.yfrequency(3)
+
+    def _empty(self) -> None:
+        self._start()
+        self.plt.xlim(0, 1)
+        self.plt.ylim(0, 1)
+
+    def set_legend(self, text: Text) -> None:
+        if self.parent is not None:
+            for s in self.parent.query(Static):
+                s.update(text)
+
+    @property
+    def bins(self) -> int:
+        """Horizontal resolution in braille dots."""
+        return max(20, 2 * self.size.width)
+
+    def _line(self, s: Series, scale: float, color: str) -> None:
+        if s.xs:
+            xs, ys = downsample(s.xs, s.ys, self.bins)
+            self.plt.plot(xs, [y / scale for y in ys], marker="braille", color=PALETTE[color])
+
+    def _dots(self, s: Series, scale: float, color: str, marker: str = "braille") -> None:
+        if s.xs:
+            xs, ys = downsample(s.xs, s.ys, self.bins)
+            self.plt.scatter(xs, [y / scale for y in ys], marker=marker, color=PALETTE[color])
+
+
+class SequenceGraph(Graph):
+    """tcptrace style: data received (top of each segment), our ACK line, ACK + our window; marks."""
+
+    name_ = "Sequence / time"
+
+    def legend(self, model: ViewModel) -> Text:
+        g = model.graphs
+        if not g.seq_data.xs and not g.seq_ack.xs:
+            return legend(self.name_, ("waiting for data", "dim"))
+        _, unit = _scale(g.seq_window.ys or g.seq_data.ys)
+        return legend(
+            f"Seq ({unit})", ("data", rgb("data")), ("ACK", rgb("ack")), ("win", rgb("window")),
+            ("ooo", rgb("ooo")), ("x resent", rgb("resent")),
+        )
+
+    def plot(self, model: ViewModel) -> bool:
+        g = model.graphs
+        if not g.seq_data.xs and not g.seq_ack.xs:
+            return False
+        scale, _ = _scale(g.seq_window.ys or g.seq_data.ys)
+        self._start()
+        self._line(g.seq_window, scale, "window")
+        self._line(g.seq_ack, scale, "ack")
+        self._dots(g.seq_data, scale, "data")
+        self._dots(g.seq_ooo, scale, "ooo")
+        self._dots(g.seq_retrans, scale, "resent", "x")
+        return True
+
+
+class CwndGraph(Graph):
+    name_ = "Congestion window"
+
+    def legend(self, model: ViewModel) -> Text:
+        g = model.graphs
+        if not g.cwnd.xs:
+            return legend(self.name_, ("waiting for data", "dim"))
+        _, unit = _scale(g.cwnd.ys + g.peer_flight.ys)
+        return legend(f"cwnd ({unit})", ("ours", rgb("ours")), ("server flight est.", rgb("peer")))
+
+    def plot(self, model: ViewModel) -> bool:
+        g = model.graphs
+        if not g.cwnd.xs:
+            return False
+        scale, _ = _scale(g.cwnd.ys + g.peer_flight.ys)
+        self._start()
+        self._line(g.peer_flight, scale, "peer")
+        self._line(g.cwnd, scale, "ours")
+        self.plt.ylim(0, max(g.cwnd.ys + g.peer_flight.ys) / scale * 1.05)
+        return True
+
+
+class WindowGraph(Graph):
+    name_ = "Advertised windows"
+
+    def legend(self, model: ViewModel) -> Text:
+        g = model.graphs
+        if not g.rwnd.xs:
+            return legend(self.name_, ("waiting for data", "dim"))
+        _, unit = _scale(g.rwnd.ys + g.peer_rwnd.ys)
+        return legend(f"rwnd advertised ({unit})", ("ours", rgb("rwnd")), ("server's", rgb("peer_rwnd")))
+
+    def plot(self, model: ViewModel) -> bool:
+        g = model.graphs
+        if not g.rwnd.xs:
+            return False
+        scale, _ = _scale(g.rwnd.ys + g.peer_rwnd.ys)
+        self._start()
+        self._line(g.rwnd, scale, "rwnd")
+        self._line(g.peer_rwnd, scale, "peer_rwnd")
+        self.plt.ylim(0, max(g.rwnd.ys + g.peer_rwnd.ys) / scale * 1.1)
+        return True
+
+
+class ThroughputGraph(Graph):
+    name_ = "Throughput"
+
+    def legend(self, model: ViewModel) -> Text:
+        s = model.graphs.throughput
+        if not s.xs:
+            return legend(self.name_, ("waiting for data", "dim"))
+        return legend("Throughput (Mbit/s)", (f" now {s.ys[-1] * 8 / 1e6:.2f}", rgb("rate")))
+
+    def plot(self, model: ViewModel) -> bool:
+        s = model.graphs.throughput
+        if not s.xs:
+            return False
+        self._start()
+        xs, ys = downsample(s.xs, [y * 8 / 1e6 for y in s.ys], self.bins)
+        self.plt.plot(xs, ys, marker="braille", color=PALETTE["rate"], fillx=True)
+        self.plt.ylim(0, max(ys) * 1.1 or 1)
+        return True
+
+
+class GraphsPanel(Grid):
+    """Four graphs in a 2x2 grid."""
+
+    DEFAULT_CSS = """
+    GraphsPanel { grid-size: 2 2; grid-gutter: 0 2; }
+    GraphsPanel > Vertical { height: 1fr; }
+    GraphsPanel Static.legend { height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    GraphsPanel Graph { height: 1fr; }
+    """
+
+    def __init__(self, model: ViewModel, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.model = model
+        self.border_title = "Graphs"
+
+    def compose(self) -> ComposeResult:
+        for graph in (SequenceGraph(id="graph-seq"), CwndGraph(id="graph-cwnd"),
+                      WindowGraph(id="graph-windows"), ThroughputGraph(id="graph-throughput")):
+            with Vertical():
+                yield Static(classes="legend")
+                yield graph
+
+    def draw(self) -> None:
+        for graph in self.query(Graph):
+            graph.draw(self.model)
+        t = self.model.t_last
+        self.border_subtitle = f"x: seconds since start · drawn at t={t:.2f} s"

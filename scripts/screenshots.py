@@ -1,0 +1,70 @@
+"""Write screenshots/*.svg: the live view in its main states, from the synthesized test recordings.
+
+    python scripts/screenshots.py            # all of them into screenshots/
+    python scripts/screenshots.py --out DIR
+
+The app runs headless (Textual's ``run_test``) on a replay at speed 0 and each picture is taken once
+every event was emitted and drawn, so the pictures are the same on every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rawtui.replay import NdjsonReplay
+from rawtui.tui.app import RawtuiApp
+from rawtui.tui.testing import settle
+
+FIXTURES = ROOT / "tests" / "fixtures"
+URL = "http://10.0.2.2:8080/big.bin"
+
+# name -> (recording, hold at the end, terminal size, keys pressed before the picture)
+SHOTS: dict[str, tuple[str, bool, tuple[int, int], Sequence[str]]] = {
+    "arp-in-progress": ("arp_in_progress", True, (120, 35), ()),
+    "mid-download": ("mid_download", True, (120, 35), ()),
+    "packet-detail": ("mid_download", True, (120, 35), ("up", "up", "enter")),
+    "done": ("complete_download", False, (120, 35), ()),
+    "done-view": ("complete_download", False, (120, 35), ("escape",)),
+    "error": ("error_arp_timeout", False, (120, 35), ()),
+    "help": ("mid_download", True, (120, 35), ("question_mark",)),
+    "compact-80x24": ("mid_download", True, (80, 24), ()),
+}
+
+
+async def shoot(name: str, out: Path) -> Path:
+    recording, hold, size, keys = SHOTS[name]
+    app = RawtuiApp(NdjsonReplay(FIXTURES / f"{recording}.ndjson", speed=0, hold=hold), title=URL)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        if keys:
+            await pilot.press(*keys)
+            await pilot.pause()
+            await pilot.wait_for_scheduled_animations()
+            await pilot.pause()
+        path = Path(app.save_screenshot(filename=f"{name}.svg", path=str(out)))
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "screenshots")
+    ap.add_argument("names", nargs="*", metavar="NAME", help=f"which (default: all): {', '.join(SHOTS)}")
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    unknown = set(args.names) - set(SHOTS)
+    if unknown:
+        ap.error(f"unknown screenshot(s): {', '.join(sorted(unknown))}")
+    for name in args.names or SHOTS:
+        print(asyncio.run(shoot(name, args.out)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
