@@ -436,9 +436,11 @@ def _forced_choice(
             how = f"{dst} is on-link"
         else:
             fib = forced.fib
-            prefix = f"/{fib['dst_len']} " if fib is not None else ""
+            prefix = (
+                "a route" if fib is None else _prefix_text(fib.get("RTA_DST") or "0.0.0.0", fib["dst_len"])
+            )
             via = f"via {gateway}" if gateway else "on-link"
-            how = f"{_table_name(forced.table)} table {prefix}route {via}"
+            how = f"{'default' if prefix == '0.0.0.0/0' else prefix} {via}, table {_table_name(forced.table)}"
     elif on_subnet:
         how = f"{dst} is on-link"
     else:
