@@ -11,14 +11,16 @@ import os
 import signal
 import sys
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from types import FrameType
 
 from . import __version__
-from .errors import EXIT_USAGE, RawtuiError
+from .errors import EXIT_INTERRUPTED, EXIT_USAGE, RawtuiError
 from .eventlog import NdjsonWriter, fanout
 from .source import EventSource
-from .stack.events import Error, Event
+from .stack.events import Done, Error, Event
 
 SUBCOMMANDS = ("replay", "demo", "lab", "interfaces")
 
@@ -53,6 +55,7 @@ def _download_parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure", action="store_true", help="https: do NOT verify the server's certificate")
     p.add_argument("--keylog", metavar="FILE", help="https: write TLS keys (SSLKEYLOGFILE format) for Wireshark")
     p.add_argument("--lab-control", metavar="PATH", help=argparse.SUPPRESS)  # set by `rawtui demo`
+    p.add_argument("--tui-headless", action="store_true", help=argparse.SUPPRESS)  # the app, no terminal
     p.add_argument("-q", "--quiet", action="store_true", help="headless: no progress bar or summary")
     p.add_argument("--version", action="version", version=f"rawtui {__version__}")
     return p
@@ -89,21 +92,31 @@ def _download(argv: list[str]) -> int:
         except ValueError:
             raise RawtuiError(f"bad --stall {ns.stall!r}: use BYTES:SECONDS, e.g. 1000000:3", EXIT_USAGE) from None
     session = Session(options)
+    if ns.tui_headless:
+        log = NdjsonWriter(ns.events) if ns.events else None
+        try:
+            return _run_tui(session, log, True, ns.url, headless_app=True)
+        finally:
+            if log is not None:
+                log.close()
     headless = ns.headless or not (sys.stdout.isatty() and sys.stdin.isatty()) or ns.output == "-"
+    if not headless:
+        session.keep_frames()  # for the app's "save pcap" key
     return run_source(session, headless=headless, events_path=ns.events, quiet=ns.quiet,
-                      exit_on_done=ns.exit_on_done, title=ns.url)
+                      exit_on_done=ns.exit_on_done, title=ns.url,
+                      save_pcap=None if headless else session.save_pcap)
 
 
 def run_source(
     source: EventSource, *, headless: bool, events_path: str | None = None, quiet: bool = False,
-    exit_on_done: bool = False, title: str = "",
+    exit_on_done: bool = False, title: str = "", save_pcap: Callable[[], str] | None = None,
 ) -> int:
     """Run a source under the headless view or the Textual app, with the NDJSON log if asked."""
     log = NdjsonWriter(events_path) if events_path else None
     try:
         if headless:
             return _run_headless(source, log, quiet)
-        return _run_tui(source, log, exit_on_done, title)
+        return _run_tui(source, log, exit_on_done, title, save_pcap=save_pcap)
     finally:
         if log is not None:
             log.close()
@@ -136,32 +149,77 @@ def _run_headless(source: EventSource, log: Callable[[Event], None] | None, quie
     return code
 
 
-def _run_tui(source: EventSource, log: Callable[[Event], None] | None, exit_on_done: bool, title: str) -> int:
-    try:
-        from .tui.app import RawtuiApp
-    except ImportError:  # the live view is optional at this stage: fall back to the headless one
-        return _run_headless(source, log, False)
+def _run_tui(
+    source: EventSource, log: Callable[[Event], None] | None, exit_on_done: bool, title: str,
+    *, headless_app: bool = False, save_pcap: Callable[[], str] | None = None,
+) -> int:
+    """The Textual app; ``headless_app`` runs it without a terminal (benchmarks, scripts)."""
+    from .tui.app import RawtuiApp
 
-    errors: list[Error] = []
+    recorder = EventRecorder()
 
     class Logged:
         def run(self, emit: Callable[[Event], None], stop: threading.Event) -> int:
             def tee(ev: Event) -> None:
-                if isinstance(ev, Error):
-                    errors.append(ev)
+                recorder(ev)
                 if log is not None:
                     log(ev)
                 emit(ev)
 
             return source.run(tee, stop)
 
-    app = RawtuiApp(Logged(), title=title, exit_on_done=exit_on_done)
-    signal.signal(signal.SIGTERM, lambda s, f: app.call_from_thread(app.exit) if False else app.exit())
-    code = app.run()
-    code = int(code) if code is not None else 0
-    if code != 0 and errors:
-        _say_error(errors[-1].message)
+    app = RawtuiApp(Logged(), title=title, exit_on_done=exit_on_done or headless_app,
+                    on_save_pcap=save_pcap, on_save_events=recorder.save)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        app.stop_event.set()  # the source ends cleanly (firewall rule removed, no partial file)...
+        app.call_later(app.exit, EXIT_INTERRUPTED)  # ...and the app leaves once it has
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        code = app.run(headless=headless_app)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    code = int(code) if code is not None else EXIT_INTERRUPTED
+    if code != 0 and recorder.errors:
+        _say_error(recorder.errors[-1].message)
+    elif code == 0 and recorder.done is not None and not headless_app:
+        d = recorder.done
+        print(f"rawtui: saved {d.path} ({d.bytes:,} bytes, sha256 {d.sha256})", file=sys.stderr)
     return code
+
+
+class EventRecorder:
+    """Keeps the stream for the app's "save events" key: every event but the per-segment ones, and the
+    newest 200,000 of those (a bounded ring), written out as NDJSON on demand."""
+
+    def __init__(self, max_segments: int = 200_000) -> None:
+        self.events: list[Event] = []
+        self.segments: deque[Event] = deque(maxlen=max_segments)
+        self.errors: list[Error] = []
+        self.done: Done | None = None
+
+    def __call__(self, ev: Event) -> None:
+        if ev.type in ("segment_in", "segment_out"):
+            self.segments.append(ev)
+            return
+        self.events.append(ev)
+        if isinstance(ev, Error):
+            self.errors.append(ev)
+        elif isinstance(ev, Done):
+            self.done = ev
+
+    def save(self) -> str:
+        path = time.strftime("rawtui-%Y%m%d-%H%M%S.ndjson")
+        merged = sorted([*self.events, *list(self.segments)], key=lambda e: e.t)
+        writer = NdjsonWriter(path)
+        try:
+            for ev in merged:
+                writer(ev)
+        finally:
+            writer.close()
+        return os.path.abspath(path)
 
 
 # -- subcommands --------------------------------------------------------------------------------
@@ -191,9 +249,9 @@ def _replay(argv: list[str]) -> int:
     ns = p.parse_args(argv)
     if not os.path.exists(ns.file):
         raise RawtuiError(f"no such file: {ns.file}", EXIT_USAGE)
-    from .replay import NdjsonReplay
+    from .replay import open_replay
 
-    source = NdjsonReplay(ns.file, speed=ns.speed)
+    source = open_replay(ns.file, speed=ns.speed)
     headless = ns.headless or not sys.stdout.isatty()
     return run_source(source, headless=headless, title=f"replay {ns.file}")
 

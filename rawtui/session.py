@@ -8,11 +8,13 @@ name.
 
 from __future__ import annotations
 
+import os
 import random
 import select
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,7 @@ from .stack.host import Host
 from .wire.ethernet import mac_bytes
 from .wire.ipv4 import ip_bytes
 
+RING_SNAPLEN = 128  # bytes of each frame kept for the live view's "save pcap" (headers, like tcpdump -s)
 RECV_BATCH = 256  # frames handled before the application side gets a turn
 PROGRESS_EVERY = 0.1  # seconds between progress events
 
@@ -75,6 +78,25 @@ class Session:
         self._completed_at: float | None = None  # when the last body byte arrived
         self._side: LabChannel | None = None
         self._tls_ctx: ssl.SSLContext | None = None
+        self._ring: deque[tuple[float, bytes, int]] | None = None  # recent frames, headers only
+        self._ring_snaplen = RING_SNAPLEN
+
+    def keep_frames(self, count: int = 100_000, snaplen: int = RING_SNAPLEN) -> None:
+        """Keep the newest ``count`` frames (their first ``snaplen`` bytes: the headers) for save_pcap."""
+        self._ring = deque(maxlen=count)
+        self._ring_snaplen = snaplen
+
+    def save_pcap(self) -> str:
+        """Write the kept frames to ``rawtui-<time>.pcap`` here; returns its path (the live view's `s`)."""
+        path = self.options.pcap or time.strftime("rawtui-%Y%m%d-%H%M%S.pcap")
+        if self._pcap is not None:
+            self._pcap.flush()  # --pcap already records every frame, whole
+            return os.path.abspath(path)
+        ring = list(self._ring or ())
+        with PcapWriter(path) as w:
+            for ts, head, size in ring:
+                w.write(head, ts, size)
+        return os.path.abspath(path)
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -202,6 +224,9 @@ class Session:
             watch.append(side_fd)
         host.start(now())
 
+        ring = self._ring
+        snap = self._ring_snaplen
+
         def flush() -> None:
             frames = host.take_frames()
             if frames:
@@ -210,6 +235,8 @@ class Session:
                     sock.send(f)
                     if pcap is not None:
                         pcap.write(f, wall)
+                    if ring is not None:
+                        ring.append((wall, f[:snap], len(f)))
             evs = host.take_events()
             for ev in evs:
                 emit(ev)
@@ -317,6 +344,8 @@ class Session:
                         ft = now()
                         if pcap is not None:
                             pcap.write(frame, time.time())
+                        if ring is not None:
+                            ring.append((time.time(), bytes(frame[:snap]), len(frame)))
                         host.on_frame(frame, ft, csum)
                         n += 1
                     if n:

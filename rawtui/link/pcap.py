@@ -46,10 +46,12 @@ class PcapWriter:
         self._pending = bytearray(_HEADER.pack(MAGIC_MICRO, 2, 4, 0, 0, SNAPLEN, LINKTYPE_ETHERNET))
         self.frames = 0
 
-    def write(self, frame: bytes | bytearray | memoryview, ts: float) -> None:
-        """Add one frame captured at ts (seconds since the epoch); frames beyond SNAPLEN are cut."""
+    def write(self, frame: bytes | bytearray | memoryview, ts: float, orig_len: int | None = None) -> None:
+        """Add one frame captured at ts (seconds since the epoch); frames beyond SNAPLEN are cut.
+
+        ``orig_len``: the frame's length on the wire when ``frame`` is already a cut-down copy."""
         sec, usec = divmod(round(ts * 1_000_000), 1_000_000)
-        size = len(frame)
+        size = len(frame) if orig_len is None else max(orig_len, len(frame))
         kept = min(size, SNAPLEN)
         self._pending += _RECORD.pack(sec, usec, kept, size)
         self._pending += frame[:kept]
