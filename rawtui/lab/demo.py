@@ -1,8 +1,15 @@
-"""`rawtui demo`: build the lab, serve a generated file from the server namespace, download it with
-rawtui from the client namespace, check it is byte-exact, tear everything down.
+"""`rawtui demo`: the teaching lab. Build a client - router - server network of namespaces, impair the
+router (loss, delay, a bottleneck, reordering, duplication, corruption, blackouts: see
+:mod:`rawtui.lab.impair`), serve a generated file, download it with rawtui from the client namespace,
+check it is byte-exact and, for a named scenario, that the phenomenon it teaches really happened.
 
-The download runs as a child ``ip netns exec <client> python -m rawtui ...`` that inherits the terminal,
-so the live view (or the headless progress bar) is exactly what a user of ``rawtui URL`` sees.
+The download runs as a child ``ip netns exec <client> python -m rawtui ... --lab-control SOCK`` that
+inherits the terminal, so the live view (or the headless progress bar) is exactly what a user of
+``rawtui URL`` sees, plus the lab's side channel: the server's true TCP state (TCP_INFO), the knobs in
+force and the router's counters (:mod:`rawtui.lab.control`). The live view can turn the knobs through
+the same socket (:class:`rawtui.lab.control.LabControl`).
+
+Needs only root, Python and iproute2 (offloads are switched with ioctls, not ethtool).
 """
 
 from __future__ import annotations
@@ -10,17 +17,30 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from ..errors import EXIT_USAGE, PrivilegeError, RawtuiError
+from .control import ControlError, LabControl, Subscription
+from .impair import KNOB_NAMES, ImpairError, child_env, parse_ms, parse_rate, start_relay
+from .scenarios import SCENARIOS, Action, Scenario, load_events
 from .server import make_file, sha256_file
 from .topology import Lab, LabError
 
+__all__ = ["main", "parse_size", "start_pyserver"]
+
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kKmMgG]?)i?[bB]?$")
+DEFAULT_SIZE = "50M"
+PYSERVER_PORT = 8080
 
 
 def parse_size(text: str) -> int:
@@ -31,29 +51,101 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * mult)
 
 
-def start_pyserver(lab: Lab, root: str, port: int = 8080) -> subprocess.Popen[str]:
-    """The embedded HTTP server in the server namespace; returns once it is listening."""
-    proc = lab.popen(
-        lab.server_ns, [sys.executable, "-m", "rawtui.lab.server", "--root", root, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("ready"):
-        err = proc.stderr.read() if proc.stderr else ""
-        raise LabError(f"the lab HTTP server did not start: {err.strip() or line.strip()}")
+def start_pyserver(lab: Lab, root: str, port: int = PYSERVER_PORT, report: str | None = None
+                   ) -> subprocess.Popen[str]:
+    """The embedded HTTP server in the server namespace (publishing TCP_INFO samples on the control socket
+    ``report`` when given); returns once it is listening."""
+    argv = [sys.executable, "-m", "rawtui.lab.server", "--root", root, "--port", str(port)]
+    if report:
+        argv += ["--report", report]
+    return _start_ready(lab, lab.server_ns, argv, "the lab HTTP server")
+
+
+def _start_ready(lab: Lab, ns: str, argv: list[str], what: str) -> subprocess.Popen[str]:
+    """Start ``argv`` in ``ns`` and wait for its "ready" line. Its stderr goes to a file (never to a pipe
+    nobody reads), shown if it fails to start; with RAWTUI_DEMO_LOGS=DIR the file is kept in DIR."""
+    log_dir = os.environ.get("RAWTUI_DEMO_LOGS")
+    if log_dir:
+        tag = argv[argv.index("-m") + 1] if "-m" in argv else Path(argv[0]).name
+        err = open(os.path.join(log_dir, f"{tag}-{os.getpid()}-{time.monotonic_ns()}.log"), "w+b")  # noqa: SIM115
+    else:
+        err = tempfile.TemporaryFile()  # noqa: SIM115
+    try:
+        proc = lab.popen(ns, argv, stdout=subprocess.PIPE, stderr=err, text=True, env=child_env())
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("ready"):
+            lab.stop(proc)
+            err.seek(0)
+            text = err.read().decode(errors="replace")
+            raise LabError(f"{what} did not start: {text.strip()[-800:] or line.strip()}")
+    finally:
+        err.close()
+    threading.Thread(target=_drain, args=(proc,), daemon=True).start()
     return proc
+
+
+def _drain(proc: subprocess.Popen[str]) -> None:
+    if proc.stdout is not None:
+        for _ in proc.stdout:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------------
+# command line
+
+
+def _percent(text: str) -> float:
+    try:
+        v = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage") from None
+    if not 0 <= v <= 100:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 100")
+    return v
+
+
+def _ms(text: str) -> float:
+    try:
+        return parse_ms(text)
+    except ImpairError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate(text: str) -> int:
+    try:
+        return parse_rate(text)
+    except ImpairError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rawtui demo",
-        description="Build a client - router - server lab of network namespaces, serve a generated file, "
-        "and download it with rawtui's own stack.",
+        description="The teaching lab: build a client - router - server network of namespaces, impair the "
+        "router, serve a generated file and download it with rawtui's own stack.",
+        epilog="Impairment options apply to the server->client direction (the data) unless --dir says "
+        "otherwise; they add to (and override) a scenario's. Example: sudo rawtui demo --loss 2 --delay 40ms "
+        "--rate 20mbit. Scenarios: " + ", ".join(SCENARIOS) + " (--list-scenarios explains them).",
     )
-    p.add_argument("--size", default="50M", help="size of the generated file (default 50M)")
+    p.add_argument("--scenario", choices=list(SCENARIOS), metavar="NAME",
+                   help="run a named scenario and check that its phenomenon appears")
+    p.add_argument("--list-scenarios", action="store_true", help="list the scenarios and what each shows")
+    p.add_argument("--size", help=f"size of the generated file (default {DEFAULT_SIZE}, or the scenario's)")
     p.add_argument("--server", choices=["python", "nginx"], default="python",
                    help="the lab's HTTP server (default: Python's http.server, no install needed)")
+    g = p.add_argument_group("impairments (on the router)")
+    g.add_argument("--loss", type=_percent, metavar="P", help="drop P %% of frames at random")
+    g.add_argument("--delay", type=_ms, metavar="D", help="add D of one-way delay (40ms, 0.1s)")
+    g.add_argument("--jitter", type=_ms, metavar="D", help="+-D of uniform jitter on the delay")
+    g.add_argument("--rate", type=_rate, metavar="R", help="bottleneck rate (20mbit, 500kbit)")
+    g.add_argument("--queue", type=int, metavar="N", help="bottleneck queue in frames (default 100)")
+    g.add_argument("--reorder", type=_percent, metavar="P", help="hold P %% of frames back behind 3 others")
+    g.add_argument("--dup", type=_percent, metavar="P", help="send P %% of frames twice")
+    g.add_argument("--corrupt", type=_percent, metavar="P", help="flip a payload bit in P %% of frames")
+    g.add_argument("--dir", choices=["down", "up", "both"], default="down",
+                   help="where the options above apply: down = server->client (default), up, both")
+    g.add_argument("--seed", type=int, help="seed the router's random choices (reproducible runs)")
     p.add_argument("--headless", action="store_true", help="progress bar and summary instead of the live view")
     p.add_argument("--events", metavar="FILE", help="write the event stream as NDJSON")
     p.add_argument("--pcap", metavar="FILE", help="write every frame sent and received")
@@ -61,9 +153,81 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def cli_knobs(ns: argparse.Namespace) -> dict[str, float]:
+    """The knob values given on the command line (knob name -> value)."""
+    given = {
+        "loss": ns.loss, "delay_ms": ns.delay, "jitter_ms": ns.jitter, "rate_bps": ns.rate, "queue": ns.queue,
+        "reorder": ns.reorder, "dup": ns.dup, "corrupt": ns.corrupt,
+    }
+    knobs = {k: v for k, v in given.items() if v is not None}
+    assert set(knobs) <= set(KNOB_NAMES)
+    return knobs
+
+
+def list_scenarios() -> str:
+    out = []
+    for s in SCENARIOS.values():
+        out.append(f"{s.name}  ({s.size / (1 << 20):g} MB)\n  {s.title}\n"
+                   + textwrap.indent(textwrap.fill(s.explanation, 96), "  ")
+                   + f"\n  look for: {s.look_for}\n")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------
+# during the transfer: knob changes at given points (ground truth: the server's bytes_acked)
+
+
+class ScenarioDriver(threading.Thread):
+    """Watches the server's TCP_INFO samples and sends each action once ``bytes_acked`` reaches it."""
+
+    def __init__(self, control: str, actions: tuple[Action, ...]) -> None:
+        super().__init__(name="scenario-driver", daemon=True)
+        self._sub = Subscription(control)
+        self._ctl = LabControl(control)
+        self._actions = sorted(actions, key=lambda a: a.at_bytes)
+        self._halt = threading.Event()
+        self.fired: list[Action] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        try:
+            while self._actions and not self._halt.is_set():
+                msg = self._sub.next(timeout=0.2)
+                if msg is None:
+                    if self._sub.closed:
+                        return
+                    continue
+                if msg.get("type") != "tcp_info":
+                    continue
+                acked = int(msg.get("bytes_acked") or 0)
+                while self._actions and acked >= self._actions[0].at_bytes:
+                    action = self._actions.pop(0)
+                    try:
+                        self._ctl.request(action.cmd)
+                        self.fired.append(action)
+                    except ControlError as exc:
+                        self.errors.append(f"{action.cmd}: {exc}")
+        finally:
+            self._sub.close()
+            self._ctl.close()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the demo
+
+
 def main(argv: list[str]) -> int:
     ns = _parser().parse_args(argv)
-    size = parse_size(ns.size)
+    if ns.list_scenarios:
+        print(list_scenarios())
+        return 0
+    scenario = SCENARIOS[ns.scenario] if ns.scenario else None
+    size = parse_size(ns.size) if ns.size else (scenario.size if scenario else parse_size(DEFAULT_SIZE))
+    knobs = _merge_knobs(scenario, cli_knobs(ns), ns.dir)
     if os.geteuid() != 0:
         raise PrivilegeError("the demo builds network namespaces: run it as root (sudo rawtui demo)")
     lab: Lab | None = None
@@ -74,42 +238,14 @@ def main(argv: list[str]) -> int:
     old = signal.signal(signal.SIGTERM, on_signal)
     try:
         with tempfile.TemporaryDirectory(prefix="rawtui-demo-") as tmp:
-            www = os.path.join(tmp, "www")
-            os.mkdir(www)
-            name = f"demo-{ns.size.lower()}.bin"
-            src = make_file(os.path.join(www, name), size)
-            want = sha256_file(src)
             try:
                 lab = Lab.create()
             except LabError as e:
                 raise RawtuiError(f"cannot build the lab: {e}", 4) from None
-            if ns.server == "nginx":
-                from .nginx import start_nginx
-
-                start_nginx(lab, www, port=80)
-                url = f"http://{lab.server_ip}/{name}"
-            else:
-                start_pyserver(lab, www, 8080)
-                url = f"http://{lab.server_ip}:8080/{name}"
-            out = os.path.join(tmp, "downloaded.bin")
-            argv_child = [sys.executable, "-m", "rawtui", url, "-o", out]
-            if ns.headless:
-                argv_child.append("--headless")
-            if ns.exit_on_done:
-                argv_child.append("--exit-on-done")
-            if ns.events:
-                argv_child += ["--events", os.path.abspath(ns.events)]
-            if ns.pcap:
-                argv_child += ["--pcap", os.path.abspath(ns.pcap)]
-            print(f"lab {lab.prefix}: client {lab.client_ip} -> router -> server {lab.server_ip}; "
-                  f"downloading {url} ({size:,} bytes)", file=sys.stderr, flush=True)
-            code = subprocess.call(lab.exec_argv(lab.client_ns, argv_child))
-            if code != 0:
-                return code
-            got = sha256_file(out)
-            verdict = "byte-exact" if got == want else "MISMATCH"
-            print(f"demo: sha256 {got} ({verdict})", file=sys.stderr)
-            return 0 if got == want else 1
+            try:
+                return _run(lab, ns, tmp, scenario, size, knobs)
+            except (LabError, ImpairError, ControlError) as e:
+                raise RawtuiError(f"the lab failed: {e}", 4) from None
     except KeyboardInterrupt:
         print("rawtui: demo interrupted; lab removed", file=sys.stderr)
         return 130
@@ -117,3 +253,157 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGTERM, old)
         if lab is not None:
             lab.destroy()
+
+
+def _merge_knobs(scenario: Scenario | None, cli: dict[str, float], where: str) -> dict[str, dict[str, float]]:
+    knobs = {"down": dict(scenario.down) if scenario else {}, "up": dict(scenario.up) if scenario else {}}
+    for d in (("down", "up") if where == "both" else (where,)):
+        knobs[d].update(cli)
+    return knobs
+
+
+def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, size: int,
+         knobs: dict[str, dict[str, float]]) -> int:
+    www = os.path.join(tmp, "www")
+    os.mkdir(www)
+    name = f"demo-{scenario.name if scenario else 'file'}-{size}.bin"
+    src = make_file(os.path.join(www, name), size)
+    want = sha256_file(src)
+    control = os.path.join(tmp, "control.sock")
+    start_relay(lab, control, seed=ns.seed)
+    if scenario is not None and scenario.server_cc:
+        _set_server_cc(lab, scenario.server_cc)
+    if ns.server == "nginx":
+        from .nginx import start_nginx
+
+        handle = start_nginx(lab, www, port=80)
+        _start_ready(lab, lab.server_ns, [sys.executable, "-m", "rawtui.lab.server", "--sample-port", "80",
+                                          "--report", control], "the TCP_INFO sampler")
+        url = f"{handle.url}/{name}"
+    else:
+        start_pyserver(lab, www, PYSERVER_PORT, report=control)
+        url = f"http://{lab.server_ip}:{PYSERVER_PORT}/{name}"
+    with LabControl(control) as ctl:
+        if scenario is not None:
+            ctl.announce(scenario.announcement())
+        for d in ("down", "up"):
+            if knobs[d]:
+                ctl.request({"cmd": "set", "dir": d, **knobs[d]})
+    driver = None
+    if scenario is not None and scenario.actions:
+        driver = ScenarioDriver(control, scenario.actions)
+        driver.start()
+
+    events_path = os.path.abspath(ns.events) if ns.events else os.path.join(tmp, "events.ndjson")
+    out = os.path.join(tmp, "downloaded.bin")
+    argv_child = [sys.executable, "-m", "rawtui", url, "-o", out, "--lab-control", control,
+                  "--events", events_path]
+    if ns.headless:
+        argv_child.append("--headless")
+    if ns.exit_on_done:
+        argv_child.append("--exit-on-done")
+    if ns.pcap:
+        argv_child += ["--pcap", os.path.abspath(ns.pcap)]
+    if scenario is not None and scenario.stall:
+        argv_child += ["--stall", scenario.stall]
+    _say(f"lab {lab.prefix}: client {lab.client_ip} -> router -> server {lab.server_ip}; "
+         f"downloading {url} ({size:,} bytes)")
+    _say("router: " + describe_knobs(knobs))
+    if scenario is not None:
+        _say(f"scenario {scenario.name}: {scenario.title}")
+        _say(textwrap.fill(scenario.explanation, 100, initial_indent="  ", subsequent_indent="  "))
+        _say(f"  look for: {scenario.look_for}")
+    code = subprocess.call(lab.exec_argv(lab.client_ns, argv_child), env=child_env())
+    if driver is not None:
+        driver.stop()
+    try:
+        with LabControl(control) as ctl:
+            stats: dict[str, Any] | None = ctl.state()["stats"]
+    except ControlError:
+        stats = None
+    return report(code, out, want, events_path, scenario, driver, stats)
+
+
+def _set_server_cc(lab: Lab, cc: str) -> None:
+    res = lab.run(lab.server_ns, ["sh", "-ec", f"echo {shlex.quote(cc)} > /proc/sys/net/ipv4/tcp_congestion_control"],
+                  capture_output=True, text=True, timeout=20)
+    if res.returncode != 0:
+        raise LabError(f"cannot switch the server's congestion control to {cc}: {res.stderr.strip()}")
+
+
+def describe_knobs(knobs: dict[str, dict[str, float]]) -> str:
+    parts = []
+    for d, arrow in (("down", "server->client"), ("up", "client->server")):
+        k = knobs[d]
+        if not k:
+            continue
+        words = []
+        for name, v in k.items():
+            if name == "rate_bps":
+                words.append(f"rate {v / 1e6:g} Mbit/s")
+            elif name == "queue":
+                words.append(f"queue {v:g} frames")
+            elif name.endswith("_ms"):
+                words.append(f"{name[:-3]} {v:g} ms")
+            else:
+                words.append(f"{name} {v:g} %")
+        parts.append(f"{arrow}: " + ", ".join(words))
+    return "; ".join(parts) if parts else "a perfect link (no impairment; the live view can add some)"
+
+
+def report(code: int, out: str, want: str, events_path: str, scenario: Scenario | None,
+           driver: ScenarioDriver | None, stats: dict[str, Any] | None = None) -> int:
+    """Print PASS/FAIL lines; the exit code: the child's if it failed, 1 if a check failed, else 0."""
+    if code != 0:
+        _say(f"FAIL  the download failed (rawtui exit code {code})")
+        return code
+    ok = True
+    got = sha256_file(out) if os.path.exists(out) else "(no file)"
+    if got == want:
+        _say(f"PASS  file byte-exact (sha256 {got})")
+    else:
+        _say(f"FAIL  file differs: sha256 {got}, expected {want}")
+        ok = False
+    if driver is not None and driver.errors:
+        _say("FAIL  scenario actions failed: " + "; ".join(driver.errors))
+        ok = False
+    events = _read_events(events_path)
+    summary = router_summary(stats) if stats else ""
+    if summary:
+        _say(f"      router: {summary}")
+    if scenario is not None:
+        failures, evidence = scenario.examine(events)
+        for line in evidence:
+            _say(f"      {line}")
+        if failures:
+            for line in failures:
+                _say(f"FAIL  {scenario.name}: {line}")
+            ok = False
+        else:
+            _say(f"PASS  {scenario.name}: {scenario.look_for}")
+    return 0 if ok else 1
+
+
+_COUNTED = (("lost", "lost"), ("blackout_drops", "dropped in blackouts"), ("queue_drops", "dropped by the full queue"),
+            ("corrupted", "corrupted"), ("duplicated", "duplicated"), ("reordered", "reordered"))
+
+
+def router_summary(stats: dict[str, dict[str, int]]) -> str:
+    """What the router did to the frames (its counters per direction); "" when it did nothing."""
+    parts = []
+    for d, arrow in (("down", "server->client"), ("up", "client->server")):
+        st = stats.get(d) or {}
+        words = [f"{st[k]} {what}" for k, what in _COUNTED if st.get(k)]
+        if words:
+            parts.append(f"{arrow} {st.get('frames_in', 0)} frames: " + ", ".join(words))
+    return "; ".join(parts)
+
+
+def _read_events(path: str) -> list[Any]:
+    if not Path(path).exists():
+        return []
+    return load_events(path)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

@@ -3,6 +3,12 @@
 Run it as ``python -m rawtui.lab.server --root DIR --port 8080 [--bind 0.0.0.0]``; it prints one line
 starting with ``ready`` once it is listening, and nothing else unless ``--verbose``.
 
+Ground truth for the teaching lab: with ``--report PATH`` it samples TCP_INFO (getsockopt) of every
+connection it is serving every ``--report-every`` seconds (default 0.01) and publishes the samples as
+``{"type": "tcp_info", ...}`` JSON lines on the lab's control socket (see :mod:`rawtui.lab.control`).
+For another server in the same namespace (nginx), ``python -m rawtui.lab.server --sample-port 80
+--report PATH`` does the same from outside, through the kernel's sock_diag netlink interface.
+
 Endpoints (``<name>`` is a file under the root):
 
 - ``/<name>``                 the file, with Content-Length, sent with sendfile(2); keep-alive
@@ -17,10 +23,18 @@ Endpoints (``<name>`` is a file under the root):
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
 import hashlib
+import json
 import os
 import random
+import signal
+import socket
+import struct
 import sys
+import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from http import HTTPStatus
@@ -29,7 +43,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["CHUNK_SIZE_RANGE", "LabHTTPServer", "LabRequestHandler", "main", "make_file", "sha256_file"]
+__all__ = [
+    "CHUNK_SIZE_RANGE", "LabHTTPServer", "LabRequestHandler", "TcpInfoReporter", "diag_tcp_infos", "main",
+    "make_file", "parse_tcp_info", "sha256_file", "tcp_info_message",
+]
 
 CHUNK_SIZE_RANGE = (1, 65536)
 _MIB = 1 << 20
@@ -208,6 +225,27 @@ class LabRequestHandler(SimpleHTTPRequestHandler):
         if not head:
             self.wfile.write(body)
 
+    # -- connection tracking (for the TCP_INFO reporter) ---------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        track = getattr(self.server, "track", None)
+        if track is not None:
+            track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+            # With a reporter, keep the socket open until everything sent is acknowledged: the kernel
+            # would deliver it after close() anyway, but TCP_INFO can only be read through an open socket.
+            linger = getattr(self.server, "linger", None)
+            if linger is not None:
+                linger(self.connection)
+        finally:
+            untrack = getattr(self.server, "untrack", None)
+            if untrack is not None:
+                untrack(self.connection)
+
     # -- quiet ------------------------------------------------------------------------------------
 
     def handle(self) -> None:
@@ -226,6 +264,19 @@ class LabHTTPServer(ThreadingHTTPServer):
 
     request_queue_size = 128
     daemon_threads = True
+    reporter: TcpInfoReporter | None = None
+
+    def track(self, conn: socket.socket) -> None:
+        if self.reporter is not None:
+            self.reporter.track(conn)
+
+    def untrack(self, conn: socket.socket) -> None:
+        if self.reporter is not None:
+            self.reporter.untrack(conn)
+
+    def linger(self, conn: socket.socket) -> None:
+        if self.reporter is not None:
+            self.reporter.wait_drained(conn)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
@@ -234,13 +285,249 @@ class LabHTTPServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+# ---------------------------------------------------------------------------------------------------
+# ground truth: TCP_INFO samples for the lab's control socket
+
+TCP_INFO_SIZE = 256  # as much of struct tcp_info as we read (the kernel copies min(its size, ours))
+CA_STATES = ("open", "disorder", "cwr", "recovery", "loss")
+TCP_STATES = {
+    1: "ESTABLISHED", 2: "SYN-SENT", 3: "SYN-RECEIVED", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2", 6: "TIME-WAIT",
+    7: "CLOSED", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING",
+}
+_TI_HEAD = struct.Struct("=8B24I")  # state .. total_retrans (104 bytes)
+_INFINITE_SSTHRESH = 0x7FFFFFFF
+
+
+def parse_tcp_info(raw: bytes) -> dict[str, int]:
+    """The fields of a Linux ``struct tcp_info`` we use, by name (missing tail fields read as 0)."""
+    raw = raw.ljust(TCP_INFO_SIZE, b"\0")
+    h = _TI_HEAD.unpack_from(raw)
+    d = dict(zip(
+        ("state", "ca_state", "retransmits", "probes", "backoff", "options", "wscale", "flags",
+         "rto", "ato", "snd_mss", "rcv_mss", "unacked", "sacked", "lost", "retrans", "fackets",
+         "last_data_sent", "last_ack_sent", "last_data_recv", "last_ack_recv", "pmtu", "rcv_ssthresh",
+         "rtt", "rttvar", "snd_ssthresh", "snd_cwnd", "advmss", "reordering", "rcv_rtt", "rcv_space",
+         "total_retrans"),
+        h, strict=True,
+    ))
+    (d["pacing_rate"], d["max_pacing_rate"], d["bytes_acked"], d["bytes_received"]) = struct.unpack_from(
+        "=4Q", raw, 104)
+    d["notsent_bytes"], d["min_rtt"] = struct.unpack_from("=2I", raw, 144)
+    d["delivery_rate"] = struct.unpack_from("=Q", raw, 160)[0]
+    d["bytes_sent"], d["bytes_retrans"] = struct.unpack_from("=2Q", raw, 200)
+    d["dsack_dups"], d["reord_seen"], d["rcv_ooopack"], d["snd_wnd"] = struct.unpack_from("=4I", raw, 216)
+    d["total_rto"] = struct.unpack_from("=H", raw, 240)[0]
+    return d
+
+
+def tcp_info_message(info: dict[str, int], peer_port: int, sample_t: float) -> dict[str, object]:
+    """The control-socket message (fields of :class:`rawtui.stack.events.ServerTcpInfo`) for one sample."""
+    mss = info["snd_mss"]
+    ssthresh = info["snd_ssthresh"]
+    ca = info["ca_state"]
+    return {
+        "type": "tcp_info",
+        "cwnd_bytes": info["snd_cwnd"] * mss,
+        "ssthresh_bytes": None if ssthresh >= _INFINITE_SSTHRESH else ssthresh * mss,
+        "rtt_ms": info["rtt"] / 1000.0,
+        "rttvar_ms": info["rttvar"] / 1000.0,
+        "retrans_total": info["total_retrans"],
+        "pacing_bps": info["pacing_rate"] if info["pacing_rate"] < (1 << 63) else 0,
+        "delivery_bps": info["delivery_rate"],
+        "mss": mss,
+        "ca_state": CA_STATES[ca] if ca < len(CA_STATES) else str(ca),
+        "state": TCP_STATES.get(info["state"], str(info["state"])),
+        "rto_ms": info["rto"] / 1000.0,
+        "backoff": info["backoff"],
+        "unacked": info["unacked"],
+        "lost": info["lost"],
+        "retrans_out": info["retrans"],
+        "bytes_acked": info["bytes_acked"],
+        "bytes_retrans": info["bytes_retrans"],
+        "snd_wnd": info["snd_wnd"],
+        "probes": info["probes"],
+        "total_rto": info["total_rto"],
+        "reord_seen": info["reord_seen"],
+        "peer_port": peer_port,
+        "sample_t": round(sample_t, 6),
+    }
+
+
+_CHANGE_KEYS = ("bytes_acked", "snd_cwnd", "snd_ssthresh", "ca_state", "state", "total_retrans", "snd_wnd",
+                "probes", "backoff", "unacked", "retrans", "lost")
+
+
+class TcpInfoReporter(threading.Thread):
+    """Every ``every`` seconds, sample TCP_INFO of the tracked connections (or, with ``sample_port``, of
+    every connection from that local port found through sock_diag) and publish the samples that changed
+    (at least every 0.25 s while a connection lives) on the control socket at ``path``."""
+
+    def __init__(self, path: str, every: float = 0.01, sample_port: int | None = None) -> None:
+        super().__init__(name="tcp-info-reporter", daemon=True)
+        self.path = path
+        self.every = every
+        self.sample_port = sample_port
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._next_connect = 0.0
+        self._last: dict[int, tuple[tuple[int, ...], float]] = {}
+        self._halt = threading.Event()
+
+    def track(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._conns.add(conn)
+
+    def untrack(self, conn: socket.socket) -> None:
+        self._sample_socket(conn, force=True)  # the last word on this connection
+        with self._lock:
+            self._conns.discard(conn)
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def wait_drained(self, conn: socket.socket, limit: float = 60.0) -> None:
+        """Wait (up to ``limit`` s) until the connection has nothing unsent or unacknowledged, or is no
+        longer established; meanwhile the sampling thread keeps reporting it."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            try:
+                info = parse_tcp_info(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_SIZE))
+            except OSError:
+                return
+            if info["state"] not in (1, 8) or (info["unacked"] == 0 and info["notsent_bytes"] == 0):
+                return
+            time.sleep(self.every)
+
+    def run(self) -> None:
+        while not self._halt.wait(self.every):
+            try:
+                if self.sample_port is not None:
+                    for peer_port, raw in diag_tcp_infos(self.sample_port):
+                        self._publish_if_changed(peer_port, parse_tcp_info(raw), False)
+                else:
+                    with self._lock:
+                        conns = list(self._conns)
+                    for conn in conns:
+                        self._sample_socket(conn)
+            except OSError:
+                continue
+
+    def _sample_socket(self, conn: socket.socket, force: bool = False) -> None:
+        try:
+            raw = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_SIZE)
+            peer_port = conn.getpeername()[1]
+        except OSError:
+            return
+        self._publish_if_changed(peer_port, parse_tcp_info(raw), force)
+
+    def _publish_if_changed(self, peer_port: int, info: dict[str, int], force: bool) -> None:
+        now = time.monotonic()
+        key = tuple(info[k] for k in _CHANGE_KEYS)
+        last = self._last.get(peer_port)
+        if not force and last is not None and last[0] == key and now - last[1] < 0.25:
+            return
+        if info["state"] == 10:  # LISTEN
+            return
+        self._last[peer_port] = (key, now)
+        self._send(tcp_info_message(info, peer_port, now))
+
+    def _send(self, msg: dict[str, object]) -> None:
+        with self._lock:
+            if self._sock is None:
+                now = time.monotonic()
+                if now < self._next_connect:
+                    return
+                self._next_connect = now + 0.5
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.settimeout(0.5)
+                    sock.connect(self.path)
+                except OSError:
+                    sock.close()
+                    return
+                self._sock = sock
+            try:
+                self._sock.sendall(json.dumps(msg, separators=(",", ":")).encode() + b"\n")
+            except OSError:
+                with contextlib.suppress(OSError):
+                    self._sock.close()
+                self._sock = None
+
+
+# sock_diag (NETLINK_SOCK_DIAG, <linux/inet_diag.h>): TCP_INFO of sockets owned by another process
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST_DUMP = 0x1 | 0x300
+_NLMSG_DONE = 3
+_NLMSG_ERROR = 2
+_INET_DIAG_INFO = 2
+_DIAG_MSG = struct.Struct("=BBBB HH 16s16s I 8s IIIII")  # struct inet_diag_msg (72 bytes)
+
+
+def diag_tcp_infos(local_port: int) -> list[tuple[int, bytes]]:
+    """(peer port, raw struct tcp_info) of every IPv4 TCP socket in this namespace bound to ``local_port``
+    and not listening, via sock_diag."""
+    states = 0xFFFFFFFF & ~(1 << 10)  # all but LISTEN
+    req = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, 1 << (_INET_DIAG_INFO - 1), 0, states)
+    req += struct.pack("!HH", local_port, 0) + bytes(32) + struct.pack("=I8s", 0, b"\xff" * 8)
+    hdr = struct.pack("=IHHII", 16 + len(req), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST_DUMP, 1, 0)
+    out: list[tuple[int, bytes]] = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
+        nl.settimeout(1.0)
+        nl.sendto(hdr + req, (0, 0))
+        while True:
+            data = nl.recv(1 << 16)
+            pos = 0
+            while pos + 16 <= len(data):
+                length, kind, _flags, _seq, _pid = struct.unpack_from("=IHHII", data, pos)
+                if length < 16:
+                    return out
+                if kind in (_NLMSG_DONE, _NLMSG_ERROR):
+                    return out
+                body = pos + 16
+                msg = _DIAG_MSG.unpack_from(data, body)
+                sport, dport = socket.ntohs(msg[4]), socket.ntohs(msg[5])
+                a = body + _DIAG_MSG.size
+                end = pos + length
+                while a + 4 <= end:
+                    alen, atype = struct.unpack_from("=HH", data, a)
+                    if alen < 4:
+                        break
+                    if atype == _INET_DIAG_INFO and sport == local_port:
+                        out.append((dport, bytes(data[a + 4 : a + alen])))
+                    a += (alen + 3) & ~3
+                pos += (length + 3) & ~3
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rawtui.lab.server", description=__doc__.splitlines()[0])
-    parser.add_argument("--root", required=True, help="directory to serve")
+    parser.add_argument("--root", help="directory to serve")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--bind", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    parser.add_argument("--report", metavar="PATH", help="publish TCP_INFO samples on the lab control socket")
+    parser.add_argument("--report-every", type=float, default=0.01, metavar="S",
+                        help="seconds between TCP_INFO samples (default 0.01)")
+    parser.add_argument("--sample-port", type=int, metavar="PORT",
+                        help="no server: sample the connections of another server on PORT (needs --report)")
     args = parser.parse_args(argv)
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID`: every thread's stack on stderr
+    if args.sample_port is not None:
+        if not args.report:
+            parser.error("--sample-port needs --report PATH")
+        reporter = TcpInfoReporter(args.report, args.report_every, sample_port=args.sample_port)
+        reporter.start()
+        print(f"ready sampling port {args.sample_port}", flush=True)
+        try:
+            while reporter.is_alive():
+                reporter.join(1.0)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    if not args.root:
+        parser.error("--root DIR is required")
     root = Path(args.root)
     if not root.is_dir():
         parser.error(f"--root {args.root}: not a directory")
@@ -251,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"cannot listen on {args.bind}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
+    if args.report:
+        server.reporter = TcpInfoReporter(args.report, args.report_every)
+        server.reporter.start()
     print(f"ready http://{args.bind}:{args.port}/ root={root}", flush=True)
     try:
         server.serve_forever()

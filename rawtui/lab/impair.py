@@ -1,0 +1,962 @@
+"""Impairments on the lab's router: loss, delay + jitter, a rate-limited bottleneck queue, reordering,
+duplication, corruption and blackouts, per direction, changeable live.
+
+This kernel has no netem, so the router forwards the lab's traffic itself: a relay process in the
+router namespace (``python -m rawtui.lab.impair relay ...``) reads every IPv4 frame arriving on ``rc0``
+and ``rs0`` with AF_PACKET, passes it through a :class:`Pipe` (one per direction) and writes it out of the
+other interface with the next hop's MAC address and the TTL decremented. While the relay runs, the
+router's own IPv4 forwarding is off (``ip_forward=0``; restored when the relay exits), so every frame
+crosses the router exactly once, through the relay. ARP and traffic for the router's own addresses stay
+with the router's kernel.
+
+Directions: ``down`` is server -> client (the data), ``up`` is client -> server (requests and ACKs).
+
+Frames are MTU-sized: :func:`prepare_lab` turns TSO/GSO/GRO and TX checksum offload off on the four lab
+interfaces (SIOCETHTOOL ioctls: no ethtool binary needed). Should a super-frame or a frame with an
+offloaded (not yet computed) checksum still arrive, the relay segments it / completes the checksum in
+software and counts it (``segmented`` / ``csum_fixed``), so a knob always acts on wire-sized frames and
+what leaves the router always carries real checksums (a corrupted frame is then caught by the receiver).
+
+The relay also serves the lab's control socket (:class:`rawtui.lab.control.ControlHub`): knob changes
+come in as JSON lines, knob states, the relay's counters and the lab server's TCP_INFO samples go out.
+
+Measured on the 2-core lab machine (tests/test_lab_impair.py): see ``RELAY_THROUGHPUT`` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import errno
+import fcntl
+import math
+import os
+import random
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from ..wire.checksum import checksum_from_residue, pseudo_header_residue, residue
+
+if TYPE_CHECKING:
+    from .control import ControlHub
+    from .topology import Lab
+
+__all__ = [
+    "DIRECTIONS",
+    "KNOB_NAMES",
+    "ImpairError",
+    "Knobs",
+    "Pipe",
+    "Relay",
+    "child_env",
+    "parse_ms",
+    "parse_rate",
+    "prepare_lab",
+    "set_offloads",
+    "start_relay",
+]
+
+DIRECTIONS = ("down", "up")
+REORDER_GAP = 3  # a reordered frame is sent after this many later frames of its direction...
+REORDER_HOLD_MAX = 0.05  # ...or after this many seconds, whichever comes first
+DEFAULT_QUEUE = 100  # bottleneck queue (frames) when a rate is set and no queue size is given
+STATS_EVERY = 0.25  # seconds between counter broadcasts on the control socket
+BATCH = 512  # frames drained from one socket before the other side gets a turn
+# Measured in tests/test_lab_impair.py::test_relay_throughput (no knobs, 1514-byte frames, 2 cores).
+RELAY_THROUGHPUT = "60-95k frames/s (0.7-1.15 Gbit/s of 1514-byte frames) with no knob on, 40-80k with one"
+
+STAT_NAMES = (
+    "frames_in", "frames_out", "bytes_out", "lost", "blackout_drops", "queue_drops", "corrupted",
+    "duplicated", "reordered", "csum_fixed", "segmented", "send_errors", "ttl_expired", "queue_len",
+    "queue_max",
+)
+
+
+class ImpairError(RuntimeError):
+    """A knob value or an impairment setup that cannot work; the message says why in one sentence."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# knobs
+
+
+@dataclass(slots=True)
+class Knobs:
+    """One direction's impairments. Zero everywhere is a perfect link."""
+
+    loss: float = 0.0  # % of frames dropped at random
+    delay_ms: float = 0.0  # added one-way delay
+    jitter_ms: float = 0.0  # +- uniform spread on the delay (never reorders frames: see `reorder`)
+    rate_bps: int = 0  # bottleneck rate in bit/s of Ethernet frame bytes; 0 = unlimited
+    queue: int = DEFAULT_QUEUE  # bottleneck queue in frames (drop-tail), used with rate_bps
+    reorder: float = 0.0  # % of frames held back behind the next REORDER_GAP frames
+    dup: float = 0.0  # % of frames sent twice
+    corrupt: float = 0.0  # % of frames with one bit flipped in the TCP/UDP payload (checksums catch it)
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.loss or self.delay_ms or self.jitter_ms or self.rate_bps or self.reorder or self.dup
+            or self.corrupt
+        )
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    def updated(self, changes: dict[str, Any]) -> Knobs:
+        """A copy with ``changes`` applied; ImpairError on an unknown knob or a value out of range."""
+        new = Knobs(**asdict(self))
+        for name, value in changes.items():
+            if name not in KNOB_NAMES:
+                raise ImpairError(f"unknown knob {name!r} (knobs: {', '.join(KNOB_NAMES)})")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ImpairError(f"knob {name}: expected a number, got {value!r}")
+            setattr(new, name, _check_knob(name, value))
+        return new
+
+
+def _check_knob(name: str, value: float) -> float | int:
+    if not math.isfinite(value):
+        raise ImpairError(f"knob {name}: {value!r} is not a finite number")
+    if name in ("loss", "reorder", "dup", "corrupt"):
+        if not 0 <= value <= 100:
+            raise ImpairError(f"knob {name}: {value:g} is not a percentage between 0 and 100")
+        return float(value)
+    if name in ("delay_ms", "jitter_ms"):
+        if not 0 <= value <= 10_000:
+            raise ImpairError(f"knob {name}: {value:g} ms is outside 0..10000 ms")
+        return float(value)
+    if name == "rate_bps":
+        if value != 0 and not 8_000 <= value <= 100_000_000_000:
+            raise ImpairError(f"knob rate_bps: {value:g} bit/s is outside 8 kbit/s..100 Gbit/s (0 = unlimited)")
+        return int(value)
+    if name == "queue":
+        if not 1 <= value <= 1_000_000:
+            raise ImpairError(f"knob queue: {value:g} frames is outside 1..1000000")
+        return int(value)
+    raise ImpairError(f"unknown knob {name!r}")
+
+
+KNOB_NAMES = tuple(f.name for f in fields(Knobs))
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(bit|bps|b)?(?:/s)?\s*$", re.IGNORECASE)
+_MS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s)?\s*$", re.IGNORECASE)
+
+
+def parse_rate(text: str) -> int:
+    """ "20mbit", "20M", "500kbit", "1gbit", "2000000" -> bit/s (SI prefixes, like tc)."""
+    m = _RATE.match(text)
+    if not m:
+        raise ImpairError(f"bad rate {text!r}: use e.g. 20mbit, 500kbit, 1gbit")
+    mult = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}[m.group(2).lower()]
+    return int(float(m.group(1)) * mult)
+
+
+def parse_ms(text: str) -> float:
+    """ "40ms", "40", "0.5s", "500us" -> milliseconds (a bare number is milliseconds)."""
+    m = _MS.match(text)
+    if not m:
+        raise ImpairError(f"bad duration {text!r}: use e.g. 40ms, 0.5s")
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, None: 1.0}[
+        m.group(2).lower() if m.group(2) else None
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# frame surgery (Ethernet + IPv4 + TCP/UDP, no options assumed beyond what the headers say)
+
+_ETH = 14
+_PROTO_TCP = 6
+_PROTO_UDP = 17
+
+
+def fix_l4_checksum(frame: bytearray) -> bool:
+    """Compute the TCP/UDP checksum of an IPv4 frame in place (for offloaded, not-yet-filled checksums)."""
+    ihl = (frame[_ETH] & 0x0F) * 4
+    proto = frame[_ETH + 9]
+    total = int.from_bytes(frame[_ETH + 2 : _ETH + 4], "big")
+    l4 = _ETH + ihl
+    end = _ETH + total
+    if proto == _PROTO_TCP:
+        off = l4 + 16
+    elif proto == _PROTO_UDP:
+        off = l4 + 6
+    else:
+        return False
+    if end > len(frame) or off + 2 > end:
+        return False
+    frame[off] = frame[off + 1] = 0
+    r = residue(memoryview(frame)[l4:end]) + pseudo_header_residue(
+        bytes(frame[_ETH + 12 : _ETH + 16]), bytes(frame[_ETH + 16 : _ETH + 20]), proto, end - l4
+    )
+    c = checksum_from_residue(r)
+    if proto == _PROTO_UDP and c == 0:
+        c = 0xFFFF
+    frame[off] = c >> 8
+    frame[off + 1] = c & 0xFF
+    return True
+
+
+def _ip_header_checksum(frame: bytearray) -> None:
+    ihl = (frame[_ETH] & 0x0F) * 4
+    frame[_ETH + 10] = frame[_ETH + 11] = 0
+    c = checksum_from_residue(residue(memoryview(frame)[_ETH : _ETH + ihl]))
+    frame[_ETH + 10] = c >> 8
+    frame[_ETH + 11] = c & 0xFF
+
+
+def segment_tcp(frame: bytes | bytearray | memoryview, mtu: int) -> list[bytearray]:
+    """Split an oversized IPv4/TCP frame (a TSO/GRO super-frame) into MTU-sized frames, like GSO would.
+
+    Each piece gets its own IP total length, id and header checksum, its own sequence number and TCP
+    checksum; FIN and PSH stay on the last piece, CWR on the first. Returns [] for anything else.
+    """
+    frame = bytes(frame)
+    ihl = (frame[_ETH] & 0x0F) * 4
+    if frame[_ETH + 9] != _PROTO_TCP:
+        return []
+    total = int.from_bytes(frame[_ETH + 2 : _ETH + 4], "big")
+    l4 = _ETH + ihl
+    doff = (frame[l4 + 12] >> 4) * 4
+    data0 = l4 + doff
+    end = min(_ETH + total, len(frame))
+    mss = mtu - ihl - doff
+    if mss <= 0 or data0 > end:
+        return []
+    ip_id = int.from_bytes(frame[_ETH + 4 : _ETH + 6], "big")
+    seq = int.from_bytes(frame[l4 + 4 : l4 + 8], "big")
+    flags = frame[l4 + 13]
+    head = frame[:data0]
+    out: list[bytearray] = []
+    pos = data0
+    while pos < end:
+        chunk = frame[pos : pos + mss] if pos + mss <= end else frame[pos:end]
+        last = pos + len(chunk) >= end
+        f = bytearray(head)
+        f += chunk
+        f[_ETH + 2 : _ETH + 4] = (ihl + doff + len(chunk)).to_bytes(2, "big")
+        f[_ETH + 4 : _ETH + 6] = ((ip_id + len(out)) & 0xFFFF).to_bytes(2, "big")
+        _ip_header_checksum(f)
+        f[l4 + 4 : l4 + 8] = ((seq + pos - data0) & 0xFFFFFFFF).to_bytes(4, "big")
+        fl = flags
+        if not last:
+            fl &= ~0x09  # FIN, PSH
+        if out:
+            fl &= ~0x80  # CWR
+        f[l4 + 13] = fl
+        fix_l4_checksum(f)
+        out.append(f)
+        pos += len(chunk)
+    return out
+
+
+def corrupt_frame(frame: bytearray, rng: random.Random) -> None:
+    """Flip one bit after the IPv4 header: in the TCP/UDP payload when there is one, else in the L4 header.
+
+    The IP header stays intact (the frame is still routed); the TCP/UDP checksum no longer matches, so
+    the receiver drops the frame (one flipped bit always changes a ones'-complement sum).
+    """
+    ihl = (frame[_ETH] & 0x0F) * 4
+    l4 = _ETH + ihl
+    end = min(_ETH + int.from_bytes(frame[_ETH + 2 : _ETH + 4], "big"), len(frame))
+    proto = frame[_ETH + 9]
+    if proto == _PROTO_TCP and l4 + 13 < end:
+        start = l4 + (frame[l4 + 12] >> 4) * 4
+    elif proto == _PROTO_UDP:
+        start = l4 + 8
+    else:
+        start = l4
+    if start >= end:  # no payload: a header bit (not the data offset, so the receiver still parses it)
+        start = l4
+        if proto == _PROTO_TCP and end - l4 >= 20:
+            pos = l4 + rng.choice((4, 5, 6, 7, 8, 9, 10, 11, 14, 15))  # seq, ack, window
+            frame[pos] ^= 1 << rng.randrange(8)
+            return
+    if start >= end:
+        return
+    pos = rng.randrange(start, end)
+    frame[pos] ^= 1 << rng.randrange(8)
+
+
+# ---------------------------------------------------------------------------------------------------
+# one direction's pipeline (sans-IO: frames in with a time, frames out when due)
+
+
+class Pipe:
+    """Loss, corruption, duplication -> bottleneck (rate + drop-tail queue) -> delay + jitter -> reorder.
+
+    ``push(frame, now)`` takes a frame (a bytearray the pipe may keep and modify); ``due(now, out)``
+    appends the frames whose time has come to ``out``; ``next_deadline`` says when to call ``due`` next.
+    No I/O and no clock: tests drive it with a fake clock and a seeded ``random.Random``.
+    """
+
+    def __init__(self, name: str, rng: random.Random | None = None) -> None:
+        self.name = name
+        self.knobs = Knobs()
+        self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
+        self.blackout_until = 0.0
+        self._rng = rng or random.Random()
+        self._line: deque[tuple[float, bytearray]] = deque()  # (release time, frame), times ascending
+        self._departures: deque[float] = deque()  # when each frame in the bottleneck queue has left it
+        self._link_free = 0.0
+        self._last_release = 0.0
+        self._held: list[list[Any]] = []  # [frames still to pass, deadline, frame]
+
+    @property
+    def idle(self) -> bool:
+        """True when a frame may bypass the pipe: no knob, no blackout, nothing queued."""
+        return not (self.knobs.active or self.blackout_until or self._line or self._held)
+
+    @property
+    def next_deadline(self) -> float | None:
+        t = self._line[0][0] if self._line else None
+        for h in self._held:
+            if t is None or h[1] < t:
+                t = h[1]
+        if self.blackout_until and (t is None or self.blackout_until < t):
+            t = self.blackout_until
+        return t
+
+    def set_knobs(self, knobs: Knobs) -> None:
+        self.knobs = knobs
+        if not knobs.rate_bps:
+            self._departures.clear()
+
+    def blackout(self, seconds: float, now: float) -> None:
+        self.blackout_until = now + seconds if seconds > 0 else 0.0
+
+    def blackout_left(self, now: float) -> float:
+        return max(0.0, self.blackout_until - now) if self.blackout_until else 0.0
+
+    def push(self, frame: bytearray, now: float) -> None:
+        st = self.stats
+        st["frames_in"] += 1
+        if self.blackout_until:
+            if now < self.blackout_until:
+                st["blackout_drops"] += 1
+                return
+            self.blackout_until = 0.0
+        k = self.knobs
+        rnd = self._rng.random
+        if k.loss and rnd() * 100.0 < k.loss:
+            st["lost"] += 1
+            return
+        if k.corrupt and rnd() * 100.0 < k.corrupt:
+            corrupt_frame(frame, self._rng)
+            st["corrupted"] += 1
+        self._enqueue(frame, now)
+        if k.dup and rnd() * 100.0 < k.dup:
+            st["duplicated"] += 1
+            self._enqueue(bytearray(frame), now)
+
+    def _enqueue(self, frame: bytearray, now: float) -> None:
+        k = self.knobs
+        t = now
+        if k.rate_bps:
+            deps = self._departures
+            while deps and deps[0] <= now:
+                deps.popleft()
+            if len(deps) >= k.queue:
+                self.stats["queue_drops"] += 1
+                return
+            start = max(now, self._link_free)
+            t = start + len(frame) * 8.0 / k.rate_bps
+            self._link_free = t
+            deps.append(t)
+            n = len(deps)
+            self.stats["queue_len"] = n
+            self.stats["queue_max"] = max(self.stats["queue_max"], n)
+        if k.delay_ms or k.jitter_ms:
+            d = k.delay_ms
+            if k.jitter_ms:
+                d += self._rng.uniform(-k.jitter_ms, k.jitter_ms)
+            if d > 0:
+                t += d / 1000.0
+        t = max(t, self._last_release)  # jitter never reorders
+        self._last_release = t
+        self._line.append((t, frame))
+
+    def due(self, now: float, out: list[bytearray]) -> None:
+        """Append the frames due at ``now`` to ``out`` in sending order."""
+        line = self._line
+        reorder = self.knobs.reorder
+        rnd = self._rng.random
+        while line and line[0][0] <= now:
+            frame = line.popleft()[1]
+            if reorder and rnd() * 100.0 < reorder:
+                self.stats["reordered"] += 1
+                self._held.append([REORDER_GAP, now + REORDER_HOLD_MAX, frame])
+                continue
+            out.append(frame)
+            if self._held:
+                self._pass_held(now, out, 1)
+        if self._held:
+            self._pass_held(now, out, 0)
+        if self._departures:
+            deps = self._departures
+            while deps and deps[0] <= now:
+                deps.popleft()
+            self.stats["queue_len"] = len(deps)
+
+    def _pass_held(self, now: float, out: list[bytearray], passed: int) -> None:
+        keep = []
+        for h in self._held:
+            h[0] -= passed
+            if h[0] <= 0 or now >= h[1]:
+                out.append(h[2])
+            else:
+                keep.append(h)
+        self._held = keep
+
+    def queued(self) -> int:
+        return len(self._line) + len(self._held)
+
+    def state(self, now: float) -> dict[str, Any]:
+        d: dict[str, Any] = self.knobs.to_dict()
+        d["blackout_s"] = round(self.blackout_left(now), 3)
+        return d
+
+
+# ---------------------------------------------------------------------------------------------------
+# offloads (SIOCETHTOOL, legacy per-feature commands: no ethtool binary needed)
+
+_SIOCETHTOOL = 0x8946
+_ETHTOOL_SET = {"tx": 0x17, "sg": 0x19, "tso": 0x1F, "gso": 0x24, "gro": 0x2C}
+_ETHTOOL_GET = {"tx": 0x16, "sg": 0x18, "tso": 0x1E, "gso": 0x23, "gro": 0x2B}
+
+
+def _ethtool(ifname: str, cmd: int, data: int = 0) -> int:
+    buf = ctypes.create_string_buffer(struct.pack("II", cmd, data), 8)
+    ifr = struct.pack("16sP", ifname.encode(), ctypes.addressof(buf))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fcntl.ioctl(s.fileno(), _SIOCETHTOOL, ifr)
+    return int(struct.unpack("II", buf.raw[:8])[1])
+
+
+def set_offloads(ifname: str, **features: bool) -> dict[str, bool]:
+    """Set offloads (``tx``, ``sg``, ``tso``, ``gso``, ``gro``) of an interface in *this* namespace.
+
+    Returns the features' values read back. Raises ImpairError if the kernel refuses.
+    """
+    for name, on in features.items():
+        if name not in _ETHTOOL_SET:
+            raise ImpairError(f"unknown offload {name!r} (known: {', '.join(_ETHTOOL_SET)})")
+        try:
+            _ethtool(ifname, _ETHTOOL_SET[name], int(on))
+        except OSError as exc:
+            raise ImpairError(f"cannot turn {name} {'on' if on else 'off'} on {ifname}: {exc.strerror}") from None
+    return {name: bool(_ethtool(ifname, _ETHTOOL_GET[name])) for name in features}
+
+
+_OFFLOADS_OFF = {"gro": False, "gso": False, "tso": False, "tx": False}
+
+
+def prepare_lab(lab: Lab) -> None:
+    """Offloads off on the lab's four interfaces, so every frame on the lab links is MTU-sized and carries
+    a real checksum (what the relay needs; rawtui then verifies every checksum itself)."""
+    argv_for = [
+        (lab.client_ns, [lab.client_if]),
+        (lab.router_ns, [lab.router_cif, lab.router_sif]),
+        (lab.server_ns, [lab.server_if]),
+    ]
+    for ns, ifnames in argv_for:
+        res = lab.run(
+            ns, [sys.executable, "-m", "rawtui.lab.impair", "offloads", *ifnames],
+            capture_output=True, text=True, timeout=30, env=child_env(),
+        )
+        if res.returncode != 0:
+            raise ImpairError(f"could not turn offloads off in {ns}: {(res.stderr or res.stdout).strip()}")
+
+
+def child_env() -> dict[str, str]:
+    """The environment for our Python children: this rawtui importable even when it is not installed."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+# ---------------------------------------------------------------------------------------------------
+# the relay (I/O)
+
+_ETH_P_IP = 0x0800
+_SOL_PACKET = 263
+_PACKET_AUXDATA = 8
+_PACKET_IGNORE_OUTGOING = 23
+_SO_RCVBUFFORCE = 33
+_SO_SNDBUFFORCE = 32
+_SO_ATTACH_FILTER = 26
+_TP_STATUS_CSUMNOTREADY = 0x8
+_AUX = struct.Struct("=IIIHHHH")
+_ANC = socket.CMSG_SPACE(_AUX.size)
+_SKF_AD_PKTTYPE = 0xFFFFF000 + 4
+
+
+def _relay_filter(local_ips: list[str]) -> tuple[bytes, int]:
+    """cBPF: IPv4 frames addressed to this host's MAC (PACKET_HOST) but not to one of its own IPs."""
+    ips = [int.from_bytes(socket.inet_aton(ip), "big") for ip in local_ips]
+    n = len(ips)
+    prog: list[tuple[int, int, int, int]] = [
+        (0x28, 0, 0, 12),  # ldh [12]
+        (0x15, 0, 4 + n, _ETH_P_IP),  # jeq IPv4 else reject
+        (0x20, 0, 0, _SKF_AD_PKTTYPE),  # ld pkttype
+        (0x15, 0, 2 + n, 0),  # jeq PACKET_HOST else reject
+        (0x20, 0, 0, 30),  # ld [30] (IPv4 destination)
+    ]
+    for i, ip in enumerate(ips):
+        prog.append((0x15, n - i, 0, ip))  # jeq local ip -> reject
+    prog.append((0x06, 0, 0, 0x40000))  # accept
+    prog.append((0x06, 0, 0, 0))  # reject
+    return b"".join(struct.pack("=HBBI", *insn) for insn in prog), len(prog)
+
+
+class _Port:
+    """One router interface: an AF_PACKET socket for IPv4 frames, and where frames leaving it go."""
+
+    def __init__(self, ifname: str, local_ips: list[str], rcvbuf: int) -> None:
+        self.ifname = ifname
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_IP))
+        code, count = _relay_filter(local_ips)
+        self._filter = ctypes.create_string_buffer(code, len(code))
+        self.sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER,
+                             struct.pack("HL", count, ctypes.addressof(self._filter)))
+        self.sock.bind((ifname, _ETH_P_IP))
+        for opt, fallback in ((_SO_RCVBUFFORCE, socket.SO_RCVBUF), (_SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, opt, rcvbuf)
+            except PermissionError:
+                self.sock.setsockopt(socket.SOL_SOCKET, fallback, rcvbuf)
+        self.sock.setsockopt(_SOL_PACKET, _PACKET_AUXDATA, 1)
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(_SOL_PACKET, _PACKET_IGNORE_OUTGOING, 1)
+        self.mac = _read_mac(ifname)
+        self.mtu = int(Path(f"/sys/class/net/{ifname}/mtu").read_text())
+        self.fd = self.sock.fileno()
+        self.header = b""  # dst MAC + src MAC for frames sent out of this port
+        self.pipe: Pipe | None = None  # the pipe for frames *leaving* through this port
+        self.aux_always = False  # read PACKET_AUXDATA for every frame (an offloaded checksum was seen)
+        self.count = 0
+
+    def send(self, frame: bytes | bytearray | memoryview) -> bool:
+        try:
+            self.sock.send(frame)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.ENOBUFS, errno.EMSGSIZE, errno.ENETDOWN, errno.ENXIO):
+                return False
+            raise
+        return True
+
+
+def _read_mac(ifname: str) -> bytes:
+    text = Path(f"/sys/class/net/{ifname}/address").read_text().strip()
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def _mac(text: str) -> bytes:
+    b = bytes.fromhex(text.replace(":", "").replace("-", ""))
+    if len(b) != 6:
+        raise ImpairError(f"bad MAC address {text!r}")
+    return b
+
+
+def _ip_forward(value: str | None = None) -> str:
+    path = Path("/proc/sys/net/ipv4/ip_forward")
+    old = path.read_text().strip()
+    if value is not None:
+        path.write_text(value + "\n")
+    return old
+
+
+class Relay:
+    """Forward IPv4 between the router's client-side and server-side interfaces through two Pipes."""
+
+    def __init__(
+        self, *, cif: str, sif: str, client_mac: str, server_mac: str, local_ips: list[str],
+        control: str | None = None, rcvbuf: int = 32 << 20, seed: int | None = None,
+    ) -> None:
+        rng = random.Random(seed)
+        self.pipes = {"down": Pipe("down", rng), "up": Pipe("up", rng)}
+        self.c = _Port(cif, local_ips, rcvbuf)  # faces the client: frames from it go up
+        self.s = _Port(sif, local_ips, rcvbuf)  # faces the server: frames from it go down
+        self.c.header = _mac(client_mac) + self.c.mac
+        self.s.header = _mac(server_mac) + self.s.mac
+        self.c.pipe = self.pipes["down"]  # leaving through c = travelling down
+        self.s.pipe = self.pipes["up"]
+        self.hub: ControlHub | None = None
+        if control:
+            from .control import ControlHub
+
+            self.hub = ControlHub(control, self._command)
+            self._broadcast_knobs("no impairment yet: a perfect link")
+        self._stop = False
+        self._last_stats: dict[str, dict[str, int]] = {}
+        self._buf = bytearray(1 << 18)
+        self._view = memoryview(self._buf)
+        self._old_forward: str | None = None
+
+    # -- control ----------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        now = time.monotonic()
+        return {d: p.state(now) for d, p in self.pipes.items()}
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        out = {}
+        for d, p in self.pipes.items():
+            s = dict(p.stats)
+            s["queued"] = p.queued()
+            out[d] = s
+        return out
+
+    def _dirs(self, cmd: dict[str, Any]) -> list[str]:
+        d = cmd.get("dir", "both")
+        if d == "both":
+            return list(DIRECTIONS)
+        if d not in DIRECTIONS:
+            raise ImpairError(f"bad dir {d!r}: use down, up or both")
+        return [d]
+
+    def _command(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """Apply one control command; returns the reply (raises ImpairError / ValueError on bad input)."""
+        name = cmd.get("cmd")
+        now = time.monotonic()
+        if name == "set":
+            changes = {k: v for k, v in cmd.items() if k not in ("cmd", "dir", "id", "note")}
+            dirs = self._dirs(cmd)
+            new = {d: self.pipes[d].knobs.updated(changes) for d in dirs}  # validate all, then apply
+            for d, k in new.items():
+                self.pipes[d].set_knobs(k)
+            note = cmd.get("note") or _describe_change(dirs, changes)
+            self._broadcast_knobs(note)
+            return {"knobs": self.state()}
+        if name == "reset":
+            for p in self.pipes.values():
+                p.set_knobs(Knobs())
+                p.blackout(0, now)
+            self._broadcast_knobs(cmd.get("note") or "all knobs reset: a perfect link")
+            return {"knobs": self.state()}
+        if name == "blackout":
+            seconds = cmd.get("seconds")
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 3600:
+                raise ImpairError("blackout: seconds must be a number between 0 and 3600")
+            dirs = self._dirs(cmd)
+            for d in dirs:
+                self.pipes[d].blackout(float(seconds), now)
+            what = "both directions" if len(dirs) == 2 else dirs[0]
+            note = cmd.get("note") or (f"blackout: every frame dropped ({what}) for {seconds:g} s"
+                                        if seconds else "blackout cancelled")
+            self._broadcast_knobs(note)
+            return {"knobs": self.state()}
+        if name == "state":
+            return {"knobs": self.state(), "stats": self.stats()}
+        raise ImpairError(f"unknown command {name!r} (set, reset, blackout, state)")
+
+    def _broadcast_knobs(self, note: str) -> None:
+        if self.hub is not None:
+            self.hub.set_knobs({"type": "knobs", **self.state(), "note": note})
+
+    def _broadcast_stats(self) -> None:
+        if self.hub is None:
+            return
+        st = self.stats()
+        if st != self._last_stats:
+            self._last_stats = st
+            self.hub.publish({"type": "stats", **st})
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def run(self, ready: Any = None) -> None:
+        self._old_forward = _ip_forward("0")
+        try:
+            if ready is not None:
+                ready()
+            self._loop()
+        finally:
+            _ip_forward(self._old_forward)
+            if self.hub is not None:
+                self.hub.close()
+            self.c.sock.close()
+            self.s.sock.close()
+
+    def _loop(self) -> None:
+        ports = {self.c.fd: (self.c, self.s), self.s.fd: (self.s, self.c)}
+        pipes = self.pipes
+        out: list[bytearray] = []
+        next_stats = time.monotonic() + STATS_EVERY
+        blackout_on = False
+        while not self._stop:
+            now = time.monotonic()
+            wake = next_stats
+            for port in (self.c, self.s):
+                pipe = port.pipe
+                assert pipe is not None
+                if pipe._line or pipe._held:
+                    self._flush(port, now, out)
+                dl = pipe.next_deadline
+                if dl is not None and dl < wake:
+                    wake = dl
+            on = False
+            for p in pipes.values():
+                if p.blackout_until:
+                    if now >= p.blackout_until:
+                        p.blackout_until = 0.0  # over (else its deadline, now past, would make us spin)
+                    else:
+                        on = True
+            if blackout_on and not on:
+                self._broadcast_knobs("blackout over: frames flow again")
+            blackout_on = on
+            if now >= next_stats:
+                self._broadcast_stats()
+                next_stats = now + STATS_EVERY
+            fds = [self.c.fd, self.s.fd]
+            wfds: list[int] = []
+            if self.hub is not None:
+                fds += self.hub.fds()
+                wfds = self.hub.wfds()
+            timeout = max(0.0, wake - time.monotonic())
+            try:
+                readable, writable, _ = select.select(fds, wfds, [], timeout)
+            except InterruptedError:
+                continue
+            for fd in readable:
+                pair = ports.get(fd)
+                if pair is not None:
+                    self._drain(pair[0], pair[1], out)
+                elif self.hub is not None:
+                    self.hub.handle(fd)
+            if self.hub is not None:
+                for fd in writable:
+                    self.hub.handle_write(fd)
+
+    def _flush(self, port: _Port, now: float, out: list[bytearray]) -> None:
+        pipe = port.pipe
+        assert pipe is not None
+        pipe.due(now, out)
+        if out:
+            st = pipe.stats
+            for f in out:
+                if port.send(f):
+                    st["frames_out"] += 1
+                    st["bytes_out"] += len(f)
+                else:
+                    st["send_errors"] += 1
+            out.clear()
+
+    def _drain(self, src: _Port, dst: _Port, out: list[bytearray]) -> None:
+        """Read up to BATCH frames from ``src`` and forward them out of ``dst`` through its pipe.
+
+        The fast path (no knob on this direction, nothing queued) rewrites the frame in the receive buffer
+        and sends it from there: no allocation. Checksum-offload status (PACKET_AUXDATA) is read on every
+        32nd frame only, and on every frame once one needed its checksum completed.
+        """
+        sock = src.sock
+        recv_into = sock.recv_into
+        recvmsg_into = sock.recvmsg_into
+        buf, view = self._buf, self._view
+        bufs = [buf]
+        pipe = dst.pipe
+        assert pipe is not None
+        st = pipe.stats
+        header = dst.header
+        limit = _ETH + dst.mtu
+        raw_send = dst.sock.send
+        idle = pipe.idle
+        now = time.monotonic()
+        aux = src.aux_always
+        count = src.count
+        dontwait = socket.MSG_DONTWAIT
+        fwd = nbytes = errors = 0
+        for _ in range(BATCH):
+            not_ready = False
+            try:
+                if aux or not count & 31:
+                    n, anc, _flags, _addr = recvmsg_into(bufs, _ANC, dontwait)
+                    for level, kind, data in anc:
+                        if level == _SOL_PACKET and kind == _PACKET_AUXDATA:
+                            not_ready = bool(_AUX.unpack_from(data)[0] & _TP_STATUS_CSUMNOTREADY)
+                    if not_ready:
+                        src.aux_always = aux = True
+                else:
+                    n = recv_into(buf, 0, dontwait)
+            except (BlockingIOError, InterruptedError):
+                break
+            count += 1
+            if n < _ETH + 20:
+                continue
+            ttl = buf[22]
+            if ttl <= 1:
+                st["ttl_expired"] += 1
+                continue
+            buf[0:12] = header
+            buf[22] = ttl - 1
+            c = ((buf[24] << 8) | buf[25]) + 0x100  # RFC 1141 incremental update for TTL - 1
+            c = (c & 0xFFFF) + (c >> 16)
+            buf[24] = c >> 8
+            buf[25] = c & 0xFF
+            if idle and n <= limit and not not_ready:
+                fwd += 1
+                try:
+                    raw_send(view[:n])
+                    nbytes += n
+                except OSError:
+                    errors += 1
+                continue
+            if n > limit:
+                frames = segment_tcp(view[:n], dst.mtu)
+                st["segmented"] += 1
+                if not frames:
+                    st["send_errors"] += 1
+                    continue
+            else:
+                f = bytearray(view[:n])
+                if not_ready:
+                    fix_l4_checksum(f)
+                    st["csum_fixed"] += 1
+                frames = [f]
+            for f in frames:
+                if idle:
+                    self._send_direct(dst, f, st)
+                else:
+                    pipe.push(f, now)
+        src.count = count
+        if fwd:
+            st["frames_in"] += fwd
+            st["frames_out"] += fwd - errors
+            st["bytes_out"] += nbytes
+            st["send_errors"] += errors
+        if not idle:
+            self._flush(dst, time.monotonic(), out)
+
+    @staticmethod
+    def _send_direct(dst: _Port, f: bytearray, st: dict[str, int]) -> None:
+        st["frames_in"] += 1
+        if dst.send(f):
+            st["frames_out"] += 1
+            st["bytes_out"] += len(f)
+        else:
+            st["send_errors"] += 1
+
+
+def _describe_change(dirs: list[str], changes: dict[str, Any]) -> str:
+    where = "both directions" if len(dirs) == 2 else dirs[0]
+    parts = []
+    for k, v in changes.items():
+        if k in ("loss", "reorder", "dup", "corrupt"):
+            parts.append(f"{k} {v:g} %")
+        elif k in ("delay_ms", "jitter_ms"):
+            parts.append(f"{k[:-3]} {v:g} ms")
+        elif k == "rate_bps":
+            parts.append("rate unlimited" if not v else f"rate {v / 1e6:g} Mbit/s")
+        elif k == "queue":
+            parts.append(f"queue {v} frames")
+    return f"{where}: " + (", ".join(parts) if parts else "no change")
+
+
+# ---------------------------------------------------------------------------------------------------
+# starting it from the lab
+
+
+def start_relay(lab: Lab, control: str, *, seed: int | None = None, prepare: bool = True,
+                timeout: float = 20.0) -> subprocess.Popen[str]:
+    """Turn offloads off (unless ``prepare`` is False), start the relay in the router namespace serving
+    the control socket at ``control``; return once it forwards (the process is stopped by lab.destroy)."""
+    if prepare:
+        prepare_lab(lab)
+    argv = [
+        sys.executable, "-m", "rawtui.lab.impair", "relay",
+        "--cif", lab.router_cif, "--sif", lab.router_sif,
+        "--client-mac", lab.mac(lab.client_ns, lab.client_if),
+        "--server-mac", lab.mac(lab.server_ns, lab.server_if),
+        "--local-ip", lab.router_client_ip, "--local-ip", lab.router_server_ip,
+        "--control", control,
+    ]
+    if seed is not None:
+        argv += ["--seed", str(seed)]
+    err = tempfile.TemporaryFile()  # noqa: SIM115 - stderr to a file: never a pipe nobody reads
+    try:
+        proc = lab.popen(lab.router_ns, argv, stdout=subprocess.PIPE, stderr=err, text=True, env=child_env())
+        assert proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if r:
+                line = proc.stdout.readline()
+                break
+        if not line.startswith("ready"):
+            lab.stop(proc)
+            err.seek(0)
+            text = err.read().decode(errors="replace")
+            raise ImpairError(f"the impairment relay did not start: {(text or line).strip()[-800:]}")
+    finally:
+        err.close()
+    return proc
+
+
+# ---------------------------------------------------------------------------------------------------
+# command line (run inside the lab's namespaces)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rawtui.lab.impair", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("relay", help="forward and impair IPv4 between two interfaces (router namespace)")
+    r.add_argument("--cif", required=True, help="interface facing the client")
+    r.add_argument("--sif", required=True, help="interface facing the server")
+    r.add_argument("--client-mac", required=True)
+    r.add_argument("--server-mac", required=True)
+    r.add_argument("--local-ip", action="append", default=[], help="the router's own addresses (not relayed)")
+    r.add_argument("--control", help="serve the control socket at this path")
+    r.add_argument("--seed", type=int, help="seed the random choices (reproducible runs)")
+    o = sub.add_parser("offloads", help="turn TSO/GSO/GRO/TX checksum offload off (this namespace)")
+    o.add_argument("ifnames", nargs="+")
+    ns = p.parse_args(argv)
+    if ns.command == "offloads":
+        try:
+            for ifname in ns.ifnames:
+                got = set_offloads(ifname, **_OFFLOADS_OFF)
+                still = [k for k, v in got.items() if v]
+                if still:
+                    print(f"{ifname}: could not turn off {', '.join(still)}", file=sys.stderr)
+                    return 1
+        except ImpairError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        return 0
+    try:
+        relay = Relay(cif=ns.cif, sif=ns.sif, client_mac=ns.client_mac, server_mac=ns.server_mac,
+                      local_ips=ns.local_ip, control=ns.control, seed=ns.seed)
+    except (OSError, ImpairError) as exc:
+        print(f"cannot start the relay: {exc}", file=sys.stderr)
+        return 1
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        relay.stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    relay.run(ready=lambda: print(f"ready {ns.cif}<->{ns.sif} control={ns.control}", flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
