@@ -83,23 +83,14 @@ class Scenario:
 
 
 def load_events(path: str) -> list[Event]:
-    """Read an NDJSON event log (``--events``); lines it cannot read are skipped.
-
-    (``from_dict`` turns every ``sack`` field into SACK blocks, but ``handshake.sack`` is a flag: that one
-    is restored by hand.)
-    """
+    """Read an NDJSON event log (``--events``); lines it cannot read are skipped."""
     out: list[Event] = []
     with open(path, encoding="utf-8") as f:
         for line in f:
             if not line.strip():
                 continue
             try:
-                d = json.loads(line)
-                if d.get("type") == "handshake":
-                    ev = from_dict({**d, "sack": ()})
-                    ev.sack = bool(d.get("sack"))  # type: ignore[attr-defined]
-                else:
-                    ev = from_dict(d)
+                ev = from_dict(json.loads(line))
             except (ValueError, KeyError, TypeError):
                 continue
             out.append(ev)
