@@ -16,7 +16,7 @@ _HDR = struct.Struct("!BBHHHBBH4s4s")
 MIN_HEADER = 20
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~3 us per record, per frame
 class IPv4Header:
     src: bytes
     dst: bytes
