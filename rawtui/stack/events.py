@@ -255,12 +255,22 @@ class TlsInfo(Event):
     handshake_ms: float
 
 
+@dataclass(slots=True)
+class TlsRecord(Event):
+    """A TLS record began in the byte stream (its header only: the content stays encrypted)."""
+
+    type: ClassVar[str] = "tls_record"
+    direction: str  # "in" (from the server) or "out"
+    content_type: str  # "Handshake", "ApplicationData", "Alert", "ChangeCipherSpec"...
+    length: int
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
         Route, ArpRequest, ArpReply, ArpIgnored, TcpState, Handshake, SegmentIn, SegmentOut, Retransmit,
         DupData, OutOfOrder, DupAck, ChecksumDrop, Malformed, Window, Progress, HttpResponse, Redirect,
-        Done, Error, Info, TlsInfo,
+        Done, Error, Info, TlsInfo, TlsRecord,
     )
 }
 
