@@ -81,7 +81,12 @@ def _say_error(message: str) -> None:
 
 def _download(argv: list[str]) -> int:
     ns = _download_parser().parse_args(argv)
+    from .privilege import prepare_download
     from .session import Options, Session
+
+    # become the sudo user keeping only CAP_NET_RAW+CAP_NET_ADMIN (not the demo's child: it works in
+    # the demo's root-owned directory); exit 3 naming what is missing
+    prepare_download(drop=not ns.lab_control)
 
     options = Options(url=ns.url, iface=ns.interface, output=ns.output, pcap=ns.pcap, idle_timeout=ns.timeout,
                       lab_control=ns.lab_control, cacert=ns.cacert, insecure=ns.insecure, keylog=ns.keylog)

@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import EXIT_INTERRUPTED, HttpError, RawtuiError, TcpError
+from .errors import EXIT_INTERRUPTED, HttpError, RawtuiError, TcpError, UsageError
 from .http.client import HttpExchange, Url, parse_url
 from .http.tls import PlainChannel, TlsChannel, TlsError, make_context
 from .link.afpacket import PacketSocket
@@ -125,7 +125,10 @@ class Session:
                     break
                 if hop == self.options.max_redirects:
                     raise HttpError(f"too many redirects (more than {self.options.max_redirects})")
-                nxt = parse_url(location)
+                try:
+                    nxt = parse_url(location)
+                except UsageError as e:  # the server's doing, not the user's: an HTTP error, exit 6
+                    raise HttpError(f"cannot follow the redirect to {location!r}: {e.message}") from None
                 emit(Redirect(self.now(), 0, location, hop + 1))
                 url = nxt
             path = out.commit()

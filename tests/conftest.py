@@ -70,6 +70,10 @@ def lab_unavailable_reason() -> str | None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    # Under `sudo bash .ci/run`, SUDO_UID would make every rawtui child drop to the invoking user, who
+    # cannot write into root's temp directories: the tests that want a drop set these themselves.
+    for name in ("SUDO_UID", "SUDO_GID", "SUDO_USER", "SUDO_COMMAND"):
+        os.environ.pop(name, None)
     if os.geteuid() == 0 and shutil.which("ip"):
         try:
             removed = cleanup_stale_labs()

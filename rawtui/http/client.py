@@ -70,6 +70,7 @@ class HttpExchange:
         self.body_bytes = 0
         self.complete = False
         self._remaining: int | None = None  # Content-Length body bytes still due, once past the headers
+        self._head_fed = 0  # bytes fed before the response head was parsed
 
     def request(self) -> bytes:
         headers = [
@@ -112,8 +113,12 @@ class HttpExchange:
 
     def receive(self, data: bytes) -> list[bytes]:
         """Feed bytes from the connection; returns the body chunks they completed."""
+        if not data:
+            return []  # h11 would take b"" for the end of the stream: that is receive_eof()
         if self._remaining is not None:
             return self._counted_body(data)
+        if self.response is None:
+            self._head_fed += len(data)
         try:
             self.conn.receive_data(data)
             return self._drain()
@@ -135,6 +140,9 @@ class HttpExchange:
 
     def _protocol_message(self, e: h11.RemoteProtocolError, eof: bool = False) -> str:
         if self.response is None:
+            if eof and self._head_fed:
+                return (f"bad HTTP response from the server: the connection closed after {self._head_fed} bytes"
+                        " that are not an HTTP response head")
             if eof:
                 return "the server closed the connection before sending a response"
             if "exceeds" in str(e) or "too long" in str(e).lower():
@@ -174,6 +182,9 @@ class HttpExchange:
             if isinstance(ev, h11.InformationalResponse):
                 continue
             if isinstance(ev, h11.Response):
+                # h11 bounds only a head that is still incomplete: one that arrived whole is measured here
+                if self._head_fed - len(self.conn.trailing_data[0]) > MAX_HEADER_BYTES:
+                    raise HttpError(f"the response header is longer than {MAX_HEADER_BYTES // 1024} KB")
                 self.response = ev
                 cl = self.header("content-length")
                 if cl is not None:

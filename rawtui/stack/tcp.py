@@ -77,8 +77,9 @@ COUNTER_NAMES = (
     "acks_sent", "delayed_acks", "dup_acks_sent", "window_updates", "challenge_acks",
     "acks_in", "dup_acks_in", "ack_unsent", "old_acks", "rtt_samples",
     "retransmits", "fast_retransmits", "rto_timeouts", "syn_retransmits", "zero_window_probes",
-    "rst_in", "rst_out", "rst_ignored", "syn_in", "no_ack_drops",
+    "rst_in", "rst_out", "rst_ignored", "syn_in", "no_ack_drops", "ooo_limit_drops",
 )
+MAX_OOO_BLOCKS = 4096  # disjoint out-of-order blocks held at most (memory beyond the window's bytes)
 
 _FLAG_STR: dict[int, str] = {}
 _ACK_PLAIN = struct.Struct("!HHIIBBHHH")
@@ -543,6 +544,14 @@ class TcpConnection:
                 self._seg_in(seg, now, "ack-unsent")
                 self._send_ack(now)
                 return
+            elif ((una - ack) & M32) > self._max_snd_wnd:
+                # RFC 5961 5.2: an ACK older than SND.UNA - MAX.SND.WND is a blind injection attempt
+                # (its data must not be delivered): drop it, send a challenge ACK.
+                c["old_acks"] += 1
+                c["challenge_acks"] += 1
+                self._seg_in(seg, now, "challenge")
+                self._send_ack(now, note="challenge")
+                return
             else:
                 c["old_acks"] += 1
         else:
@@ -645,6 +654,13 @@ class TcpConnection:
             return "fill"
         # out of order: hold it (inside the window only), dup ACK with SACK at once
         off = self._rcv_off + delta
+        if len(ooo) >= MAX_OOO_BLOCKS:
+            # each hole costs ~300 bytes besides its data: a peer sending 1-byte segments at every other
+            # offset would make that ~150x the window. Past this many, only data at RCV.NXT is taken
+            # (the peer resends the rest; legitimate loss never comes near: it is ~600 holes at 10 %).
+            c["ooo_limit_drops"] += 1
+            self._send_ack(now, note="dup-ack")
+            return "ooo-limit"
         new = ooo.add(off, bytes(payload))
         if fin and self._fin_off is None:
             self._fin_off = off + plen
@@ -1021,7 +1037,9 @@ class TcpConnection:
         sequence space it covers."""
         una = self.snd_una
         total = len(self._sndbuf)
-        n = min(self.smss, total)
+        # never more than was sent before (the peer's window may have held it to less): resending new
+        # bytes here would put SND.NXT past SND.MAX, and the peer's ACK of them would look "unsent"
+        n = min(self.smss, total, (self.snd_max - una) & M32)
         flags = ACK
         if n == total:
             if n:
