@@ -105,6 +105,8 @@ def _download(argv: list[str]) -> int:
             if log is not None:
                 log.close()
     headless = ns.headless or not (sys.stdout.isatty() and sys.stdin.isatty()) or ns.output == "-"
+    # per-segment events only when someone reads them: the live view or the NDJSON log
+    options.segment_events = bool(ns.events or ns.lab_control) or not headless
     if not headless:
         session.keep_frames()  # for the app's "save pcap" key
     return run_source(session, headless=headless, events_path=ns.events, quiet=ns.quiet,

@@ -47,6 +47,11 @@ def test_https_download_is_byte_exact(run_rawtui, lab, www, tls_site, name, tmp_
     assert tls["verified"] and tls["version"] in ("TLSv1.2", "TLSv1.3")
     assert tls["alpn"] in (None, "http/1.1")
     assert "rawtui lab test CA" in tls["issuer"] and lab.server_ip in tls["subject"]
+    records = [(e["direction"], e["content_type"]) for e in events if e["type"] == "tls_record"]
+    assert ("out", "Handshake") in records and ("in", "Handshake") in records
+    assert ("out", "ApplicationData") in records  # the request
+    if name != "empty.bin":
+        assert ("in", "ApplicationData") in records
 
 
 @pytest.mark.parametrize(
