@@ -184,7 +184,8 @@ def _run_tui(
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        code = app.run(headless=headless_app)
+        size = (120, 35) if headless_app and not os.environ.get("COLUMNS") else None
+        code = app.run(headless=headless_app, size=size)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -249,7 +250,7 @@ def _subcommand(name: str, argv: list[str]) -> int:
 
 
 def _replay(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="rawtui replay", description="Replay a recorded event stream (NDJSON).")
+    p = argparse.ArgumentParser(prog="rawtui replay", description="Replay a recording on the live view: rawtui's NDJSON events, or a pcap of any TCP download (analysed by rawtui's own stack).")
     p.add_argument("file")
     p.add_argument("--speed", type=float, default=1.0, help="1 = real time, 0 = as fast as possible")
     p.add_argument("--headless", action="store_true")
@@ -260,7 +261,7 @@ def _replay(argv: list[str]) -> int:
 
     source = open_replay(ns.file, speed=ns.speed)
     headless = ns.headless or not sys.stdout.isatty()
-    return run_source(source, headless=headless, title=f"replay {ns.file}")
+    return run_source(source, headless=headless, title=getattr(source, "title", "") or f"replay {ns.file}")
 
 
 def _lab(argv: list[str]) -> int:

@@ -346,6 +346,7 @@ class Session:
                     what = "no answer from" if not request_sent else "nothing received from"
                     raise TcpError(f"timed out: {what} {url.host}:{url.port} for "
                                    f"{self.options.idle_timeout:g} s")
+                flush()  # what the application side just queued (the request, ACKs) leaves now
                 r, _, _ = select.select(watch, [], [], timeout)
                 if side is not None and side_fd in r:
                     for ev in side.poll(now()):

@@ -144,3 +144,18 @@ def test_tshark_reads_what_we_write(tmp_path: Path) -> None:
     )  # fmt: skip
     rows = [line.split("\t") for line in done.stdout.splitlines()]
     assert rows == [[str(len(data)), str(40000 + index)] for index, (_, data) in enumerate(FRAMES)]
+
+
+def test_cut_frames_read_back(tmp_path):
+    """The live view's "save pcap" keeps only each frame's head: the record says both lengths."""
+    from rawtui.link.pcap import PcapWriter, read_pcap
+
+    path = tmp_path / "heads.pcap"
+    with PcapWriter(path) as w:
+        w.write(b"h" * 128, 1.5, 1514)
+        w.write(b"a" * 60, 2.0)
+    frames = list(read_pcap(path))
+    assert [len(f) for _, f in frames] == [128, 60]
+    raw = path.read_bytes()
+    incl, orig = struct.unpack_from("<II", raw, 24 + 8)
+    assert (incl, orig) == (128, 1514)

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from textual import events
+from textual.app import App, ComposeResult
 from textual.message import Message
-from textual.widgets import DataTable, Input, Tree
+from textual.widgets import Input, Tree
 
 from rawtui.errors import EXIT_INTERRUPTED, EXIT_LINK, LinkError
 from rawtui.replay import NdjsonReplay
@@ -22,11 +24,12 @@ from rawtui.source import Emit
 from rawtui.stack.events import ArpRequest, Event, Info, Route, SegmentIn
 from rawtui.tui.app import RawtuiApp
 from rawtui.tui.messages import EventsApplied, SourceFinished
+from rawtui.tui.model import ViewModel
 from rawtui.tui.screens import DetailScreen, ErrorScreen, HelpScreen, SummaryScreen
 from rawtui.tui.testing import settle
 from rawtui.tui.widgets.detail import PacketDetail
 from rawtui.tui.widgets.graphs import GraphsPanel
-from rawtui.tui.widgets.packets import PacketList
+from rawtui.tui.widgets.packets import PacketList, PacketTable
 
 FIXTURES = Path(__file__).parent / "fixtures"
 URL = "http://10.0.2.2:8080/big.bin"
@@ -53,6 +56,15 @@ def screen_text(app: RawtuiApp) -> str:
     console = Console(width=w, height=h, file=io.StringIO(), record=True, legacy_windows=False)
     console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
     return console.export_text()
+
+
+async def wait_for(condition: Callable[[], bool], pilot: Any, timeout: float = 5.0) -> None:
+    """Let the app run until ``condition()`` holds (the source starts once the first screen settled)."""
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"not within {timeout} s: {condition}")
 
 
 class ScriptedSource:
@@ -114,12 +126,13 @@ async def test_mid_download_updates_every_panel() -> None:
         assert len(g.seq_data) and len(g.seq_ack) and len(g.cwnd) and len(g.throughput) and len(g.seq_ooo)
         assert "Seq (MB)" in text and "Throughput (Mbit/s)" in text and "drawn at t=4.88 s" in text
         # packet list: newest at the bottom, cursor there (follow)
-        table = app.query_one("#packet-table", DataTable)
+        table = app.query_one(PacketTable)
         assert m.packet_count == 2935
         assert table.row_count >= 100
         assert table.cursor_row == table.row_count - 1
         assert str(table.get_row_at(table.row_count - 1)[0]) == "2935"
         assert "Packets 2,935" in text
+        assert "2935    4.8770   ->  A   seq=96 ack=2701001" in text  # follow: the newest row is on screen
 
 
 @sync
@@ -215,7 +228,7 @@ async def test_q_stops_the_source_cleanly_and_returns_its_code() -> None:
     src = ScriptedSource(code_on_stop=EXIT_INTERRUPTED)
     app = RawtuiApp(src, title=URL)
     async with app.run_test(size=SIZE) as pilot:
-        assert src.started.wait(5)
+        await wait_for(src.started.is_set, pilot)
         src.inbox.put(Info(0.1, "hello"))
         await pilot.pause(0.2)
         assert not src.returned.is_set()
@@ -248,7 +261,7 @@ async def test_leaving_the_app_any_way_stops_the_source() -> None:
     src = ScriptedSource()
     app = RawtuiApp(src)
     async with app.run_test(size=SIZE) as pilot:
-        assert src.started.wait(5)
+        await wait_for(src.started.is_set, pilot)
         app.exit(0)
         await pilot.pause()
     assert src.returned.wait(5)
@@ -262,7 +275,8 @@ async def test_pause_keeps_counting_but_freezes_the_screen() -> None:
     src = ScriptedSource()
     app = RawtuiApp(src)
     async with app.run_test(size=SIZE) as pilot:
-        table = app.query_one("#packet-table", DataTable)
+        table = app.query_one(PacketTable)
+        await wait_for(src.started.is_set, pilot)
         src.inbox.put(ArpRequest(0.1, "10.0.1.1", 1))
         await pilot.pause(0.3)
         assert table.row_count == 1
@@ -284,7 +298,7 @@ async def test_follow_toggle_and_moving_up_turns_follow_off() -> None:
     app = RawtuiApp(replay("mid_download", hold=True))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        table = app.query_one("#packet-table", DataTable)
+        table = app.query_one(PacketTable)
         assert app.follow
         await pilot.press("f")
         assert not app.follow and "follow off (f)" in screen_text(app)
@@ -296,11 +310,90 @@ async def test_follow_toggle_and_moving_up_turns_follow_off() -> None:
 
 
 @sync
+async def test_follow_off_keeps_the_view_while_packets_arrive() -> None:
+    src = ScriptedSource()
+    app = RawtuiApp(src)
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(PacketTable)
+        await wait_for(src.started.is_set, pilot)
+        for i in range(60):
+            src.inbox.put(ArpRequest(0.01 * i, "10.0.1.1", i + 1))
+        await wait_for(lambda: table.row_count == 60, pilot)
+        page = table.scrollable_content_region.height - 1  # rows under the header
+        assert table.cursor_row == 59 and table.top == 60 - page > 0
+        await pilot.press("up", "up", "up")
+        assert not app.follow and table.number_at(table.cursor_row) == 57
+        top = table.top
+        assert top == table.scroll_y == 60 - page  # follow off: the scroll position takes over
+        for i in range(60, 80):
+            src.inbox.put(ArpRequest(0.01 * i, "10.0.1.1", i + 1))
+        await wait_for(lambda: table.row_count == 80, pilot)
+        assert table.number_at(table.cursor_row) == 57 and table.top == top  # nothing moved
+        await pilot.press("home")
+        assert table.cursor_row == 0 and table.top == 0
+        await pilot.press("f")
+        await pilot.pause()
+        assert app.follow and table.cursor_row == 79 and table.top == 80 - page
+        assert table.vertical_scrollbar.position == table.top  # the thumb at the bottom
+
+
+@sync
+async def test_mouse_wheel_up_turns_follow_off() -> None:
+    app = RawtuiApp(replay("mid_download", hold=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.query_one(PacketTable)
+        bottom = table.top
+        assert bottom == table.row_count - (table.scrollable_content_region.height - 1)
+        table.post_message(events.MouseScrollUp(table, 10, 3, 0, -1, 0, False, False, False))
+        await pilot.pause()
+        assert not app.follow and table.top == table.scroll_y < bottom
+
+
+class TinyListApp(App[None]):
+    """A packet list alone, over a small ring, fed by the test."""
+
+    def __init__(self, ring: int) -> None:
+        super().__init__()
+        self.model = ViewModel(ring_size=ring)
+        self.ring = ring
+
+    def compose(self) -> ComposeResult:
+        yield PacketList(self.model, cap=self.ring)
+
+
+@sync
+async def test_the_list_counts_what_left_the_ring_and_keeps_the_cursor_on_its_packet() -> None:
+    app = TinyListApp(ring=50)
+    async with app.run_test(size=SIZE) as pilot:
+        plist = app.query_one(PacketList)
+        table = plist.table
+
+        def feed(first: int, count: int) -> None:
+            app.model.apply_all(SegmentIn(0.001 * i, 1 + 1460 * i, 1, "A", 65535, 1460) for i in range(first, first + count))
+            plist.sync()
+
+        feed(0, 40)
+        await pilot.pause()
+        assert table.row_count == 40 and table.number_at(39) == 40
+        plist.set_follow(False)
+        table.move_cursor(row=30)  # packet 31
+        feed(40, 30)  # 70 packets: the first 20 left the list (cap 50)
+        await pilot.pause()
+        assert table.row_count == 50 and table.number_at(table.cursor_row) == 31
+        feed(70, 200)  # the ring moved on by more than it holds: 150 packets were never listed
+        assert table.number_at(table.row_count - 1) == 270
+        gaps = [table.get_row_at(i) for i in range(table.row_count) if table.number_at(i) is None]
+        assert len(gaps) == 1 and "151 packets not listed" in str(gaps[0][3])  # 150 + 1 to make room
+        assert "Packets 270" in plist.border_title
+
+
+@sync
 async def test_filter_box() -> None:
     app = RawtuiApp(replay("mid_download", hold=True))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        table = app.query_one("#packet-table", DataTable)
+        table = app.query_one(PacketTable)
         packets = app.query_one(PacketList)
 
         async def filter_rows(text: str) -> list[str]:
@@ -358,7 +451,7 @@ async def test_selecting_a_row_by_click() -> None:
     app = RawtuiApp(replay("arp_in_progress", hold=True))
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        table = app.query_one("#packet-table", DataTable)
+        table = app.query_one(PacketTable)
         await pilot.click(table, offset=(20, 1))  # the first data row under the header
         await pilot.pause()
         detail = app.query_one(PacketDetail)
@@ -483,6 +576,57 @@ class Flood:
         return 0
 
 
+class Steady:
+    """``rate`` segments a second for ``seconds``, paced like a fast download."""
+
+    def __init__(self, rate: int = 8000, seconds: float = 2.0) -> None:
+        self.rate, self.seconds = rate, seconds
+
+    def run(self, emit: Emit, stop: threading.Event) -> int:
+        import time
+
+        emit(Route(0.0, "eth0", 2, "10.0.1.2", "02:00:0a:00:01:02", "10.0.2.2", None, "10.0.2.2", 1500, "kernel route"))
+        start = time.monotonic()
+        total = int(self.rate * self.seconds)
+        i = 0
+        while i < total and not stop.is_set():
+            due = min(total, int((time.monotonic() - start) * self.rate) + 1)
+            while i < due:
+                emit(SegmentIn(i / self.rate, 1 + i * 1460, 96, "A", 65160, 1460))
+                i += 1
+            time.sleep(0.005)
+        return 0
+
+
+@sync
+async def test_a_busy_flow_is_redrawn_at_low_rates_then_caught_up() -> None:
+    """8,000 segments a second for 2 s: the graphs are drawn about once a second, the packet list twice,
+    not at every drain tick; when the flow ends everything shows the final state."""
+    app = RawtuiApp(Steady())
+    draws: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: app._source_worker is not None, pilot)
+        for name, widget in (("graphs", app._graphs), ("packets", app._packets)):
+            original = widget.draw if name == "graphs" else widget.sync
+
+            def record(original=original, name=name) -> None:  # type: ignore[no-untyped-def]
+                if app.busy:
+                    draws.append(name)
+                original()
+
+            if name == "graphs":
+                widget.draw = record  # type: ignore[method-assign]
+            else:
+                widget.sync = record  # type: ignore[method-assign]
+        await settle(pilot, timeout=30)
+        assert app.model.counters.segments_in == 16_000
+        assert draws.count("graphs") <= 3, draws
+        assert 2 <= draws.count("packets") <= 6, draws  # 12 drain ticks a second, 2 list redraws
+        table = app.query_one(PacketTable)
+        assert str(table.get_row_at(table.row_count - 1)[0]) == str(app.model.packet_count)
+        assert f"drawn at t={app.model.t_last:.2f} s" in screen_text(app)
+
+
 @sync
 async def test_a_flood_of_events_does_not_stall_the_screen() -> None:
     app = RawtuiApp(Flood())
@@ -499,10 +643,10 @@ async def test_a_flood_of_events_does_not_stall_the_screen() -> None:
     app._tick = timed  # type: ignore[method-assign]
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, timeout=60)
-        table = app.query_one("#packet-table", DataTable)
+        table = app.query_one(PacketTable)
         assert app.model.counters.segments_in == 200_000
         assert len(app.model.packets) == 5000
-        assert table.row_count <= 1500 + 750
-        assert "packets not listed" in str(table.get_row_at(0)[3])
+        assert app.follow and table.row_count <= table.cap
         assert str(table.get_row_at(table.row_count - 1)[0]) == "200000"
+        assert table.cursor_row == table.row_count - 1
     assert max(ticks) < 1.0, ticks

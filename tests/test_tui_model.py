@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rawtui.replay import load_events
-from rawtui.stack.events import ArpRequest, ChecksumDrop, SegmentIn, SegmentOut
+from rawtui.stack.events import ArpRequest, ChecksumDrop, Handshake, SegmentIn, SegmentOut, TlsRecord
 from rawtui.tui.describe import detail_tree, hexdump, parse_filter, summary
 from rawtui.tui.fmt import human_bytes, human_ms, human_rate, human_s
 from rawtui.tui.model import Series, ViewModel, request_label
@@ -126,3 +126,36 @@ def test_formatting() -> None:
     assert human_ms(0.42) == "0.42 ms" and human_ms(21.12) == "21.1 ms" and human_ms(1500) == "1.50 s"
     assert human_s(4.96) == "5.0 s" and human_s(75) == "1:15 min" and human_s(None) == "-"
     assert request_label("http://h:8080/a/b?c") == "GET /a/b?c" and request_label("replay") == "request"
+
+
+def test_our_windows_are_scaled_by_our_window_scale() -> None:
+    """SegmentOut carries the 16-bit window field (as the stack emits it); the screen shows bytes."""
+    m = ViewModel()
+    hs = Handshake(0.02, 40000, 80, 1000, 2000, 1460, 1460, 7, 9, True, True, 20.0)
+    syn = SegmentOut(0.0, 0, 0, "S", 64240, 0)
+    ack = SegmentOut(0.03, 1, 1, "A", 2048, 0)
+    m.apply_all([syn, hs, ack])
+    assert m.out_shift == 7
+    assert m.graphs.seq_window.ys[-1] == 1 + 2048 * 128
+    assert "win=262144" in summary(ack, out_shift=7) and "win=64240" in summary(syn, out_shift=7)
+    labels = [n.label for n in _nodes(detail_tree(3, ack, m))]
+    assert "window 2,048 x 128 (scale 7) = 262,144 B" in labels
+
+
+def _nodes(node):  # type: ignore[no-untyped-def]
+    yield node
+    for c in node.children:
+        yield from _nodes(c)
+
+
+def test_tls_records_are_listed_and_filtered() -> None:
+    rec_out = TlsRecord(0.1, "out", "Handshake", 517)
+    rec_in = TlsRecord(0.2, "in", "ApplicationData", 16401)
+    m = ViewModel()
+    m.apply_all([rec_out, rec_in])
+    assert [no for no, _ in m.packets] == [1, 2]
+    assert summary(rec_in) == "TLS ApplicationData record, 16,401 B"
+    flt = parse_filter("tls out")
+    assert flt is not None and flt(rec_out) and not flt(rec_in)
+    labels = [n.label for n in _nodes(detail_tree(2, rec_in, m))]
+    assert "content type ApplicationData" in labels and labels[0].startswith("#2 received")

@@ -89,7 +89,7 @@ def test_bad_input(tmp_path: Path) -> None:
     bad.write_text('{"t": 0, "type": "nonsense"}\n')
     with pytest.raises(UsageError, match="bad.ndjson:1"):
         load_events(bad)
-    with pytest.raises(UsageError, match="pcap"):
+    with pytest.raises(UsageError, match="no such file|cannot read"):
         open_replay(tmp_path / "x.pcap")
     with pytest.raises(UsageError):
         NdjsonReplay(FIXTURES / "arp_in_progress.ndjson", speed=-1)

@@ -52,7 +52,7 @@ class PcapWriter:
         ``orig_len``: the frame's length on the wire when ``frame`` is already a cut-down copy."""
         sec, usec = divmod(round(ts * 1_000_000), 1_000_000)
         size = len(frame) if orig_len is None else max(orig_len, len(frame))
-        kept = min(size, SNAPLEN)
+        kept = min(len(frame), SNAPLEN)
         self._pending += _RECORD.pack(sec, usec, kept, size)
         self._pending += frame[:kept]
         self.frames += 1

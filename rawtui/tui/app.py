@@ -2,18 +2,28 @@
 
 The event source (the live session or a replay) runs in a thread worker. Its ``emit`` only appends to a
 deque; a timer in the UI thread drains the deque ~12 times a second into the :class:`ViewModel` and
-redraws the panels whose data changed (the graphs at most twice a second). The source never waits for
-the screen, and the screen never waits for the source.
+redraws the panels whose data changed. The source never waits for the screen, and the screen never waits
+for the source.
+
+The UI thread and the stack share the GIL: every millisecond spent rendering is taken from the download.
+So the redraw rate adapts to the traffic (:class:`RedrawPolicy`): while events flood in, each panel is
+redrawn at its own low rate (counters and progress 4 Hz, the packet list 2 Hz, graphs 1 Hz, slower still
+if the UI thread goes over its CPU budget); when the flow pauses or ends, everything catches up at once.
+The source starts once the first screen is painted and the start-up work is over, so that work never
+competes with the handshake.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from textual import events, on, work
 from textual.app import App, ComposeResult
@@ -42,6 +52,33 @@ from .widgets.progress import ProgressLine
 EXIT_INTERNAL = 1
 
 
+@dataclass
+class RedrawPolicy:
+    """How often each screen area may be redrawn, by traffic.
+
+    ``calm``: seconds between redraws of an area while fewer than ``busy_rate`` events a second arrive
+    (0: at every drain tick). ``busy``: the same while more arrive, checked only every ``busy_frame``
+    seconds so that the areas due are drawn together (each screen update has a cost of its own).
+    While busy, the UI thread's own CPU time is watched: when it takes more than ``cpu_budget`` of a CPU
+    (a big terminal, a slow machine) every busy interval is stretched, up to ``max_stretch`` times, and
+    shrinks back when it takes less. Whatever the rate, every area is redrawn as soon as the flow pauses
+    or ends, so the screen always ends up showing the latest state.
+    """
+
+    busy_rate: float = 300.0  # events per second (over the last second) that make the screen "busy"
+    busy_frame: float = 0.25  # while busy, the screen is redrawn at most this often (all due areas at once)
+    cpu_budget: float = 0.10  # share of one CPU the UI thread may use while busy
+    max_stretch: float = 4.0
+    calm: dict[str, float] = field(default_factory=lambda: {"graphs": 0.5})
+    busy: dict[str, float] = field(default_factory=lambda: {
+        "header": 0.25, "progress": 0.25, "counters": 0.25, "arp": 0.5, "ladder": 1.0, "packets": 0.5,
+        "graphs": 1.0,
+    })
+
+    def interval(self, area: str, busy: bool, stretch: float = 1.0) -> float:
+        return self.busy.get(area, 0.0) * stretch if busy else self.calm.get(area, 0.0)
+
+
 class RawtuiApp(App[int]):
     """The live view of one session.
 
@@ -67,11 +104,23 @@ class RawtuiApp(App[int]):
     ]
 
     DRAIN_INTERVAL = 1 / 12  # seconds between drains / redraws
-    GRAPH_INTERVAL = 0.5  # seconds between graph redraws
     TICK_BUDGET = 0.04  # seconds of folding per drain at most (the rest waits for the next tick)
     STOP_TIMEOUT = 15.0  # seconds to wait for the source after q before leaving anyway
     COMPACT_WIDTH = 110  # below this width or COMPACT_HEIGHT rows: no graphs, no detail pane
     COMPACT_HEIGHT = 30
+    # The GIL switch interval while the app runs (CPython's default is 5 ms): the stack thread waits at
+    # most this long for the GIL when it comes back from a system call while the UI thread renders.
+    SWITCH_INTERVAL = 0.001
+    # Start the source when the UI thread used less than SETTLE_CPU of a SETTLE_CHECK interval (the
+    # start-up is over), or SETTLE_MAX seconds after the first paint whatever happens.
+    SETTLE_CHECK = 0.05
+    SETTLE_CPU = 0.2
+    SETTLE_MAX = 1.0
+    # Whatever the traffic, every panel catches up when no event arrived for this long.
+    QUIET = 0.2
+    # Freeze the objects of the start-up out of the garbage collector's full collections (see
+    # _start_when_settled); unfrozen when the app ends.
+    GC_FREEZE = True
 
     def __init__(
         self,
@@ -81,20 +130,32 @@ class RawtuiApp(App[int]):
         exit_on_done: bool = False,
         on_save_pcap: Callable[[], str] | None = None,
         on_save_events: Callable[[], str] | None = None,
+        redraw: RedrawPolicy | None = None,
     ) -> None:
         super().__init__()
+        self.redraw = redraw or RedrawPolicy()
         self.source = source
         self.exit_on_done = exit_on_done
         self.on_save_pcap = on_save_pcap
         self.on_save_events = on_save_events
         self.stop_event = threading.Event()
+        title = title or getattr(source, "title", "")  # a pcap replay knows the request's URL
         self.model = ViewModel(title=title)
         self.source_finished = False
         self.exit_code: int | None = None
         self.paused = False
         self._queue: deque[Event] = deque()
         self._drawn: dict[str, int] = {}
-        self._last_graph_draw = 0.0
+        self._drawn_at: dict[str, float] = {}
+        self._recent: deque[tuple[float, int]] = deque()  # (tick time, events applied) over the last second
+        self._recent_sum = 0
+        self._busy = False
+        self._last_event_at = 0.0
+        self._frame_at = 0.0
+        self._stretch = 1.0  # busy intervals x this (see RedrawPolicy)
+        self._cpu_marks: deque[tuple[float, float]] = deque()  # (wall, UI thread CPU) at recent ticks
+        self._old_switch_interval: float | None = None
+        self._gc_frozen = False
         self._terminal_handled = False
         self._quitting = False
         self._exit_requested = False
@@ -119,18 +180,47 @@ class RawtuiApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._areas: list[tuple[str, list]] = [  # type: ignore[type-arg]
-            ("header", [self.query_one(SessionHeader), self.query_one(ProgressLine), self.query_one(ArpPanel),
-                        self.query_one(LadderPanel)]),
-            ("progress", [self.query_one(ProgressLine)]),
-            ("arp", [self.query_one(ArpPanel)]),
-            ("ladder", [self.query_one(LadderPanel)]),
+        self._header = self.query_one(SessionHeader)
+        self._packets = self.query_one(PacketList)
+        self._graphs = self.query_one(GraphsPanel)
+        progress, arp, ladder = self.query_one(ProgressLine), self.query_one(ArpPanel), self.query_one(LadderPanel)
+        self._areas: list[tuple[str, list[Any]]] = [
+            ("header", [self._header, progress, arp, ladder]),
+            ("progress", [progress]),
+            ("arp", [arp]),
+            ("ladder", [ladder]),
             ("counters", [self.query_one(CountersPanel)]),
+            ("packets", [self._packets]),
         ]
         self._apply_size(self.size.width, self.size.height)
         self.query_one("#packet-table").focus()
         self.set_interval(self.DRAIN_INTERVAL, self._tick, name="drain")
-        self._source_worker = self._run_source()
+        if self.SWITCH_INTERVAL:
+            self._old_switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(self.SWITCH_INTERVAL)
+
+    def on_ready(self) -> None:
+        """The first screen is painted; start the source once the start-up work (styles, the footer's
+        keys, ...) is done too, so that the download never competes with it for the GIL."""
+        self._settle_mark = (time.thread_time(), time.monotonic())
+        self._settle_since = time.monotonic()
+        self._settle_timer = self.set_interval(self.SETTLE_CHECK, self._start_when_settled, name="settle")
+
+    def _start_when_settled(self) -> None:
+        cpu, wall = self._settle_mark
+        now_cpu, now = time.thread_time(), time.monotonic()
+        self._settle_mark = (now_cpu, now)
+        quiet = now_cpu - cpu < self.SETTLE_CPU * (now - wall)
+        if quiet or now - self._settle_since > self.SETTLE_MAX:
+            self._settle_timer.stop()
+            if self._source_worker is None and not self._exit_requested:
+                if self.GC_FREEZE and not self._gc_frozen:
+                    # Textual's start-up left ~10^5 long-lived objects: a full collection during the
+                    # download would scan them all (a 40-50 ms stop of both threads, long enough for the
+                    # server to resend). Frozen, they are out of the collector's way until the app ends.
+                    gc.freeze()
+                    self._gc_frozen = True
+                self._source_worker = self._run_source()
 
     def on_resize(self, event: events.Resize) -> None:
         self._apply_size(event.size.width, event.size.height)
@@ -190,50 +280,116 @@ class RawtuiApp(App[int]):
         if self._queue or self.paused:
             return False
         v = self.model.versions
-        return all(self._drawn.get(k) == n for k, n in v.items())
+        drawn = self._drawn
+        return drawn.get("_events") == self.model.events_seen and all(drawn.get(k) == n for k, n in v.items())
 
     # -- the drain tick ------------------------------------------------------------------------------
 
     def _tick(self) -> None:
         q = self._queue
+        applied = 0
         if q:
             deadline = time.perf_counter() + self.TICK_BUDGET
             popleft = q.popleft
-            applied = 0
             while q:
                 batch = [popleft() for _ in range(min(len(q), 4096))]
                 applied += self.model.apply_all(batch)
                 if time.perf_counter() > deadline:
                     break  # the rest next tick: the screen stays responsive
             self.post_message(EventsApplied(applied, self.model.events_seen))
+        now = time.monotonic()
+        busy = self._note_rate(now, applied)
+        self._govern(now, busy)
+        if applied:
+            self._last_event_at = now
         if not self.paused:
-            self._redraw()
+            # The flow paused or ended: draw whatever the intervals held back.
+            quiet = not q and now - self._last_event_at >= self.QUIET
+            self._redraw(now, busy=busy, catch_up=quiet or self.source_finished)
         self._check_end()
 
-    def _redraw(self, *, force_graphs: bool = False) -> None:
+    def _note_rate(self, now: float, applied: int) -> bool:
+        """Remember this tick's event count; True when events arrive at ``busy_rate`` a second or more: over
+        the last second, or in this tick alone (so that a download starting is seen at its first tick)."""
+        recent = self._recent
+        if applied:
+            recent.append((now, applied))
+            self._recent_sum += applied
+        while recent and now - recent[0][0] > 1.0:
+            self._recent_sum -= recent.popleft()[1]
+        rate = self.redraw.busy_rate
+        self._busy = self._recent_sum >= rate or applied >= rate * self.DRAIN_INTERVAL
+        return self._busy
+
+    def _govern(self, now: float, busy: bool) -> None:
+        """Stretch the busy intervals while the UI thread uses more than its CPU budget (see RedrawPolicy)."""
+        marks = self._cpu_marks
+        if not busy:
+            self._stretch = 1.0
+            marks.clear()  # judge the busy time only (not the start-up, not a calm spell)
+            return
+        marks.append((now, time.thread_time()))
+        while now - marks[0][0] > 1.0:
+            marks.popleft()
+        wall = now - marks[0][0]
+        if wall < 0.5:
+            return
+        share = (marks[-1][1] - marks[0][1]) / wall
+        p = self.redraw
+        if share > p.cpu_budget:
+            self._stretch = min(p.max_stretch, self._stretch * 1.1)
+        elif share < 0.7 * p.cpu_budget:
+            self._stretch = max(1.0, self._stretch / 1.1)
+
+    @property
+    def busy(self) -> bool:
+        """Events arrive fast enough that the panels are redrawn at their low, busy rates."""
+        return self._busy
+
+    def _due(self, area: str, now: float, busy: bool, catch_up: bool) -> bool:
+        if catch_up:
+            return True
+        interval = self.redraw.interval(area, busy, self._stretch)
+        return not interval or now - self._drawn_at.get(area, -1e9) >= interval - self.DRAIN_INTERVAL / 2
+
+    def _redraw(self, now: float | None = None, *, busy: bool = False, catch_up: bool = True) -> None:
+        """Sync the widgets of every area whose model version moved and whose redraw is due."""
+        if now is None:
+            now = time.monotonic()
+        if busy and not catch_up and (
+            now - self._frame_at < self.redraw.busy_frame * self._stretch - self.DRAIN_INTERVAL / 2
+        ):
+            return
         v = self.model.versions
         drawn = self._drawn
+        drawn_at = self._drawn_at
+        any_drawn = False
         for area, widgets in self._areas:
-            if drawn.get(area) != v[area]:
-                drawn[area] = v[area]
+            n = v[area]
+            if drawn.get(area) != n and self._due(area, now, busy, catch_up):
+                drawn[area] = n
+                drawn_at[area] = now
+                any_drawn = True
                 for w in widgets:
                     w.sync()
-        if drawn.get("packets") != v["packets"]:
-            drawn["packets"] = v["packets"]
-            self.query_one(PacketList).sync()
-        if drawn.get("graphs") != v["graphs"]:
-            now = time.monotonic()
-            idle = not self._queue and self.source_finished
-            settling = not self._queue and now - self._last_graph_draw >= self.DRAIN_INTERVAL * 2
-            if force_graphs or idle or settling or now - self._last_graph_draw >= self.GRAPH_INTERVAL:
-                self._last_graph_draw = now
-                drawn["graphs"] = v["graphs"]
-                if not self.compact:
-                    self.query_one(GraphsPanel).draw()
-        # The header shows the event time: redraw it with any change.
-        if drawn.get("_events") != self.model.events_seen:
-            drawn["_events"] = self.model.events_seen
-            self.query_one(SessionHeader).refresh()
+        n = v["graphs"]
+        if drawn.get("graphs") != n and self._due("graphs", now, busy, catch_up):
+            drawn["graphs"] = n
+            drawn_at["graphs"] = now
+            any_drawn = True
+            if not self.compact:
+                self._graphs.draw()
+        elif drawn.get("graphs") == n and not self.compact:
+            self._graphs.mark_time()  # no new graph data: the graphs are current up to the latest event
+        # The header shows the event time: redraw it with any change, at the header's rate.
+        seen = self.model.events_seen
+        if drawn.get("_events") != seen and self._due("header", now, busy, catch_up):
+            drawn["_events"] = seen
+            drawn_at["header"] = now
+            any_drawn = True
+            self._header.refresh()
+        if any_drawn:
+            self._frame_at = now
 
     def _check_end(self) -> None:
         """After the drain: react once to done / error, or to a source that ended without either."""
@@ -249,8 +405,8 @@ class RawtuiApp(App[int]):
         if m.error is not None:
             self.push_screen(ErrorScreen(m.error))
         elif m.done is not None:
-            counters = dict(m.done.counters) or self._counters_dict()
-            self.push_screen(SummaryScreen(m.done, counters))
+            # what the screen counted (the session's own counters name some of these differently)
+            self.push_screen(SummaryScreen(m.done, self._counters_dict()))
 
     def _counters_dict(self) -> dict[str, int]:
         c = self.model.counters
@@ -278,6 +434,9 @@ class RawtuiApp(App[int]):
         self.run_worker(self._finish_and_exit(), group="quit", exclusive=True)
 
     async def _finish_and_exit(self) -> None:
+        if self._source_worker is None:  # left before the first paint: the source never started
+            self.exit(EXIT_INTERRUPTED, return_code=EXIT_INTERRUPTED)
+            return
         deadline = time.monotonic() + self.STOP_TIMEOUT
         while not self.source_finished and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
@@ -296,6 +455,12 @@ class RawtuiApp(App[int]):
 
     def on_unmount(self) -> None:
         self.stop_event.set()
+        if self._gc_frozen:
+            gc.unfreeze()
+            self._gc_frozen = False
+        if self._old_switch_interval is not None:
+            sys.setswitchinterval(self._old_switch_interval)
+            self._old_switch_interval = None
 
     # -- keys ----------------------------------------------------------------------------------------
 
@@ -303,7 +468,7 @@ class RawtuiApp(App[int]):
         self.paused = not self.paused
         self.query_one(SessionHeader).paused = self.paused
         if not self.paused:
-            self._redraw(force_graphs=True)
+            self._redraw()
 
     def action_toggle_follow(self) -> None:
         self._set_follow(not self.follow)

@@ -22,6 +22,7 @@ from rawtui.stack.events import (
     Malformed,
     SegmentIn,
     SegmentOut,
+    TlsRecord,
 )
 
 from .model import ViewModel
@@ -40,12 +41,14 @@ _NOTES = {
 }
 
 FILTER_HELP = (
-    "in  out  arp  tcp  data  retrans  dup  ooo  drop  flags:R  flags:SA  t>1.5  t<2  !term  text"
+    "in  out  arp  tcp  tls  data  retrans  dup  ooo  drop  flags:R  flags:SA  t>1.5  t<2  !term  text"
 )
 
 
 def direction(ev: Event) -> str:
     """``out`` for what we sent, ``in`` for what we received (or dropped)."""
+    if ev.type == "tls_record":
+        return "out" if getattr(ev, "direction", "in") == "out" else "in"
     return "out" if ev.type in ("segment_out", "arp_request") else "in"
 
 
@@ -56,19 +59,30 @@ def protocol(ev: Event) -> str:
         return "TCP"
     if ev.type == "checksum_drop":
         return getattr(ev, "layer", "").upper() or "?"
+    if ev.type == "tls_record":
+        return "TLS"
     return "?"
 
 
-def summary(ev: Event, *, short: bool = False) -> str:
-    """A one-line description, as in a capture tool's Info column (``short``: for narrow lists)."""
+def window_bytes(ev: SegmentIn | SegmentOut, out_shift: int = 0) -> int:
+    """The receive window a segment advertises, in bytes. Received segments carry it scaled already; the
+    ones we send carry the 16-bit field, to be shifted by our window scale ``out_shift`` (not in a SYN)."""
+    if isinstance(ev, SegmentOut) and "S" not in ev.flags:
+        return ev.window << out_shift
+    return ev.window
+
+
+def summary(ev: Event, *, short: bool = False, out_shift: int = 0) -> str:
+    """A one-line description, as in a capture tool's Info column (``short``: for narrow lists).
+    ``out_shift``: our window scale, to show the windows we advertise in bytes."""
     if isinstance(ev, (SegmentIn, SegmentOut)) and short:
         if ev.length:
             s = f"{ev.flags:<3}{ev.seq}:{ev.seq + ev.length} ack {ev.ack}"
         else:
-            s = f"{ev.flags:<3}ack {ev.ack} win {ev.window}"
+            s = f"{ev.flags:<3}ack {ev.ack} win {window_bytes(ev, out_shift)}"
         return s + (f" [{ev.note}]" if ev.note else "")
     if isinstance(ev, (SegmentIn, SegmentOut)):
-        s = f"{ev.flags:<3} seq={ev.seq} ack={ev.ack} win={ev.window} len={ev.length}"
+        s = f"{ev.flags:<3} seq={ev.seq} ack={ev.ack} win={window_bytes(ev, out_shift)} len={ev.length}"
         if ev.sack:
             s += " sack=" + ",".join(f"{a}-{b}" for a, b in ev.sack)
         if ev.note:
@@ -84,6 +98,8 @@ def summary(ev: Event, *, short: bool = False) -> str:
         return f"DROP bad {ev.layer.upper()} checksum ({ev.length} B)"
     if isinstance(ev, Malformed):
         return f"DROP malformed ({ev.length} B): {ev.reason}"
+    if isinstance(ev, TlsRecord):
+        return f"TLS {ev.content_type} record, {ev.length:,} B"
     return ev.type
 
 
@@ -100,6 +116,8 @@ def row_style(ev: Event) -> str:
         return "yellow"
     if ev.type.startswith("arp"):
         return "cyan"
+    if ev.type == "tls_record":
+        return "blue" if getattr(ev, "content_type", "") == "ApplicationData" else "bold blue"
     flags = getattr(ev, "flags", "")
     if "R" in flags:
         return "bold red"
@@ -108,8 +126,9 @@ def row_style(ev: Event) -> str:
     return ""
 
 
-def styled_summary(ev: Event, *, short: bool = False) -> Text:
-    return Text(summary(ev, short=short), style=row_style(ev), overflow="ellipsis", no_wrap=True)
+def styled_summary(ev: Event, *, short: bool = False, out_shift: int = 0) -> Text:
+    return Text(summary(ev, short=short, out_shift=out_shift), style=row_style(ev), overflow="ellipsis",
+                no_wrap=True)
 
 
 # -- the filter ------------------------------------------------------------------------------------
@@ -127,6 +146,8 @@ def _term(token: str) -> Predicate:
         return lambda e: e.type.startswith("arp")
     if tok == "tcp":
         return lambda e: e.type.startswith("segment")
+    if tok == "tls":
+        return lambda e: e.type == "tls_record"
     if tok == "data":
         return lambda e: getattr(e, "length", 0) > 0 and e.type.startswith("segment")
     if tok in ("retrans", "retransmit", "rexmit", "retransmission"):
@@ -233,7 +254,11 @@ def detail_tree(no: int, ev: Event, model: ViewModel) -> Node:
             tcp.add(f"seq {ev.seq} (relative)")
             tcp.add(f"ack {ev.ack} (relative)")
         tcp.add(f"flags {_flags(ev.flags)}")
-        tcp.add(f"window {ev.window:,} B")
+        shift = model.out_shift
+        if isinstance(ev, SegmentOut) and "S" not in ev.flags and shift:
+            tcp.add(f"window {ev.window:,} x {1 << shift} (scale {shift}) = {window_bytes(ev, shift):,} B")
+        else:
+            tcp.add(f"window {ev.window:,} B")
         tcp.add(f"payload {ev.length:,} B")
         if ev.sack:
             sack = tcp.add(f"SACK blocks ({len(ev.sack)})")
@@ -262,6 +287,14 @@ def detail_tree(no: int, ev: Event, model: ViewModel) -> Node:
             else:
                 root.add("Analysis").add(f"ignored: {ev.reason}")
         eth.add("type 0x0806 (ARP)")
+    elif isinstance(ev, TlsRecord):
+        tls = root.add("TLS record")
+        tls.add(f"content type {ev.content_type}")
+        tls.add(f"length {ev.length:,} B")
+        root.add("Analysis").add(
+            "the record's header, read from the TCP byte stream; its content is encrypted (--keylog lets "
+            "Wireshark decrypt a capture)" if ev.content_type == "ApplicationData" else
+            "the record's header, read from the TCP byte stream")
     else:
         drop = root.add("Dropped frame")
         drop.add(summary(ev))

@@ -38,9 +38,10 @@ from rawtui.stack.events import (
     Window,
 )
 
-#: Event types that are frames on the wire, listed in the packet list.
+#: Event types listed in the packet list: frames on the wire, and the TLS records seen in the byte stream.
 PACKET_TYPES = frozenset(
-    {"segment_in", "segment_out", "arp_request", "arp_reply", "arp_ignored", "checksum_drop", "malformed"}
+    {"segment_in", "segment_out", "arp_request", "arp_reply", "arp_ignored", "checksum_drop", "malformed",
+     "tls_record"}
 )
 
 #: Screen areas, each with its own version number.
@@ -160,6 +161,7 @@ class ViewModel:
         # ladder
         self.ladder: list[LadderStep] = []
         self.handshake: Handshake | None = None
+        self.out_shift = 0  # our window scale: SegmentOut.window << out_shift = bytes (not in a SYN)
         self._data_step: LadderStep | None = None
         self._request_seen = False
         self._fin_in = self._fin_out = self._last_ack_drawn = False
@@ -236,6 +238,7 @@ class ViewModel:
 
     def _handshake(self, ev: Handshake) -> None:
         self.handshake = ev
+        self.out_shift = ev.wscale or 0
 
     def _step(self, t: float, direction: str, label: str, style: str = "") -> None:
         self.ladder.append(LadderStep(t, direction, label, style))
@@ -282,7 +285,8 @@ class ViewModel:
         if self.handshake is not None and "A" in flags:
             g = self.graphs
             g.seq_ack.add(ev.t, ev.ack)
-            g.seq_window.add(ev.t, ev.ack + ev.window)
+            # our segments carry the 16-bit window field: scale it (never in a SYN)
+            g.seq_window.add(ev.t, ev.ack + (ev.window if "S" in flags else ev.window << self.out_shift))
 
     def _segment_out_control(self, ev: SegmentOut, flags: str) -> None:
         retry = ev.note == "retransmit"
@@ -463,4 +467,5 @@ _AREAS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "redirect": ("header", "ladder"),
     "done": ("header", "progress", "ladder", "arp"),
     "error": ("header", "progress", "arp", "ladder"),
+    "tls_record": ("packets",),
 }

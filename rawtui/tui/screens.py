@@ -82,7 +82,7 @@ class SummaryScreen(_Dialog):
         t.add_row("received", Text.assemble(
             (human_bytes(d.bytes), "bold green"), f" ({d.bytes:,} bytes) in ", (human_s(d.duration_s), "bold"),
             f", {human_rate(speed)} on average"))
-        t.add_row("saved to", Text(d.path, "bold"))
+        t.add_row("saved to", Text(d.path, "bold") if d.path else Text("- (a capture, replayed)", "dim"))
         t.add_row("sha256", d.sha256)
         c = self.counters
         t.add_row("trouble", Text.assemble(

@@ -13,16 +13,16 @@ _KIND = {"request": ("->", "yellow"), "reply": ("<-", "bold green"), "ignored": 
 class ArpPanel(ModelPanel):
     def titles(self) -> None:
         m = self.model
-        self.border_title = "ARP"
         if m.arp_mac is not None:
             tries = "try" if m.arp_tries == 1 else "tries"
-            self.border_subtitle = f"{m.arp_tries} {tries} · RTT {m.arp_rtt_ms:.2f} ms"
+            subtitle = f"{m.arp_tries} {tries} · RTT {m.arp_rtt_ms:.2f} ms"
         elif m.error is not None and m.arp_tries:
-            self.border_subtitle = f"no reply after {m.arp_tries} tries"
+            subtitle = f"no reply after {m.arp_tries} tries"
         elif m.arp_tries:
-            self.border_subtitle = f"waiting · try {m.arp_tries}"
+            subtitle = f"waiting · try {m.arp_tries}"
         else:
-            self.border_subtitle = ""
+            subtitle = ""
+        self.set_titles("ARP", subtitle)
 
     def render(self) -> RenderableType:
         m = self.model

@@ -14,6 +14,7 @@ class ModelPanel(Widget):
     def __init__(self, model: ViewModel, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.model = model
+        self._border_texts: tuple[str | None, str | None] = (None, None)
 
     def titles(self) -> None:
         """Set ``border_title`` / ``border_subtitle`` from the model (override)."""
@@ -21,6 +22,12 @@ class ModelPanel(Widget):
     def sync(self) -> None:
         self.titles()
         self.refresh()
+
+    def set_titles(self, title: str, subtitle: str = "") -> None:
+        """Set the border titles when they changed (setting one re-parses it and redraws the border)."""
+        if title != self._border_texts[0] or subtitle != self._border_texts[1]:
+            self._border_texts = (title, subtitle)
+            self.border_title, self.border_subtitle = title, subtitle
 
     def on_mount(self) -> None:
         self.titles()

@@ -22,8 +22,7 @@ def _n(value: int, style: str) -> Text:
 
 class CountersPanel(ModelPanel):
     def titles(self) -> None:
-        self.border_title = "Counters"
-        self.border_subtitle = self._subtitle()
+        self.set_titles("Counters", self._subtitle())
 
     def rows(self) -> list[tuple[str, Text]]:
         m = self.model
@@ -47,12 +46,16 @@ class CountersPanel(ModelPanel):
         rows = self.rows()
         height = max(1, self.content_size.height)
         if height >= len(rows):
-            t = Table.grid(expand=True, padding=(0, 1))
-            t.add_column(style="", no_wrap=True, ratio=1)
-            t.add_column(justify="right", no_wrap=True)
+            # Label on the left, value on the right: plain Text lines (a Rich Table costs ~5x more to draw,
+            # and this panel is redrawn several times a second during a download).
+            width = max(1, self.content_size.width)
+            lines = []
             for label, value in rows:
-                t.add_row(label, value)
-            return t
+                room = max(0, width - value.cell_len - 1)
+                line = Text(label[:room].ljust(room) + " ", no_wrap=True, end="")
+                line.append_text(value)
+                lines.append(line)
+            return Text("\n", no_wrap=True).join(lines)
         # Short panel: two label/value pairs per line, short labels.
         m = self.model
         c, w = m.counters, m.window

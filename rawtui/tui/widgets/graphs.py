@@ -98,6 +98,8 @@ class Graph(PlotextPlot):
         self._model: ViewModel | None = None
         self._stale = True
         self._plotted_size: tuple[int, int] = (0, 0)
+        self._rendered: tuple[tuple[int, int, str], RenderResult] | None = None
+        self._legend: Text | None = None
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -110,13 +112,19 @@ class Graph(PlotextPlot):
         self.refresh()
 
     def render(self) -> RenderResult:
+        """The plot, built again only when the data (:meth:`draw`), the size or the theme changed: a
+        plotext build and its ANSI parse cost milliseconds."""
         size = (self.size.width, self.size.height)
+        key = (*size, self.app.theme)
         if self._stale or size != self._plotted_size:
             self._stale = False
             self._plotted_size = size
+            self._rendered = None
             if self._model is None or not self.plot(self._model):
                 self._empty()
-        return super().render()
+        if self._rendered is None or self._rendered[0] != key:
+            self._rendered = (key, super().render())
+        return self._rendered[1]
 
     def legend(self, model: ViewModel) -> Text:
         raise NotImplementedError
@@ -138,9 +146,11 @@ class Graph(PlotextPlot):
         self.plt.ylim(0, 1)
 
     def set_legend(self, text: Text) -> None:
-        if self.parent is not None:
+        """Show ``text`` in the legend line above the plot (no layout: the line's size never changes)."""
+        if self.parent is not None and text != self._legend:
+            self._legend = text
             for s in self.parent.query(Static):
-                s.update(text)
+                s.update(text, layout=False)
 
     @property
     def bins(self) -> int:
@@ -276,5 +286,10 @@ class GraphsPanel(Grid):
     def draw(self) -> None:
         for graph in self.query(Graph):
             graph.draw(self.model)
-        t = self.model.t_last
-        self.border_subtitle = f"x: seconds since start · drawn at t={t:.2f} s"
+        self.mark_time()
+
+    def mark_time(self) -> None:
+        """Say up to which event time the graphs show the data."""
+        subtitle = f"x: seconds since start · drawn at t={self.model.t_last:.2f} s"
+        if subtitle != self.border_subtitle:
+            self.border_subtitle = subtitle

@@ -34,9 +34,8 @@ def _arrow(step: LadderStep, width: int) -> Text:
 class LadderPanel(ModelPanel):
     def titles(self) -> None:
         m = self.model
-        self.border_title = f"Connection · {m.tcp_state}"
         hs = m.handshake
-        self.border_subtitle = f"handshake RTT {hs.rtt_ms:.1f} ms" if hs else ""
+        self.set_titles(f"Connection · {m.tcp_state}", f"handshake RTT {hs.rtt_ms:.1f} ms" if hs else "")
 
     def render(self) -> RenderableType:
         m = self.model

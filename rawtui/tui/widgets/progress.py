@@ -31,7 +31,8 @@ class ProgressLine(ModelPanel):
             t = Text.assemble(
                 (" DONE ", "bold black on green"), " ",
                 (f"{human_bytes(d.bytes)} in {human_s(d.duration_s)}", "bold green"),
-                f"  ({human_rate(speed)})   saved to ", (d.path, "bold"),
+                f"  ({human_rate(speed)})   ",
+                *((("saved to ", ""), (d.path, "bold")) if d.path else (("replayed from a capture", "dim"),)),
                 "   sha256 ", (d.sha256[:16] + "...", "dim"),
             )
             t.truncate(width, overflow="ellipsis")
