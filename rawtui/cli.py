@@ -100,7 +100,7 @@ def _download(argv: list[str]) -> int:
     if ns.tui_headless:
         log = NdjsonWriter(ns.events) if ns.events else None
         try:
-            return _run_tui(session, log, True, ns.url, headless_app=True)
+            return _run_tui(session, log, True, ns.url, headless_app=True, lab_control=ns.lab_control)
         finally:
             if log is not None:
                 log.close()
@@ -111,19 +111,20 @@ def _download(argv: list[str]) -> int:
         session.keep_frames()  # for the app's "save pcap" key
     return run_source(session, headless=headless, events_path=ns.events, quiet=ns.quiet,
                       exit_on_done=ns.exit_on_done, title=ns.url,
-                      save_pcap=None if headless else session.save_pcap)
+                      save_pcap=None if headless else session.save_pcap, lab_control=ns.lab_control)
 
 
 def run_source(
     source: EventSource, *, headless: bool, events_path: str | None = None, quiet: bool = False,
     exit_on_done: bool = False, title: str = "", save_pcap: Callable[[], str] | None = None,
+    lab_control: str | None = None,
 ) -> int:
     """Run a source under the headless view or the Textual app, with the NDJSON log if asked."""
     log = NdjsonWriter(events_path) if events_path else None
     try:
         if headless:
             return _run_headless(source, log, quiet)
-        return _run_tui(source, log, exit_on_done, title, save_pcap=save_pcap)
+        return _run_tui(source, log, exit_on_done, title, save_pcap=save_pcap, lab_control=lab_control)
     finally:
         if log is not None:
             log.close()
@@ -158,7 +159,7 @@ def _run_headless(source: EventSource, log: Callable[[Event], None] | None, quie
 
 def _run_tui(
     source: EventSource, log: Callable[[Event], None] | None, exit_on_done: bool, title: str,
-    *, headless_app: bool = False, save_pcap: Callable[[], str] | None = None,
+    *, headless_app: bool = False, save_pcap: Callable[[], str] | None = None, lab_control: str | None = None,
 ) -> int:
     """The Textual app; ``headless_app`` runs it without a terminal (benchmarks, scripts)."""
     from .tui.app import RawtuiApp
@@ -176,7 +177,7 @@ def _run_tui(
             return source.run(tee, stop)
 
     app = RawtuiApp(Logged(), title=title, exit_on_done=exit_on_done or headless_app,
-                    on_save_pcap=save_pcap, on_save_events=recorder.save)
+                    on_save_pcap=save_pcap, on_save_events=recorder.save, lab_control=lab_control)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         app.stop_event.set()  # the source ends cleanly (firewall rule removed, no partial file)...

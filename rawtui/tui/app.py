@@ -43,13 +43,19 @@ from .screens import DetailScreen, ErrorScreen, HelpScreen, SummaryScreen
 from .widgets.arp import ArpPanel
 from .widgets.counters import CountersPanel
 from .widgets.detail import PacketDetail, find_packet
-from .widgets.graphs import GraphsPanel
+from .widgets.graphs import GraphsPanel, LabLine
 from .widgets.header import SessionHeader
 from .widgets.ladder import LadderPanel
 from .widgets.packets import PacketList
 from .widgets.progress import ProgressLine
 
 EXIT_INTERNAL = 1
+
+
+def _lab_control(path: str) -> Any:
+    from rawtui.lab.control import LabControl  # only in the lab
+
+    return LabControl(path)
 
 
 @dataclass
@@ -101,7 +107,20 @@ class RawtuiApp(App[int]):
         Binding("slash", "focus_filter", "Filter"),
         Binding("question_mark", "help", "Help"),
         Binding("escape", "close_detail", "Close detail", show=False),
+        # the teaching lab's knobs (server -> client): in the footer only when a lab control path is known
+        Binding("l", "lab_knob('loss', -1)", "Loss-"),
+        Binding("L", "lab_knob('loss', 1)", "Loss+"),
+        Binding("d", "lab_knob('delay_ms', -10)", "Delay-"),
+        Binding("D", "lab_knob('delay_ms', 10)", "Delay+"),
+        Binding("r", "lab_rate(0.5)", "Rate/2"),
+        Binding("R", "lab_rate(2)", "Rate x2"),
+        Binding("b", "lab_blackout(3)", "Blackout"),
     ]
+
+    LAB_ACTIONS = frozenset({"lab_knob", "lab_rate", "lab_blackout"})
+    LAB_RATE_START = 100_000_000  # bit/s: halving an unlimited rate starts from here
+    LAB_RATE_MIN = 8_000  # bit/s: the lab's lowest rate
+    LAB_RATE_MAX = 100_000_000_000
 
     DRAIN_INTERVAL = 1 / 12  # seconds between drains / redraws
     TICK_BUDGET = 0.04  # seconds of folding per drain at most (the rest waits for the next tick)
@@ -131,8 +150,13 @@ class RawtuiApp(App[int]):
         on_save_pcap: Callable[[], str] | None = None,
         on_save_events: Callable[[], str] | None = None,
         redraw: RedrawPolicy | None = None,
+        lab_control: str | None = None,
     ) -> None:
         super().__init__()
+        self.lab_control = lab_control  # the lab's control socket (rawtui demo): the knob keys use it
+        self.lab_control_factory: Callable[[str], Any] = _lab_control  # tests inject a fake
+        self._lab_client: Any = None
+        self._lab_lock = threading.Lock()
         self.redraw = redraw or RedrawPolicy()
         self.source = source
         self.exit_on_done = exit_on_done
@@ -183,6 +207,7 @@ class RawtuiApp(App[int]):
         self._header = self.query_one(SessionHeader)
         self._packets = self.query_one(PacketList)
         self._graphs = self.query_one(GraphsPanel)
+        self._lab_line = self.query_one(LabLine)
         progress, arp, ladder = self.query_one(ProgressLine), self.query_one(ArpPanel), self.query_one(LadderPanel)
         self._areas: list[tuple[str, list[Any]]] = [
             ("header", [self._header, progress, arp, ladder]),
@@ -191,6 +216,7 @@ class RawtuiApp(App[int]):
             ("ladder", [ladder]),
             ("counters", [self.query_one(CountersPanel)]),
             ("packets", [self._packets]),
+            ("lab", [self._lab_line]),
         ]
         self._apply_size(self.size.width, self.size.height)
         self.query_one("#packet-table").focus()
@@ -455,6 +481,12 @@ class RawtuiApp(App[int]):
 
     def on_unmount(self) -> None:
         self.stop_event.set()
+        client, self._lab_client = self._lab_client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001, S110 - leaving anyway
+                pass
         if self._gc_frozen:
             gc.unfreeze()
             self._gc_frozen = False
@@ -512,6 +544,66 @@ class RawtuiApp(App[int]):
                 self.call_from_thread(self.notify, f"{what} saved to {path}")
 
         self.run_worker(run, thread=True, group="save", name=f"save {what}")
+
+    # -- the teaching lab's knobs ----------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The knob keys exist (and show in the footer) only when the lab's control path is known."""
+        if action in self.LAB_ACTIONS:
+            return bool(self.lab_control)
+        return True
+
+    def _current_knobs(self) -> dict[str, float]:
+        k = self.model.lab_knobs
+        return dict(k.down) if k is not None else {}
+
+    def action_lab_knob(self, name: str, step: float) -> None:
+        """Raise or lower one knob (server -> client) by ``step``, never below 0 (loss at most 100 %)."""
+        value = max(0.0, self._current_knobs().get(name, 0.0) + step)
+        if name == "loss":
+            value = min(100.0, value)
+        self._lab_call(f"{name} {value:g}", lambda lab: lab.set("down", note=f"{name} {value:g} (key)", **{name: value}))
+
+    def action_lab_rate(self, factor: float) -> None:
+        """Halve or double the bottleneck rate (0 = unlimited: halving starts from LAB_RATE_START)."""
+        rate = self._current_knobs().get("rate_bps", 0)
+        if not rate:
+            if factor >= 1:
+                self.notify("rate: already unlimited")
+                return
+            rate = self.LAB_RATE_START * 2
+        value = int(min(self.LAB_RATE_MAX, max(self.LAB_RATE_MIN, rate * factor)))
+        note = f"rate {value / 1e6:g} Mbit/s (key)"
+        self._lab_call(note, lambda lab: lab.set("down", note=note, rate_bps=value))
+
+    def action_lab_blackout(self, seconds: float) -> None:
+        self._lab_call(f"blackout {seconds:g} s", lambda lab: lab.blackout(seconds))
+
+    def _lab_call(self, what: str, call: Callable[[Any], object]) -> None:
+        """Run ``call(LabControl)`` in a thread worker (the UI never waits for the lab); notify errors.
+        The new knobs come back through the lab's event stream (LabKnobs)."""
+        path = self.lab_control
+        if not path:
+            return
+
+        def run() -> None:
+            try:
+                with self._lab_lock:
+                    if self._lab_client is None:
+                        self._lab_client = self.lab_control_factory(path)
+                    try:
+                        call(self._lab_client)
+                    except Exception:
+                        client, self._lab_client = self._lab_client, None  # reconnect next time
+                        try:
+                            client.close()
+                        except Exception:  # noqa: BLE001, S110 - the first error is the one to show
+                            pass
+                        raise
+            except Exception as exc:  # noqa: BLE001 - report it, keep the view running
+                self.call_from_thread(self.notify, f"lab: {what} failed: {exc}", severity="error")
+
+        self.run_worker(run, thread=True, group="lab", name=f"lab {what}")
 
     # -- packets -------------------------------------------------------------------------------------
 

@@ -26,6 +26,9 @@ from rawtui.stack.events import (
     Handshake,
     HttpResponse,
     Info,
+    LabKnobs,
+    LabScenario,
+    LabStats,
     Malformed,
     OutOfOrder,
     Progress,
@@ -34,7 +37,9 @@ from rawtui.stack.events import (
     Route,
     SegmentIn,
     SegmentOut,
+    ServerTcpInfo,
     TcpState,
+    TlsInfo,
     Window,
 )
 
@@ -45,7 +50,7 @@ PACKET_TYPES = frozenset(
 )
 
 #: Screen areas, each with its own version number.
-AREAS = ("header", "arp", "ladder", "counters", "progress", "graphs", "packets")
+AREAS = ("header", "arp", "ladder", "counters", "progress", "graphs", "packets", "lab")
 
 
 class Series:
@@ -123,6 +128,8 @@ class Graphs:
     seq_retrans: Series = field(default_factory=lambda: Series(500))  # the server resent (dup data)
     seq_ooo: Series = field(default_factory=lambda: Series(500))  # arrived beyond a hole
     throughput: Series = field(default_factory=Series)  # bytes/s from progress
+    server_cwnd: Series = field(default_factory=Series)  # the lab server's true cwnd (TCP_INFO), bytes
+    server_ssthresh: Series = field(default_factory=Series)  # its ssthresh, once it left slow start
 
 
 def request_label(title: str) -> str:
@@ -172,6 +179,13 @@ class ViewModel:
         self.window: Window | None = None
         self.progress: Progress | None = None
         self.progress_t0: float | None = None
+        # HTTPS
+        self.tls: TlsInfo | None = None
+        # the teaching lab (rawtui demo)
+        self.server_info: ServerTcpInfo | None = None
+        self.lab_knobs: LabKnobs | None = None
+        self.lab_stats: LabStats | None = None
+        self.lab_scenario: LabScenario | None = None
         # graphs and packets
         self.graphs = Graphs()
         self.packets: deque[tuple[int, Event]] = deque(maxlen=ring_size)
@@ -253,10 +267,11 @@ class ViewModel:
         if length:
             c.bytes_in += length
             d = self._data_step
-            if d is None:
+            if d is None and not self.tls_pending:  # (the server's TLS handshake flight is not the response)
                 d = self._data_step = LadderStep(ev.t, "in", "data", "data", 0)
                 self.ladder.append(d)
-            d.count += 1
+            if d is not None:
+                d.count += 1
             g = self.graphs
             top = ev.seq + length
             g.seq_data.add(ev.t, top)
@@ -296,7 +311,7 @@ class ViewModel:
             self._step(ev.t, "out", "RST", "red")
         elif ev.length and (not self._request_seen or (retry and self._data_step is None)):
             self._request_seen = True
-            label = request_label(self.title)
+            label = "TLS ClientHello" if self.tls_pending else request_label(self.title)
             self._step(ev.t, "out", f"{label} (again)" if retry else label, "yellow" if retry else "")
         elif self._synack_seen and not self._ack_after_synack and flags == "A" and not ev.length:
             self._ack_after_synack = True
@@ -361,6 +376,30 @@ class ViewModel:
         self.redirects.append(ev)
         self._step(ev.t, "in", f"{ev.status} -> {ev.location}", "yellow")
 
+    def _tls(self, ev: TlsInfo) -> None:
+        self.tls = ev
+        if ev.verified:
+            self._step(ev.t, "in", f"{ev.version} done {ev.handshake_ms:.1f} ms", "green")
+        else:
+            self._step(ev.t, "in", f"{ev.version} NOT VERIFIED", "red")
+        self._request_seen = False  # the next data we send is the HTTP request
+
+    def _server_tcp_info(self, ev: ServerTcpInfo) -> None:
+        self.server_info = ev
+        g = self.graphs
+        g.server_cwnd.add(ev.t, ev.cwnd_bytes)
+        if ev.ssthresh_bytes is not None:
+            g.server_ssthresh.add(ev.t, ev.ssthresh_bytes)
+
+    def _lab_knobs(self, ev: LabKnobs) -> None:
+        self.lab_knobs = ev
+
+    def _lab_stats(self, ev: LabStats) -> None:
+        self.lab_stats = ev
+
+    def _lab_scenario(self, ev: LabScenario) -> None:
+        self.lab_scenario = ev
+
     def _done(self, ev: Done) -> None:
         self.done = ev
 
@@ -368,6 +407,16 @@ class ViewModel:
         self.error = ev
 
     # -- derived values ------------------------------------------------------------------------------
+
+    @property
+    def tls_pending(self) -> bool:
+        """An https:// session whose TLS handshake has not finished yet."""
+        return self.tls is None and self.title.startswith("https://")
+
+    @property
+    def lab_active(self) -> bool:
+        """The lab's side channel spoke (rawtui demo): show the lab line."""
+        return self.lab_knobs is not None or self.lab_scenario is not None
 
     @property
     def total(self) -> int | None:
@@ -441,6 +490,11 @@ _HANDLERS: dict[str, Callable[[ViewModel, Any], None]] = {
     "redirect": ViewModel._redirect,
     "done": ViewModel._done,
     "error": ViewModel._error,
+    "tls": ViewModel._tls,
+    "server_tcp_info": ViewModel._server_tcp_info,
+    "lab_knobs": ViewModel._lab_knobs,
+    "lab_stats": ViewModel._lab_stats,
+    "lab_scenario": ViewModel._lab_scenario,
 }
 
 
@@ -468,4 +522,9 @@ _AREAS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "done": ("header", "progress", "ladder", "arp"),
     "error": ("header", "progress", "arp", "ladder"),
     "tls_record": ("packets",),
+    "tls": ("header", "ladder"),
+    "server_tcp_info": ("graphs",),
+    "lab_knobs": ("lab",),
+    "lab_stats": ("lab",),
+    "lab_scenario": ("lab",),
 }

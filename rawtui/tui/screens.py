@@ -26,6 +26,7 @@ HELP = f"""\
   [b]/[/b]      filter the packet list            [b]Enter[/b] / click  a packet's decoded layers
   [b]s[/b]      save a pcap                        [b]e[/b]  save the events (NDJSON)
   [b]?[/b]      this help                          [b]esc[/b]  close a dialog or the detail pane
+  [b]l L d D r R b[/b]  lab only (rawtui demo): loss -/+1 %, delay -/+10 ms, rate /2 x2, blackout 3 s
 
 [b]Filter[/b]  space-separated terms, all must match, [b]![/b] negates one:
   {FILTER_HELP}
@@ -37,6 +38,7 @@ HELP = f"""\
   Counters     what the stack counted: losses, reordering, drops, RTT estimates
   Graphs       sequence/time (tcptrace style: data, ACK line, window line, [red]x[/red] resent,
                out of order), cwnd and the server's flight, advertised windows, throughput
+               (lab: [b]true[/b] = the server's real cwnd, from its TCP_INFO; est. = the flight estimate)
   Times are seconds since the session started.
 
 [dim]esc / ? / enter to close[/dim]"""

@@ -26,6 +26,8 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "rwnd": (90, 220, 90),
     "peer_rwnd": (230, 90, 230),
     "rate": (0, 200, 255),
+    "server": (255, 255, 255),
+    "ssthresh": (255, 60, 60),
 }
 
 
@@ -198,24 +200,41 @@ class SequenceGraph(Graph):
 
 
 class CwndGraph(Graph):
+    """Our cwnd and the receiver-side estimate of the server's flight; in the lab, the server's TRUE cwnd
+    and ssthresh (its TCP_INFO) over them."""
+
     name_ = "Congestion window"
+
+    @staticmethod
+    def _values(model: ViewModel) -> list[float]:
+        g = model.graphs
+        return g.cwnd.ys + g.peer_flight.ys + g.server_cwnd.ys + g.server_ssthresh.ys
 
     def legend(self, model: ViewModel) -> Text:
         g = model.graphs
-        if not g.cwnd.xs:
+        if not g.cwnd.xs and not g.server_cwnd.xs:
             return legend(self.name_, ("waiting for data", "dim"))
-        _, unit = _scale(g.cwnd.ys + g.peer_flight.ys)
-        return legend(f"cwnd ({unit})", ("ours", rgb("ours")), ("server flight est.", rgb("peer")))
+        _, unit = _scale(self._values(model))
+        if not g.server_cwnd.xs:
+            return legend(f"cwnd ({unit})", ("ours", rgb("ours")), ("server flight est.", rgb("peer")))
+        # the lab: the server's true cwnd (white) and ssthresh (red) over the estimate
+        keys = [("ours", rgb("ours")), ("est.", rgb("peer")), ("true", rgb("server"))]
+        if g.server_ssthresh.xs:
+            keys.append(("ssthresh", rgb("ssthresh")))
+        return legend(f"cwnd ({unit})", *keys)
 
     def plot(self, model: ViewModel) -> bool:
         g = model.graphs
-        if not g.cwnd.xs:
+        if not g.cwnd.xs and not g.server_cwnd.xs:
             return False
-        scale, _ = _scale(g.cwnd.ys + g.peer_flight.ys)
+        values = self._values(model)
+        scale, _ = _scale(values)
         self._start()
         self._line(g.peer_flight, scale, "peer")
         self._line(g.cwnd, scale, "ours")
-        self.plt.ylim(0, max(g.cwnd.ys + g.peer_flight.ys) / scale * 1.05)
+        self._line(g.server_ssthresh, scale, "ssthresh")
+        self._line(g.server_cwnd, scale, "server")
+        self.plt.ylim(0, max(values) / scale * 1.05 or 1)
         return True
 
 
@@ -261,12 +280,67 @@ class ThroughputGraph(Graph):
         return True
 
 
-class GraphsPanel(Grid):
-    """Four graphs in a 2x2 grid."""
+class LabLine(Static):
+    """The teaching lab (rawtui demo), above the graphs: the scenario and what to look for, the knobs now
+    in force (server -> client), and the keys that change them. Hidden outside the lab."""
 
     DEFAULT_CSS = """
-    GraphsPanel { grid-size: 2 2; grid-gutter: 0 2; }
-    GraphsPanel > Vertical { height: 1fr; }
+    LabLine { height: auto; max-height: 2; padding: 0 1; display: none; text-wrap: nowrap; text-overflow: ellipsis; }
+    LabLine.-on { display: block; }
+    """
+
+    def __init__(self, model: ViewModel, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.model = model
+
+    def sync(self) -> None:
+        self.set_class(self.model.lab_active, "-on")
+        self.update(lab_text(self.model))
+
+
+def knobs_text(knobs: dict[str, float]) -> str:
+    """``loss 2%  delay 40 ms  rate 20 Mbit/s  reorder 0%  dup 0%  corrupt 0%`` (+ a blackout running)."""
+    delay = f"delay {knobs.get('delay_ms', 0):g} ms"
+    if knobs.get("jitter_ms"):
+        delay += f" ±{knobs['jitter_ms']:g}"
+    rate = knobs.get("rate_bps", 0)
+    parts = [
+        f"loss {knobs.get('loss', 0):g}%", delay, f"rate {rate / 1e6:g} Mbit/s" if rate else "rate unlimited",
+        f"reorder {knobs.get('reorder', 0):g}%", f"dup {knobs.get('dup', 0):g}%",
+        f"corrupt {knobs.get('corrupt', 0):g}%",
+    ]
+    if knobs.get("blackout_s"):
+        parts.append(f"BLACKOUT {knobs['blackout_s']:.1f} s")
+    return "  ".join(parts)
+
+
+def lab_text(model: ViewModel) -> Text:
+    """Line 1 (when a scenario was announced): its title and what to look for. Line 2: the knobs in force
+    from the server to the client, and what changed last."""
+    t = Text(no_wrap=True, overflow="ellipsis", end="")
+    sc = model.lab_scenario
+    if sc is not None:
+        t.append(" LAB ", "bold black on yellow")
+        t.append(f" {sc.title or sc.name}", "bold")
+        if sc.look_for:
+            t.append(f" · look for: {sc.look_for}", "italic")
+        t.append("\n")
+    k = model.lab_knobs
+    if k is None:
+        t.append("lab knobs: not known yet", "dim")
+    else:
+        t.append(knobs_text(k.down), "bold red" if k.down.get("blackout_s") else "bold")
+        if k.note:
+            t.append(f"  ({k.note})", "dim")
+    return t
+
+
+class GraphsPanel(Vertical):
+    """The lab line (in the lab only) over four graphs in a 2x2 grid."""
+
+    DEFAULT_CSS = """
+    GraphsPanel > Grid { grid-size: 2 2; grid-gutter: 0 2; height: 1fr; }
+    GraphsPanel Grid > Vertical { height: 1fr; }
     GraphsPanel Static.legend { height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     GraphsPanel Graph { height: 1fr; }
     """
@@ -277,11 +351,13 @@ class GraphsPanel(Grid):
         self.border_title = "Graphs"
 
     def compose(self) -> ComposeResult:
-        for graph in (SequenceGraph(id="graph-seq"), CwndGraph(id="graph-cwnd"),
-                      WindowGraph(id="graph-windows"), ThroughputGraph(id="graph-throughput")):
-            with Vertical():
-                yield Static(classes="legend")
-                yield graph
+        yield LabLine(self.model, id="lab")
+        with Grid(id="graphs-grid"):
+            for graph in (SequenceGraph(id="graph-seq"), CwndGraph(id="graph-cwnd"),
+                          WindowGraph(id="graph-windows"), ThroughputGraph(id="graph-throughput")):
+                with Vertical():
+                    yield Static(classes="legend")
+                    yield graph
 
     def draw(self) -> None:
         for graph in self.query(Graph):

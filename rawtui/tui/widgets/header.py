@@ -6,6 +6,8 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual.reactive import reactive
 
+from rawtui.stack.events import TlsInfo
+
 from .base import ModelPanel
 
 PHASE_STYLES = {
@@ -19,15 +21,21 @@ PHASE_STYLES = {
 
 
 class SessionHeader(ModelPanel):
-    """Line 1: title/URL, phase, TCP state and event time. Line 2: the route."""
+    """Line 1: title/URL, phase, TCP state and event time. Line 2: the route. Line 3 (HTTPS only): what
+    TLS negotiated and who the certificate says the server is."""
 
     DEFAULT_CSS = """
     SessionHeader { height: 2; }
+    SessionHeader.-tls { height: 3; }
     """
 
     paused: reactive[bool] = reactive(False)
     stopping: reactive[bool] = reactive(False)
 
+
+    def sync(self) -> None:
+        self.set_class(self.model.tls is not None, "-tls")
+        super().sync()
 
     def render(self) -> RenderableType:
         m = self.model
@@ -73,4 +81,29 @@ class SessionHeader(ModelPanel):
             if r.warning:
                 line.append(f"   ! {r.warning}", "yellow")
         line.truncate(width, overflow="ellipsis")
-        return Text("\n", no_wrap=True).join([top, line])
+        lines = [top, line]
+        if m.tls is not None:
+            lines.append(tls_line(m.tls, width))
+        return Text("\n", no_wrap=True).join(lines)
+
+
+def tls_line(tls: TlsInfo, width: int = 0) -> Text:
+    """`` TLSv1.3 TLS_AES_256_GCM_SHA384 h2 · handshake 12.3 ms · cert CN=... issued by ... until ...``,
+    with a red ``NOT VERIFIED`` first when the certificate was not verified."""
+    line = Text(no_wrap=True, overflow="ellipsis", end="")
+    if not tls.verified:  # first, so that no truncation hides it
+        line.append(" NOT VERIFIED ", "bold white on red")
+    line.append(f" {tls.version}", "bold green" if tls.verified else "bold")
+    line.append(f" {tls.cipher}")
+    if tls.alpn:
+        line.append(f" {tls.alpn}", "dim")
+    line.append(f" · handshake {tls.handshake_ms:.1f} ms", "dim")
+    line.append(" · cert ", "dim")
+    line.append(tls.subject or "?", "bold")
+    line.append(" issued by ", "dim")
+    line.append(tls.issuer or "?")
+    line.append(" until ", "dim")
+    line.append(tls.not_after or "?")
+    if width:
+        line.truncate(width, overflow="ellipsis")
+    return line
