@@ -36,17 +36,21 @@ SHOTS: dict[str, tuple[str, bool, tuple[int, int], Sequence[str]]] = {
     "help": ("mid_download", True, (120, 35), ("question_mark",)),
     "compact-80x24": ("mid_download", True, (80, 24), ()),
     "lab-demo": ("lab_demo", True, (120, 35), ()),
+    # real recordings: `sudo rawtui demo --headless --scenario NAME --events FILE` in the lab
+    "scenario-fast-retransmit": ("recorded/fast-retransmit", False, (120, 35), ("escape",)),
+    "scenario-timeout": ("recorded/timeout", False, (120, 35), ("escape",)),
 }
 
 # shots taken as under `rawtui demo`: the app knows a lab control path (the knob keys show in the footer;
 # no key is pressed, so nothing connects to it)
-LAB_SHOTS = {"lab-demo"}
+LAB_SHOTS = {"lab-demo", "scenario-fast-retransmit", "scenario-timeout"}
 LAB_CONTROL = "/tmp/rawtui-demo/control.sock"
 
 
 async def shoot(name: str, out: Path) -> Path:
     recording, hold, size, keys = SHOTS[name]
-    app = RawtuiApp(NdjsonReplay(FIXTURES / f"{recording}.ndjson", speed=0, hold=hold), title=URL,
+    title = f"rawtui demo --scenario {recording.split('/')[1]}" if recording.startswith("recorded/") else URL
+    app = RawtuiApp(NdjsonReplay(FIXTURES / f"{recording}.ndjson", speed=0, hold=hold), title=title,
                     lab_control=LAB_CONTROL if name in LAB_SHOTS else None)
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
