@@ -27,4 +27,6 @@ async def settle(pilot: Pilot[Any], *, timeout: float = 30.0) -> None:
             raise TimeoutError(f"the app did not settle in {timeout} s (pending={app.pending})")
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
+    await pilot.pause(0.3)  # screens pushed by the last events (the done summary) mount and take focus
+    await pilot.wait_for_scheduled_animations()
     await pilot.pause()
