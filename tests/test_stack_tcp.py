@@ -350,18 +350,81 @@ def test_loss_gives_ooo_sack_dupacks_and_hole_fill_delivers_once():
 def test_sack_blocks_most_recent_first_and_limited():
     conn, peer = establish()
     m = 100
-    # blocks at 2, 4, 6, 8 (holes between): most recent first, 3 blocks with timestamps
-    for k in (2, 4, 6, 8):
+    # blocks at 2, 4, 6 (holes between): 3 immediate dup ACKs, the newest block first
+    for k in (2, 4, 6):
         conn.on_segment(peer.seg(k * m, STREAM[k * m:(k + 1) * m]), 1.0)
     last = out(conn)[-1]
     base = PISN + 1
+    assert last.options.sack == ((base + 600, base + 700), (base + 400, base + 500), (base + 200, base + 300))
+    # the 4th out-of-order segment's ACK is compressed; the timer sends it: 3 blocks with timestamps
+    conn.on_segment(peer.seg(8 * m, STREAM[8 * m:9 * m]), 1.0)
+    assert out(conn) == []
+    conn.on_timer(conn.next_deadline)
+    (last,) = out(conn)
     assert last.options.sack == ((base + 800, base + 900), (base + 600, base + 700), (base + 400, base + 500))
     # without timestamps: 4 blocks
     conn, peer = establish(ts=False)
     for k in (2, 4, 6, 8):
         conn.on_segment(peer.seg(k * m, STREAM[k * m:(k + 1) * m]), 1.0)
+    conn.on_timer(conn.next_deadline)
     last = out(conn)[-1]
     assert len(last.options.sack) == 4 and last.options.sack[0] == (base + 800, base + 900)
+
+
+def test_sack_compression_like_linux():
+    """After three immediate dup ACKs for one RCV.NXT, out-of-order segments are acknowledged at most once
+    per min(1 ms, RTT/20), or after 44 held back; any ACK sent resets it; a hole filled ACKs at once."""
+    from rawtui.stack.tcp import COMP_SACK_DELAY, COMP_SACK_NR, DUPACK_THRESH
+
+    conn, peer = establish(rtt=0.05)
+    conn.take_events()
+    m = 1000
+    t = 1.0
+    sent = []
+    for k in range(2, 2 + DUPACK_THRESH + 10):  # segment 0 and 1 lost
+        conn.on_segment(peer.seg(k * m, STREAM[k * m:(k + 1) * m]), t)
+        sent.append(len(out(conn)))
+    assert sent == [1] * DUPACK_THRESH + [0] * 10
+    assert conn.counters["sacks_compressed"] == 10 and conn.counters["dup_acks_sent"] == DUPACK_THRESH
+    # the RTT is 50 ms: the compressed SACK is due after min(1 ms, 50 ms / 20)
+    assert conn.next_deadline == pytest.approx(t + min(COMP_SACK_DELAY, 0.05 / 20))
+    conn.on_timer(conn.next_deadline - 1e-6)
+    assert out(conn) == []
+    conn.on_timer(conn.next_deadline)
+    (a,) = out(conn)
+    assert a.ack == PISN + 1 and a.options.sack[0] == (PISN + 1 + 2 * m, PISN + 1 + (3 + DUPACK_THRESH + 9) * m)
+    dups = [e for e in conn.take_events() if isinstance(e, ev.DupAck)]
+    assert [e.count for e in dups] == [1, 2, 3, 4]
+    # COMP_SACK_NR held back: the next one goes at once
+    k0 = 2 + DUPACK_THRESH + 10
+    for k in range(k0, k0 + COMP_SACK_NR):
+        conn.on_segment(peer.seg(k * m, STREAM[k * m:(k + 1) * m]), t + 0.01)
+    assert out(conn) == []
+    k = k0 + COMP_SACK_NR
+    conn.on_segment(peer.seg(k * m, STREAM[k * m:(k + 1) * m]), t + 0.01)
+    assert len(out(conn)) == 1
+    # the first hole filled: RCV.NXT moves, an immediate ACK, and three immediate dup ACKs again
+    conn.on_segment(peer.seg(0, STREAM[0:m]), t + 0.02)
+    (a,) = out(conn)
+    assert a.ack == PISN + 1 + m
+    for k in range(k + 1, k + 1 + DUPACK_THRESH + 1):
+        conn.on_segment(peer.seg(k * m, STREAM[k * m:(k + 1) * m]), t + 0.03)
+    assert len(out(conn)) == DUPACK_THRESH
+    conn.on_segment(peer.seg(m, STREAM[m:2 * m]), t + 0.04)
+    (a,) = out(conn)
+    assert a.ack == PISN + 1 + (k + 1) * m and a.options.sack == ()
+    conn.on_timer(t + 0.045)  # nothing held back any more: no SACK goes out later
+    assert all(not x.options.sack for x in out(conn))
+    assert conn.read() == STREAM[:(k + 1) * m]
+
+
+def test_no_sack_no_compression():
+    conn, peer = establish(sack=False)
+    m = 100
+    for k in range(2, 12):
+        conn.on_segment(peer.seg(k * m, STREAM[k * m:(k + 1) * m]), 1.0)
+    assert len(out(conn)) == 10  # RFC 5681 4.2: an immediate duplicate ACK for each
+    assert conn.counters["sacks_compressed"] == 0
 
 
 def test_reordering_and_overlaps_merge():

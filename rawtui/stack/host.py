@@ -8,12 +8,15 @@ reports what it drops, and wraps the TCP machine's segments in IPv4 and Ethernet
 
 from __future__ import annotations
 
+import struct
+
 from ..errors import LinkError, TcpError
 from ..wire.arp import parse_arp
+from ..wire.checksum import residue
 from ..wire.errors import ChecksumError, WireError
-from ..wire.ethernet import ETH_P_ARP, ETH_P_IP, build_ethernet, parse_ethernet
-from ..wire.ipv4 import PROTO_TCP, build_ipv4, ip_str, parse_ipv4
-from ..wire.tcp import parse_tcp
+from ..wire.ethernet import ETH_P_ARP, ETH_P_IP, parse_ethernet
+from ..wire.ipv4 import PROTO_TCP, ip_str, parse_ipv4
+from ..wire.tcp import NO_OPTIONS, TcpOptions, TcpSegment, parse_options, parse_tcp
 from .arp import ArpResolver
 from .events import ChecksumDrop, Event, Malformed
 from .tcp import TcpConnection
@@ -22,6 +25,12 @@ from .tcp import TcpConnection
 CSUM_UNKNOWN = 0  # verify it ourselves
 CSUM_NOT_READY = 1  # TP_STATUS_CSUMNOTREADY: sent by a local stack with checksum offload, not filled in
 CSUM_KERNEL_VALID = 2  # TP_STATUS_CSUM_VALID: the NIC/kernel verified it
+
+# The fast path's view of a frame: Ethernet II (untagged) + IPv4 without options + the TCP fixed header.
+_ETH_IP_TCP = struct.Struct("!12xHBxHxxHxBxx4s4sHHIIBBHHH")
+_ETH_IP = struct.Struct("!6s6sHBBHHHBBH4s4s")
+_TS_OPTION = b"\x01\x01\x08\x0a"  # NOP NOP TS(8) len 10: what Linux puts on every data segment
+_U32X2 = struct.Struct("!II")
 
 
 class Host:
@@ -56,6 +65,11 @@ class Host:
             "csum_kernel_verified": 0, "malformed": 0, "ip_fragments": 0, "not_ours": 0,
         }
         self._ident = isn & 0xFFFF
+        # the IPv4 header's fixed words (version/IHL, DF, TTL/protocol, addresses) for _wrap's checksum
+        self._ip_sum = 0x4500 + 0x4000 + (64 << 8 | PROTO_TCP) + sum(
+            int.from_bytes(a[i:i + 2], "big") for a in (local_ip, remote_ip) for i in (0, 2))
+        # the TCP pseudo-header's fixed part, to verify checksums on the fast path
+        self._ph_sum = int.from_bytes(remote_ip, "big") + int.from_bytes(local_ip, "big") + PROTO_TCP
         self._frames: list[bytes] = []
         self._events: list[Event] = []
         self._connected = False
@@ -86,6 +100,46 @@ class Host:
         """Handle one received frame. ``frame`` may be a view into a reused buffer: nothing keeps it."""
         c = self.counters
         c["frames_in"] += 1
+        if self._connected and len(frame) >= 54:
+            # The fast path: the connection's untagged IPv4 TCP frames without IP options, both checksums
+            # good, parsed in one unpack. Anything else (and any doubt) takes the general path below,
+            # which parses again and counts and reports what it drops.
+            (etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win, tsum,
+             urg) = _ETH_IP_TCP.unpack_from(frame)
+            hl = (off >> 4) << 2
+            if (etype == ETH_P_IP and vihl == 0x45 and proto == PROTO_TCP and not frag & 0x3FFF
+                    and src == self.remote_ip and dst == self.local_ip and 40 + hl - 20 <= total
+                    and total + 14 <= len(frame) and hl >= 20):
+                mv = memoryview(frame)
+                end = 14 + total
+                if csum == CSUM_UNKNOWN:
+                    ok = residue(mv[14:34]) == 0 and (
+                        self._ph_sum + total - 20 + residue(mv[34:end])) % 0xFFFF == 0
+                else:
+                    ok = True
+                    c["csum_offloaded" if csum == CSUM_NOT_READY else "csum_kernel_verified"] += 1
+                if ok:
+                    try:
+                        if hl == 32 and mv[54:58] == _TS_OPTION:
+                            options = TcpOptions(ts=_U32X2.unpack_from(mv, 58))
+                        elif hl == 20:
+                            options = NO_OPTIONS
+                        else:
+                            options = parse_options(mv[54:34 + hl])
+                    except WireError as e:
+                        c["malformed"] += 1
+                        self._events.append(Malformed(now, str(e), len(frame)))
+                        return
+                    tcp = self.tcp
+                    tcp.on_segment(
+                        TcpSegment(sport, dport, seq, ack, flags, win, options, mv[34 + hl:end], urg, tsum, hl), now)
+                    if tcp._out:
+                        self._frames.extend(map(self._wrap, tcp.take_segments()))
+                    if tcp._events:
+                        self._events.extend(tcp.take_events())
+                    if tcp.error is not None and self.error is None:
+                        self.error = tcp.error
+                    return
         try:
             eth = parse_ethernet(frame)
             if eth.ethertype == ETH_P_IP:
@@ -157,10 +211,15 @@ class Host:
         return out
 
     def _wrap(self, segment: bytes) -> bytes:
-        self._ident = (self._ident + 1) & 0xFFFF
+        """Ethernet + IPv4 (no options, DF, TTL 64) around a TCP segment, in one pack."""
+        self._ident = ident = (self._ident + 1) & 0xFFFF
+        total = 20 + len(segment)
+        s = self._ip_sum + total + ident
+        s = (s & 0xFFFF) + (s >> 16)
+        s = (s & 0xFFFF) + (s >> 16)
         assert self.arp.mac is not None
-        ip = build_ipv4(self.local_ip, self.remote_ip, PROTO_TCP, segment, ident=self._ident)
-        return build_ethernet(self.arp.mac, self.local_mac, ETH_P_IP, ip)
+        return _ETH_IP.pack(self.arp.mac, self.local_mac, ETH_P_IP, 0x45, 0, total, ident, 0x4000, 64, PROTO_TCP,
+                            ~s & 0xFFFF, self.local_ip, self.remote_ip) + segment
 
     def _collect(self, now: float) -> None:
         arp = self.arp

@@ -77,14 +77,24 @@ COUNTER_NAMES = (
     "acks_sent", "delayed_acks", "dup_acks_sent", "window_updates", "challenge_acks",
     "acks_in", "dup_acks_in", "ack_unsent", "old_acks", "rtt_samples",
     "retransmits", "fast_retransmits", "rto_timeouts", "syn_retransmits", "zero_window_probes",
-    "rst_in", "rst_out", "rst_ignored", "syn_in", "no_ack_drops", "ooo_limit_drops",
+    "rst_in", "rst_out", "rst_ignored", "syn_in", "no_ack_drops", "ooo_limit_drops", "sacks_compressed",
 )
 MAX_OOO_BLOCKS = 4096  # disjoint out-of-order blocks held at most (memory beyond the window's bytes)
+# SACK compression, as Linux does it (net.ipv4.tcp_comp_sack_delay_ns / tcp_comp_sack_nr, in
+# __tcp_ack_snd_check): for one RCV.NXT the first DUPACK_THRESH out-of-order segments get an immediate
+# duplicate ACK (a sender's fast retransmit needs three); after that one ACK with the newest SACK blocks
+# goes per min(COMP_SACK_DELAY, RTT / 20), or at once when COMP_SACK_NR segments were held back.
+DUPACK_THRESH = 3
+COMP_SACK_DELAY = 0.001
+COMP_SACK_NR = 44
 
 _FLAG_STR: dict[int, str] = {}
 _ACK_PLAIN = struct.Struct("!HHIIBBHHH")
 _ACK_TS = struct.Struct("!HHIIBBHHHIII")
 _TS_PREFIX = 0x0101080A  # NOP NOP TS(8) len 10
+# pure ACKs with n SACK blocks: [TS option,] NOP NOP SACK(5) len, blocks (the layout Linux sends)
+_ACK_SACK_TS = [struct.Struct("!HHIIBBHHHIIII" + "II" * n) for n in range(4)]
+_ACK_SACK = [struct.Struct("!HHIIBBHHHI" + "II" * n) for n in range(5)]
 
 
 def _fs(flags: int) -> str:
@@ -229,7 +239,10 @@ class TcpConnection:
         self._unacked = 0  # in-order bytes received since our last ACK
         self._last_ack_sent = 0
         self._last_wnd_sent = 0  # bytes
-        self._ooo_dupacks = 0
+        self._ooo_dupacks = 0  # duplicate ACKs sent for the current hole
+        self._dupack_rcv_nxt = -1  # SACK compression: the RCV.NXT the counter below is about
+        self._dupack_counter = 0  # immediate dup ACKs sent for it (up to DUPACK_THRESH)
+        self._comp_sacks = 0  # out-of-order segments whose ACK is being held back
         self.ts_recent = 0
         self._last_tsecr_seen = -1
         self.rcv_rtt: float | None = None  # receiver-side RTT estimate (seconds)
@@ -240,6 +253,7 @@ class TcpConnection:
         # timers
         self._rtx_at: float | None = None
         self._delack_at: float | None = None
+        self._sack_at: float | None = None  # a compressed SACK is due
         self._persist_at: float | None = None
         self._persist_backoff = 0
         self._probes_unanswered = 0
@@ -272,7 +286,7 @@ class TcpConnection:
     @property
     def next_deadline(self) -> float | None:
         best: float | None = None
-        for t in (self._rtx_at, self._delack_at, self._persist_at, self._tw_at):
+        for t in (self._rtx_at, self._delack_at, self._sack_at, self._persist_at, self._tw_at):
             if t is not None and (best is None or t < best):
                 best = t
         return best
@@ -388,6 +402,10 @@ class TcpConnection:
             self._on_persist(now)
             if self.state == CLOSED:
                 return
+        if self._sack_at is not None and now >= self._sack_at:
+            self._sack_at = None
+            if self._ooo and self.state in _RECEIVING:
+                self._send_dupack(now)
         if self._delack_at is not None and now >= self._delack_at:
             self._delack_at = None
             self.counters["delayed_acks"] += 1
@@ -404,10 +422,8 @@ class TcpConnection:
         # order, a plain ACK of nothing new with the peer's window unchanged, room in our window.
         if (
             self._fast_ok
-            and seg.seq == self.rcv_nxt
             and (seg.flags | PSH) == (ACK | PSH)
             and seg.ack == self.snd_una
-            and not self._ooo.bytes
             and self._fin_off is None
             and seg.dst_port == self.local_port
             and seg.src_port == self.remote_port
@@ -415,7 +431,36 @@ class TcpConnection:
         ):
             payload = seg.payload
             plen = len(payload)
-            if 0 < plen <= self._adv_max - self._rcv_off:
+            delta = (seg.seq - self.rcv_nxt) & M32
+            if delta and plen and delta + plen <= self._adv_max - self._rcv_off:
+                # out of order, wholly inside the window (the steady state of a lossy path): hold it.
+                # What the general path below would do for it, without the checks that cannot apply.
+                c["bytes_in"] += plen
+                c["acks_in"] += 1
+                self._probes_unanswered = 0
+                if seq_gt(seg.seq, self._snd_wl1):  # _update_window's bookkeeping (the window is unchanged)
+                    self._snd_wl1 = seg.seq
+                    self._snd_wl2 = seg.ack
+                note = self._on_data(seg, payload, plen, delta, self._adv_max - self._rcv_off, now)
+                if self.segment_events:
+                    self._seg_in(seg, now, note)
+                if now - self._win_t >= self.window_event_interval:
+                    self._window_event(now)
+                return
+            if delta == 0 and self._ooo.bytes and 0 < plen <= self._adv_max - self._rcv_off:
+                c["bytes_in"] += plen
+                c["acks_in"] += 1
+                self._probes_unanswered = 0
+                if self.ts_ok:  # RFC 7323 4.3: at RCV.NXT (<= Last.ACK.sent), TS.Recent follows
+                    ts = seg.options.ts
+                    if ts is not None and seq_le(seg.seq, self._last_ack_sent) and seq_ge(ts[0], self.ts_recent):
+                        self.ts_recent = ts[0]
+                note = self._on_data(seg, payload, plen, 0, self._adv_max - self._rcv_off, now)
+                if self.segment_events:
+                    self._seg_in(seg, now, note)
+                self._window_event(now)
+                return
+            if delta == 0 and 0 < plen <= self._adv_max - self._rcv_off:
                 c["bytes_in"] += plen
                 c["acks_in"] += 1
                 self._snd_wl1 = seg.seq
@@ -667,18 +712,42 @@ class TcpConnection:
         if new == 0:
             c["dup_data"] += 1
             c["dup_data_bytes"] += plen
-            self._events.append(DupData(now, (seg.seq - self.peer_isn) & M32, plen))
+            if self.segment_events:
+                self._events.append(DupData(now, (seg.seq - self.peer_isn) & M32, plen))
         else:
             c["out_of_order"] += 1
             c["out_of_order_bytes"] += new
-            self._events.append(
-                OutOfOrder(now, (seg.seq - self.peer_isn) & M32, plen, self._rcv_off + 1, ooo.bytes)
-            )
-        self._ooo_dupacks += 1
-        c["dup_acks_sent"] += 1
-        self._events.append(DupAck(now, self._rcv_off + 1, self._ooo_dupacks, "out"))
-        self._send_ack(now, note="dup-ack")
+            if self.segment_events:
+                self._events.append(
+                    OutOfOrder(now, (seg.seq - self.peer_isn) & M32, plen, self._rcv_off + 1, ooo.bytes)
+                )
+        self._ack_out_of_order(now)
         return "ooo" if new else "dup"
+
+    def _ack_out_of_order(self, now: float) -> None:
+        """ACK an out-of-order segment: at once, or compressed (see DUPACK_THRESH and COMP_SACK_*)."""
+        if self.sack_ok and self._comp_sacks < COMP_SACK_NR:
+            if self._dupack_rcv_nxt != self._rcv_off:
+                self._dupack_rcv_nxt = self._rcv_off
+                self._dupack_counter = 0
+            if self._dupack_counter >= DUPACK_THRESH:
+                self._comp_sacks += 1
+                self.counters["sacks_compressed"] += 1
+                if self._sack_at is None:
+                    rtt = self.rcv_rtt
+                    if rtt is None or (self.srtt is not None and self.srtt < rtt):
+                        rtt = self.srtt
+                    self._sack_at = now + (COMP_SACK_DELAY if rtt is None else min(COMP_SACK_DELAY, rtt / 20))
+                return
+            self._dupack_counter += 1
+        self._send_dupack(now)
+
+    def _send_dupack(self, now: float) -> None:
+        self._ooo_dupacks += 1
+        self.counters["dup_acks_sent"] += 1
+        if self.segment_events:
+            self._events.append(DupAck(now, self._rcv_off + 1, self._ooo_dupacks, "out"))
+        self._send_ack(now, note="dup-ack")
 
     def _deliver(self, pieces: list[bytes], n: int) -> None:
         self._rxq.extend(pieces)
@@ -1100,10 +1169,21 @@ class TcpConnection:
                     ((base + s) & M32, (base + e) & M32)
                     for s, e in self._ooo.sack_blocks(3 if self.ts_ok else 4)
                 )
-            if flags == ACK and not payload and not sack:
+            if flags == ACK and not payload:
                 # a pure ACK: one struct.pack and a checksum, no records
                 fast = True
-                if tsval >= 0:
+                if sack:
+                    n = len(sack)
+                    blocks = [x for b in sack for x in b]
+                    if tsval >= 0:
+                        hdr = _ACK_SACK_TS[n].pack(
+                            self.local_port, self.remote_port, seq & M32, ack, (9 + 2 * n) << 4, ACK, window, 0, 0,
+                            _TS_PREFIX, tsval, self.ts_recent, 0x01010500 | (2 + 8 * n), *blocks)
+                    else:
+                        hdr = _ACK_SACK[n].pack(
+                            self.local_port, self.remote_port, seq & M32, ack, (6 + 2 * n) << 4, ACK, window, 0, 0,
+                            0x01010500 | (2 + 8 * n), *blocks)
+                elif tsval >= 0:
                     hdr = _ACK_TS.pack(self.local_port, self.remote_port, seq & M32, ack, 0x80, ACK, window, 0, 0,
                                        _TS_PREFIX, tsval, self.ts_recent)
                 else:
@@ -1129,6 +1209,8 @@ class TcpConnection:
             self._last_ack_sent = ack
             self._unacked = 0
             self._delack_at = None
+            self._sack_at = None  # this ACK carries the newest SACK blocks
+            self._comp_sacks = 0
             if synced:
                 self._last_wnd_sent = window << self.rcv_wscale
         if plen:
@@ -1298,7 +1380,7 @@ class TcpConnection:
             self._events.append(TcpState(now, old, new))
 
     def _clear_timers(self) -> None:
-        self._rtx_at = self._delack_at = self._persist_at = self._tw_at = None
+        self._rtx_at = self._delack_at = self._sack_at = self._persist_at = self._tw_at = None
 
     def _to_closed(self, now: float) -> None:
         self._move(CLOSED, now)
