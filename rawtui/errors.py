@@ -9,6 +9,7 @@ EXIT_LINK = 4  # interface, route or ARP failure
 EXIT_TCP = 5  # refused, reset, timeout
 EXIT_HTTP = 6  # HTTP error status or bad response
 EXIT_OUTPUT = 7  # cannot write the output file
+EXIT_TLS = 8  # certificate refused, handshake failed
 EXIT_INTERRUPTED = 130
 
 
@@ -46,3 +47,7 @@ class HttpError(RawtuiError):
 
 class OutputError(RawtuiError):
     exit_code = EXIT_OUTPUT
+
+
+class TlsError(RawtuiError):
+    exit_code = EXIT_TLS

@@ -1,20 +1,18 @@
-"""The headless view: a rich progress bar on stderr while the file arrives, then a one-screen summary."""
+"""The headless view: a rich progress bar on stderr while the file arrives, then a one-screen summary.
+
+rich is imported when there is something to draw: ``-q`` (quiet) never loads it.
+"""
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from .stack import events as E
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
 
 
 def human_bytes(n: float) -> str:
@@ -29,7 +27,7 @@ class HeadlessView:
     """Listens to the event stream; draws on stderr. Cheap for the per-packet events it ignores."""
 
     def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
-        self.console = console or Console(stderr=True)
+        self._console = console
         self.quiet = quiet
         self.route: E.Route | None = None
         self.arp: E.ArpReply | None = None
@@ -78,6 +76,14 @@ class HeadlessView:
             self.error = ev  # type: ignore[assignment]
             self._stop_progress()
 
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True)
+        return self._console
+
     def _say(self, text: str) -> None:
         if not self.quiet:
             self.console.print(text, highlight=False)
@@ -86,6 +92,15 @@ class HeadlessView:
         if self.quiet:
             return
         if self._progress is None:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                 TimeRemainingColumn(), console=self.console, transient=True,
@@ -105,6 +120,8 @@ class HeadlessView:
         self._stop_progress()
 
     def summary(self) -> Table:
+        from rich.table import Table
+
         d = self.done
         assert d is not None
         c = d.counters

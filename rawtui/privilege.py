@@ -48,8 +48,9 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
-# what must stay readable after the drop: modules are imported lazily (the views, rich, textual)
-_MODULES_AFTER_DROP = ("json", "rawtui", "h11", "rich", "textual")  # json: the stdlib (os is frozen)
+# what must stay readable after the drop: modules are imported lazily (the views, rich, textual, and
+# pyroute2 at the route lookup); json stands for the stdlib (os is frozen)
+_MODULES_AFTER_DROP = ("json", "rawtui", "h11", "rich", "textual", "pyroute2")
 
 
 class _CapHeader(ctypes.Structure):

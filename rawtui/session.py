@@ -11,16 +11,15 @@ from __future__ import annotations
 import os
 import random
 import select
-import ssl
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import EXIT_INTERRUPTED, HttpError, RawtuiError, TcpError, UsageError
+from .errors import EXIT_INTERRUPTED, HttpError, RawtuiError, TcpError, TlsError, UsageError
+from .http.channel import PlainChannel, RecordTracker
 from .http.client import HttpExchange, Url, parse_url
-from .http.tls import PlainChannel, RecordTracker, TlsChannel, TlsError, make_context
 from .link.afpacket import PacketSocket
 from .link.firewall import FirewallGuard, cleanup_stale
 from .link.pcap import PcapWriter
@@ -28,6 +27,9 @@ from .link.route import RouteInfo, resolve_host, resolve_route
 from .output import OutputFile
 
 if TYPE_CHECKING:
+    import ssl
+
+    from .http.tls import TlsChannel
     from .lab.control import LabChannel
 from .source import Emit
 from .stack.events import Done, Error, HttpResponse, Info, Progress, Redirect, Route, TlsInfo, TlsRecord
@@ -394,6 +396,8 @@ class Session:
     def _channel(self, url: Url) -> PlainChannel | TlsChannel:
         if url.scheme != "https":
             return PlainChannel()
+        from .http.tls import TlsChannel, make_context  # ssl: for https only
+
         if self._tls_ctx is None:
             o = self.options
             self._tls_ctx = make_context(o.cacert, o.insecure, o.keylog)

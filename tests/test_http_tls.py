@@ -5,7 +5,8 @@ import ssl
 
 import pytest
 
-from rawtui.http.tls import PlainChannel, RecordTracker, TlsChannel, TlsError, make_context
+from rawtui.http.channel import PlainChannel, RecordTracker
+from rawtui.http.tls import TlsChannel, TlsError, make_context
 
 
 def records(stream: bytes, step: int) -> list[tuple[str, int]]:

@@ -14,12 +14,12 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
-from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+from typing import TYPE_CHECKING, Any
 
 from rawtui.errors import LinkError
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
 ARPHRD_ETHER = 1
 ARPHRD_LOOPBACK = 772
@@ -49,6 +49,15 @@ _PROTOCOLS = {
 }  # fmt: skip
 _ARPHRD_KINDS = {1: "ether", 772: "loopback", 65534: "none"}
 _STACKED_KINDS = {"vlan", "macvlan", "macvtap", "ipvlan", "ipvtap"}  # IFLA_LINK names the lower device
+
+
+def _iproute() -> IPRoute:
+    """A netlink route socket. pyroute2 is imported here, when a route is asked for, not with this
+    module: its package imports every netlink family it knows (~0.2 s), which a download that fails
+    before its route lookup (usage, privilege) should not wait for."""
+    from pyroute2 import IPRoute  # type: ignore[import-untyped]
+
+    return IPRoute()
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +202,7 @@ def list_interfaces(sysfs: Path = SYSFS_NET) -> list[InterfaceInfo]:
 
     sysfs is only read to tell physical and wireless devices from virtual ones.
     """
-    with IPRoute() as ipr:
+    with _iproute() as ipr:
         addresses: dict[int, list[str]] = {}
         for addr in ipr.get_addr(family=socket.AF_INET):
             address = addr.get("IFA_LOCAL") or addr.get("IFA_ADDRESS")
@@ -262,7 +271,7 @@ def _interface(link: Any, ipv4: list[str], names: dict[int, str], sysfs: Path) -
 def resolve_route(dst_ip: str, iface: str | None = None) -> RouteInfo:
     """Return how to reach dst_ip: the kernel's choice, or the next hop on iface when one is forced."""
     dst = _check_destination(dst_ip)
-    with IPRoute() as ipr:
+    with _iproute() as ipr:
         rules = _rules(ipr)
         return _resolve(ipr, dst, iface, rules, _lookup(ipr, str(dst)))
 
@@ -274,7 +283,7 @@ def explain_route(dst_ip: str, iface: str | None = None) -> RouteExplanation:
     route is reported in the answer's ``error``.
     """
     dst = _check_destination(dst_ip)
-    with IPRoute() as ipr:
+    with _iproute() as ipr:
         rules = _rules(ipr)
         links = sorted(ipr.get_links(), key=lambda link: link["index"])
         names = {link["index"]: str(link.get("IFLA_IFNAME")) for link in links}
@@ -346,6 +355,8 @@ def _lookup(ipr: IPRoute, dst: str, oif: int | None = None, src: str | None = No
         query["oif"] = oif
     if src is not None:
         query["src"] = src
+    from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
     try:
         answer = list(ipr.route("get", flags=RTM_F_LOOKUP_TABLE, **query))
     except NetlinkError as exc:
@@ -705,6 +716,8 @@ def _usable_link(ipr: IPRoute, index: int | None) -> Any:
 
 
 def _link_name(ipr: IPRoute, index: int | None) -> str:
+    from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
     try:
         return str(next(iter(ipr.link("get", index=index))).get("IFLA_IFNAME"))
     except (NetlinkError, StopIteration):
