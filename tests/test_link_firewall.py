@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
@@ -38,6 +39,33 @@ def test_nft_ruleset_drops_only_the_connections_rsts() -> None:
     assert guard.description == (
         "nft table inet rawtui_1234_40000: drop kernel RST local port 40000 -> 10.0.2.2:8080"
     )
+
+
+def test_nft_install_creates_and_replaces_only_a_table_that_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    guard = FirewallGuard("10.0.2.2", 8080, 40000, pid=1234, backend="nft")
+    create = guard.nft_create()
+    assert create.startswith("create table inet rawtui_1234_40000\n") and "delete" not in create
+    assert create.endswith(guard.nft_ruleset().split("delete table inet rawtui_1234_40000\n", 1)[1])
+    scripts: list[str] = []
+    exists = False
+
+    def run(command: list[str], input: str | None = None, **_kwargs: object) -> subprocess.CompletedProcess[str]:
+        assert command == ["nft", "-f", "-"]
+        assert input is not None
+        scripts.append(input)
+        if exists and input.startswith("create table"):
+            return subprocess.CompletedProcess(command, 1, "", "Error: Could not process rule: File exists")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(firewall.subprocess, "run", run)
+    guard.install()  # the usual case: one nft run, no `delete table`
+    assert scripts == [create] and guard.installed
+    guard.installed = False
+    atexit.unregister(guard.remove)
+    exists, scripts[:] = True, []
+    guard.install()  # left by a crashed run with the same pid and port: replaced
+    assert scripts == [create, guard.nft_ruleset()] and guard.installed
+    atexit.unregister(guard.remove)
 
 
 def test_iptables_rule_is_commented_with_the_pid() -> None:
@@ -206,6 +234,33 @@ def test_nft_guard_installs_and_removes_its_table(netns: Callable[[], str]) -> N
     assert out["rules"].count("tcp flags & rst == rst drop") == 1
     assert "ip daddr 10.0.2.2 tcp sport 40000 tcp dport 8080" in out["rules"]
     assert out["after"] == []
+    assert out["error"] is None
+    assert nft_tables(ns) == []
+
+
+REPLACE = """
+import json, subprocess
+from rawtui.link.firewall import FirewallGuard
+
+guard = FirewallGuard("10.0.2.2", 8080, 40000, backend="nft")
+left = (f"table inet {guard.name} {{ chain output {{ type filter hook output priority 0; policy accept;"
+        " ip daddr 10.0.2.99 tcp flags & rst == rst drop; }; chain junk { }; }")
+subprocess.run(["nft", "-f", "-"], input=left, text=True, check=True)  # as a crashed run with our pid left it
+guard.install()
+rules = subprocess.run(["nft", "list", "table", "inet", guard.name], capture_output=True, text=True).stdout
+guard.remove()
+print(json.dumps({"rules": rules, "error": guard.last_error}))
+"""
+
+
+@pytest.mark.lab
+@needs_root
+def test_nft_guard_replaces_a_table_of_the_same_name(netns: Callable[[], str]) -> None:
+    ns = netns()
+    out = run_in(ns, REPLACE)
+    assert out["rules"].count("tcp flags & rst == rst drop") == 1
+    assert "ip daddr 10.0.2.2 tcp sport 40000 tcp dport 8080" in out["rules"]
+    assert "10.0.2.99" not in out["rules"] and "junk" not in out["rules"]
     assert out["error"] is None
     assert nft_tables(ns) == []
 
