@@ -15,6 +15,7 @@ the lab's impairment relay (rawtui.lab.impair).
 from __future__ import annotations
 
 import argparse
+import compileall
 import datetime as dt
 import math
 import os
@@ -194,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         print("rawtui.bench: error: the benchmark builds network namespaces: run it as root", file=sys.stderr)
         return 3
     reps = ns.reps or (1 if ns.quick else 3)
+    # the children import this very package: compile it first, as pip does on install, or with
+    # PYTHONDONTWRITEBYTECODE set every child would compile every module inside its timed start-up
+    compileall.compile_dir(Path(__file__).resolve().parent, quiet=1)
     server = ns.server
     if server == "auto":
         from .lab.nginx import find_nginx
