@@ -384,6 +384,8 @@ class Session:
                     pcap.write(f, time.time())
             for ev in host.take_events():
                 emit(ev)
+            _, kernel_drops = sock.kernel_stats()  # frames lost because rawtui fell behind (full ring/buffer)
+            counters["kernel_drops"] = counters.get("kernel_drops", 0) + kernel_drops
             for k, v in host.counters.items():
                 counters[k] = counters.get(k, 0) + v
             for k, v in tcp.counters.items():

