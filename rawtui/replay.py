@@ -32,6 +32,7 @@ from .stack.events import (
     ArpRequest,
     ChecksumDrop,
     Done,
+    DupAck,
     Error,
     Event,
     HttpResponse,
@@ -372,7 +373,8 @@ class _Analysis:
         self.arp_done = False
         self.counters = dict.fromkeys(
             ("frames", "frames_other", "csum_drop_ipv4", "csum_drop_tcp", "csum_offloaded", "gro_aggregates",
-             "snap_truncated", "malformed"), 0)
+             "snap_truncated", "malformed", "dup_acks_sent"), 0)
+        self.dupacks_out = 0  # the client's duplicate ACKs in a row (for one ACK number)
 
     # -- the pass --------------------------------------------------------------------------------------
 
@@ -567,10 +569,17 @@ class _Analysis:
         shift = conn.rcv_wscale if conn.state != "SYN-SENT" else 0
         self.client_window = seg.window << shift
         if not n and not note and flags == ACK:
-            if ack == self.last_ack and (seg.options.sack or conn.rcv_buffered):
+            if ack == self.last_ack and (seg.options.sack or conn.ooo_bytes):
                 note = "dup-ack"
             elif ack == self.last_ack and seg.window > self.last_win:
                 note = "window-update"
+        if flags & ACK and ack != self.last_ack:
+            self.dupacks_out = 0
+        if note == "dup-ack":  # what the client really sent (its SACK compression, timers) decides, as live
+            self.dupacks_out += 1
+            self.counters["dup_acks_sent"] += 1
+            out.extend(self._machine_events())
+            out.append(DupAck(t, ack, self.dupacks_out, "out"))
         if flags & ACK:
             self.last_ack = ack
             self.last_win = seg.window
@@ -643,8 +652,8 @@ class _Analysis:
         conn.take_segments()
         out, self._pending = self._pending, []
         for ev in conn.take_events():
-            if isinstance(ev, SegmentOut):
-                continue
+            if isinstance(ev, SegmentOut) or (isinstance(ev, DupAck) and ev.direction == "out"):
+                continue  # the capture says what the client sent
             if isinstance(ev, Window):
                 ev = dataclasses.replace(ev, rwnd=self.client_window)
             out.append(ev)
@@ -725,6 +734,7 @@ class _Analysis:
                        f"{c['csum_offloaded']:,} offloaded, {c['gro_aggregates']:,} merged by GRO, "
                        f"{c['snap_truncated']:,} cut by the snap length")
         counters = {**conn.counters, **c}
+        del counters["sacks_compressed"]  # the machine's own ACK decisions: the capture shows the client's
         replay.counters = counters
         if self.completed_at is not None and self.http is not None and self.http_ok:
             duration = self.completed_at

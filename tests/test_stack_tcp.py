@@ -337,8 +337,10 @@ def test_loss_gives_ooo_sack_dupacks_and_hole_fill_delivers_once():
     assert conn.read() == STREAM[:m]  # only in-order data is readable
     evs = conn.take_events()
     assert [e.seq for e in of(evs, ev.OutOfOrder)] == [1 + 2 * m, 1 + 3 * m, 1 + 4 * m]
-    assert [(e.count, e.direction) for e in of(evs, ev.DupAck)] == [(1, "out"), (2, "out"), (3, "out")]
-    assert conn.counters["out_of_order"] == 3 and conn.counters["dup_acks_sent"] == 3
+    # segment 0 was not acknowledged yet (delayed ACK): the first of the three ACKs acknowledges it, the
+    # two after it repeat its number: duplicate ACKs, as the sender counts them
+    assert [(e.count, e.direction) for e in of(evs, ev.DupAck)] == [(1, "out"), (2, "out")]
+    assert conn.counters["out_of_order"] == 3 and conn.counters["dup_acks_sent"] == 2
     # the retransmission fills the hole: immediate ACK for everything
     conn.on_segment(peer.seg(m, STREAM[m:2 * m]), 1.2)
     (a,) = out(conn)

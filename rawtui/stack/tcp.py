@@ -274,6 +274,11 @@ class TcpConnection:
         return self._rx_len + self._ooo.bytes
 
     @property
+    def ooo_bytes(self) -> int:
+        """Bytes held out of order (beyond a hole)."""
+        return self._ooo.bytes
+
+    @property
     def bytes_received(self) -> int:
         """Data bytes received in order (delivered to the receive buffer)."""
         return self._rcv_off
@@ -743,11 +748,7 @@ class TcpConnection:
         self._send_dupack(now)
 
     def _send_dupack(self, now: float) -> None:
-        self._ooo_dupacks += 1
-        self.counters["dup_acks_sent"] += 1
-        if self.segment_events:
-            self._events.append(DupAck(now, self._rcv_off + 1, self._ooo_dupacks, "out"))
-        self._send_ack(now, note="dup-ack")
+        self._send_ack(now, note="dup-ack")  # _emit counts it as a duplicate ACK
 
     def _deliver(self, pieces: list[bytes], n: int) -> None:
         self._rxq.extend(pieces)
@@ -1204,6 +1205,14 @@ class TcpConnection:
         plen = len(payload)
         c["segments_out"] += 1
         c["bytes_out"] += plen
+        if flags == ACK and not plen and synced and ack == self._last_ack_sent and self._ooo.bytes:
+            # a duplicate ACK: the same ACK number again while data waits out of order (whatever made
+            # us send it: an out-of-order segment, a compressed SACK's timer, duplicate data, a window
+            # update): what the sender counts, and what a capture of our frames shows
+            self._ooo_dupacks += 1
+            c["dup_acks_sent"] += 1
+            if self.segment_events:
+                self._events.append(DupAck(now, (ack - self.peer_isn) & M32, self._ooo_dupacks, "out"))
         if flags & ACK:
             c["acks_sent"] += 1
             self._last_ack_sent = ack
