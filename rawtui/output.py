@@ -41,7 +41,7 @@ class OutputFile:
     thread handoff (a lock, a wake-up, a GIL switch) and one write(2) per chunk instead of per segment.
     """
 
-    def __init__(self, path: str, max_pending: int = 32 << 20) -> None:
+    def __init__(self, path: str, max_pending: int = 8 << 20) -> None:
         self.path = path
         self.to_stdout = path == "-"
         self.tmp_path: str | None = None
