@@ -242,7 +242,7 @@ class Session:
                     emit(TlsRecord(t, "out", kind, length))
             host.send(data, t)
 
-        def flush() -> None:
+        def send_frames() -> None:
             frames = host.take_frames()
             if frames:
                 wall = time.time()
@@ -252,6 +252,9 @@ class Session:
                         pcap.write(f, wall)
                     if ring is not None:
                         ring.append((wall, f[:snap], len(f)))
+
+        def flush() -> None:
+            send_frames()
             evs = host.take_events()
             for ev in evs:
                 emit(ev)
@@ -366,6 +369,8 @@ class Session:
                         if ring is not None:
                             ring.append((time.time(), bytes(frame[:snap]), len(frame)))
                         host.on_frame(frame, ft, csum)
+                        if host.has_frames:
+                            send_frames()  # an ACK leaves now, not after the batch: the sender's clock
                         n += 1
                     if n:
                         last_rx = now()

@@ -358,17 +358,14 @@ def test_sack_blocks_most_recent_first_and_limited():
     last = out(conn)[-1]
     base = PISN + 1
     assert last.options.sack == ((base + 600, base + 700), (base + 400, base + 500), (base + 200, base + 300))
-    # the 4th out-of-order segment's ACK is compressed; the timer sends it: 3 blocks with timestamps
+    # a 4th block: a new block is never held back (SACK compression only holds growth of the highest one)
     conn.on_segment(peer.seg(8 * m, STREAM[8 * m:9 * m]), 1.0)
-    assert out(conn) == []
-    conn.on_timer(conn.next_deadline)
     (last,) = out(conn)
     assert last.options.sack == ((base + 800, base + 900), (base + 600, base + 700), (base + 400, base + 500))
     # without timestamps: 4 blocks
     conn, peer = establish(ts=False)
     for k in (2, 4, 6, 8):
         conn.on_segment(peer.seg(k * m, STREAM[k * m:(k + 1) * m]), 1.0)
-    conn.on_timer(conn.next_deadline)
     last = out(conn)[-1]
     assert len(last.options.sack) == 4 and last.options.sack[0] == (base + 800, base + 900)
 
@@ -418,6 +415,28 @@ def test_sack_compression_like_linux():
     conn.on_timer(t + 0.045)  # nothing held back any more: no SACK goes out later
     assert all(not x.options.sack for x in out(conn))
     assert conn.read() == STREAM[:(k + 1) * m]
+
+
+def test_sack_compression_holds_back_only_growth_of_the_highest_block():
+    """A segment that starts a block or fills a hole between blocks changes what the SACK blocks say: it is
+    acknowledged at once, so no change goes unreported between two compressed ACKs."""
+    conn, peer = establish()
+    m = 1000
+    for k in range(2, 8):  # 0 lost: 3 immediate dup ACKs, then 7.. held back (they grow the block)
+        conn.on_segment(peer.seg(k * m, STREAM[k * m:(k + 1) * m]), 1.0)
+    assert len(out(conn)) == 3
+    conn.on_segment(peer.seg(9 * m, STREAM[9 * m:10 * m]), 1.0)  # 8 lost: a new block
+    (a,) = out(conn)
+    assert a.options.sack[0] == (PISN + 1 + 9 * m, PISN + 1 + 10 * m)
+    conn.on_segment(peer.seg(10 * m, STREAM[10 * m:11 * m]), 1.0)  # grows it: held back
+    assert out(conn) == []
+    conn.on_segment(peer.seg(8 * m, STREAM[8 * m:9 * m]), 1.0)  # 8 resent: merges the blocks, at once
+    (a,) = out(conn)
+    assert a.ack == PISN + 1 and a.options.sack[0] == (PISN + 1 + 2 * m, PISN + 1 + 11 * m)
+    conn.on_segment(peer.seg(5 * m, STREAM[5 * m:6 * m]), 1.0)  # old data again (inside a block): at once
+    assert len(out(conn)) == 1 and conn.counters["dup_data"] == 1
+    conn.on_timer(2.0)
+    assert out(conn) == []  # nothing was left held back
 
 
 def test_no_sack_no_compression():

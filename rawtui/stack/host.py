@@ -205,6 +205,11 @@ class Host:
 
     # -- output ----------------------------------------------------------------------------------
 
+    @property
+    def has_frames(self) -> bool:
+        """Frames wait to be sent (take_frames)."""
+        return bool(self._frames)
+
     def take_frames(self) -> list[bytes]:
         out, self._frames = self._frames, []
         self.counters["frames_out"] += len(out)
