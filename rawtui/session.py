@@ -275,7 +275,8 @@ class Session:
                         send(wire, t)
                 if started and chan.ready and not request_sent:
                     if chan.tls:
-                        self._on_tls(chan, emit)
+                        flush()  # the stack's earlier events first: the stream stays in time order
+                        self._on_tls(chan, emit, t)
                     send(chan.outgoing(http.request()), t)
                     request_sent = True
                 reading = True
@@ -300,7 +301,8 @@ class Session:
                         had_response = http.response is not None
                         chunks = http.receive(plain)
                         if not had_response and http.response is not None:
-                            self._on_response(http, emit)
+                            flush()  # the stack's earlier events first: the stream stays in time order
+                            self._on_response(http, emit, t)
                             redirect = http.redirect_location
                             if redirect is not None:
                                 break
@@ -319,7 +321,8 @@ class Session:
                         tail = chan.eof()
                         chunks = (http.receive(tail) if tail else []) + http.receive_eof()
                         if not had_response and http.response is not None:
-                            self._on_response(http, emit)
+                            flush()  # the stack's earlier events first: the stream stays in time order
+                            self._on_response(http, emit, t)
                         for c in chunks:
                             out.write(c)
                         if not http.complete:
@@ -410,19 +413,20 @@ class Session:
             self._tls_ctx = make_context(o.cacert, o.insecure, o.keylog)
         return TlsChannel(self._tls_ctx, url.host)
 
-    def _on_tls(self, chan: PlainChannel | TlsChannel, emit: Emit) -> None:
+    def _on_tls(self, chan: PlainChannel | TlsChannel, emit: Emit, t: float) -> None:
         summary = getattr(chan, "summary", None)
         if summary is None:
             return
-        emit(TlsInfo(self.now(), summary.version, summary.cipher, summary.alpn, summary.subject, summary.issuer,
+        emit(TlsInfo(t, summary.version, summary.cipher, summary.alpn, summary.subject, summary.issuer,
                      summary.not_after, summary.verified, summary.handshake_ms))
         if not summary.verified:
-            emit(Info(self.now(), "--insecure: the server's certificate was NOT verified", "warning"))
+            emit(Info(t, "--insecure: the server's certificate was NOT verified", "warning"))
 
-    def _on_response(self, http: HttpExchange, emit: Emit) -> None:
+    def _on_response(self, http: HttpExchange, emit: Emit, t: float) -> None:
+        """(``t``: this turn of the loop's time, so the event stream stays in time order.)"""
         assert http.response is not None
         status = http.response.status_code
         reason = http.response.reason.decode("latin-1", "replace")
-        emit(HttpResponse(self.now(), status, reason, http.content_length, http.headers))
+        emit(HttpResponse(t, status, reason, http.content_length, http.headers))
         if status >= 400:
             raise HttpError(f"HTTP {status} {reason} for {http.url.text}")
