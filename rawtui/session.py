@@ -288,6 +288,8 @@ class Session:
                     reading = t >= stall_until
                 if started and closing_since is None and reading:
                     data = host.read()
+                    if len(data) > 1:
+                        data = [b"".join(data)]  # one pass through TLS/HTTP/output per turn, not one per segment
                     for piece in data:
                         if records_in is not None:
                             for kind, length in records_in.feed(piece):
