@@ -26,9 +26,11 @@ from rawtui.tui.app import RawtuiApp
 from rawtui.tui.messages import EventsApplied, SourceFinished
 from rawtui.tui.model import ViewModel
 from rawtui.tui.screens import DetailScreen, ErrorScreen, HelpScreen, SummaryScreen
+from rawtui.tui.started import StartedSource
 from rawtui.tui.testing import settle
 from rawtui.tui.widgets.detail import PacketDetail
-from rawtui.tui.widgets.graphs import GraphsPanel
+from rawtui.tui.widgets.footer import KeysFooter
+from rawtui.tui.widgets.graphs import Graph, GraphsPanel
 from rawtui.tui.widgets.packets import PacketList, PacketTable
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -59,7 +61,7 @@ def screen_text(app: RawtuiApp) -> str:
 
 
 async def wait_for(condition: Callable[[], bool], pilot: Any, timeout: float = 5.0) -> None:
-    """Let the app run until ``condition()`` holds (the source starts once the first screen settled)."""
+    """Let the app run until ``condition()`` holds."""
     for _ in range(int(timeout / 0.02)):
         if condition():
             return
@@ -650,3 +652,153 @@ async def test_a_flood_of_events_does_not_stall_the_screen() -> None:
         assert str(table.get_row_at(table.row_count - 1)[0]) == "200000"
         assert table.cursor_row == table.row_count - 1
     assert max(ticks) < 1.0, ticks
+
+
+# -- start-up and shut-down cost ---------------------------------------------------------------------
+
+
+@sync
+async def test_the_source_starts_before_the_widgets_are_composed() -> None:
+    """The download does not wait for the first paint: its start-up overlaps the app's."""
+    src = ScriptedSource()
+    composed: list[bool] = []
+
+    app = RawtuiApp(src)
+    original = app.compose
+
+    def compose() -> Any:
+        composed.append(src.started.wait(5))
+        return original()
+
+    app.compose = compose  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        src.inbox.put(Info(0.1, "hello"))
+        await wait_for(lambda: app.model.events_seen == 1, pilot)
+        await pilot.press("q")
+        await pilot.pause(0.2)
+    assert composed == [True]
+    assert app.return_value == EXIT_INTERRUPTED and src.saw_stop
+
+
+@sync
+async def test_events_emitted_before_the_mount_are_drawn() -> None:
+    """Whatever the source emitted while the widgets were composed is folded and shown."""
+    app = RawtuiApp(replay("complete_download"), title=URL)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, SummaryScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "DONE" in screen_text(app)
+        await pilot.press("q")
+        await pilot.pause(0.2)
+    assert app.return_value == 0
+
+
+@sync
+async def test_an_early_source_is_adopted_queue_and_stop_event() -> None:
+    """The CLI may start the source before Textual is imported: the app takes its queue and its stop."""
+    src = ScriptedSource()
+    early = StartedSource(src)
+    assert src.started.wait(5)  # running before any app exists
+    src.inbox.put(Info(0.1, "before the app"))
+    app = RawtuiApp(early, title=URL)
+    assert app.stop_event is early.stop_event
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: app.model.events_seen == 1, pilot)
+        src.inbox.put(Info(0.2, "with the app"))
+        await wait_for(lambda: app.model.events_seen == 2, pilot)
+        await pilot.press("q")
+        await wait_for(lambda: not app.is_running, pilot)
+    assert app.return_value == EXIT_INTERRUPTED and src.saw_stop and early.finished
+
+
+@sync
+async def test_an_early_source_that_fails_shows_its_error() -> None:
+    class Failing:
+        def run(self, emit: Emit, stop: threading.Event) -> int:
+            emit(Info(0.0, "starting"))
+            raise LinkError("interface eth9 does not exist")
+
+    app = RawtuiApp(StartedSource(Failing()))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorScreen)
+        assert "interface eth9 does not exist" in screen_text(app)
+        await pilot.press("q")
+        await pilot.pause(0.2)
+    assert app.return_value == EXIT_LINK
+
+
+def test_an_early_source_hands_its_events_to_any_other_emit() -> None:
+    """Outside the app (whose emit is the source's own queue), run() forwards the events and the stop."""
+    src = ScriptedSource(code_on_stop=7)
+    early = StartedSource(src)
+    src.inbox.put(Info(0.1, "one"))
+    got: list[Event] = []
+    stop = threading.Event()
+    result: list[int] = []
+    t = threading.Thread(target=lambda: result.append(early.run(got.append, stop)))
+    t.start()
+    for _ in range(250):
+        if got:
+            break
+        threading.Event().wait(0.02)
+    stop.set()
+    t.join(5)
+    assert result == [7] and [e.type for e in got] == ["info"] and src.saw_stop
+
+
+@sync
+async def test_the_footer_is_rebuilt_only_when_its_keys_change() -> None:
+    app = RawtuiApp(replay("mid_download", hold=True), title=URL)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        footer = app.screen.query_one(KeysFooter)
+        keys = list(footer.children)
+        assert [k.key for k in keys][:2] == ["q", "p"]  # type: ignore[attr-defined]
+        for _ in range(3):
+            app.screen.refresh_bindings()
+            await pilot.pause(0.05)
+        assert list(footer.children) == keys  # the same widgets: no recompose
+        await pilot.press("question_mark")  # another screen, then back: the same keys
+        await pilot.pause(0.1)
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert [k.key for k in footer.children] == [k.key for k in keys]  # type: ignore[attr-defined]
+        await pilot.press("q")
+        await pilot.pause(0.2)
+
+
+@sync
+async def test_graphs_without_data_draw_their_axes_after_the_first_frame() -> None:
+    app = RawtuiApp(replay("error_arp_timeout"), title=URL)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        graphs = list(app.query(Graph))
+        assert len(graphs) == 4 and all(g._show_empty for g in graphs)
+        assert all(g._rendered is not None and not g._stale for g in graphs)  # the empty axes were built
+        assert "0.0" in screen_text(app)  # the axes' ticks
+        await pilot.press("q")
+        await pilot.pause(0.2)
+
+
+@sync
+async def test_exit_on_done_leaves_without_a_last_frame() -> None:
+    """With exit_on_done the catch-up redraw after the end would only flash: the app leaves at once."""
+    app = RawtuiApp(replay("complete_download"), title=URL, exit_on_done=True)
+    redraws_after_done: list[bool] = []
+    original = app._redraw
+
+    def redraw(*args: Any, **kwargs: Any) -> None:
+        redraws_after_done.append(app.model.done is not None)
+        original(*args, **kwargs)
+
+    app._redraw = redraw  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(200):
+            if not app.is_running:
+                break
+            await pilot.pause(0.05)
+    assert app.return_value == 0
+    assert not any(redraws_after_done)

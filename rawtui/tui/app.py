@@ -9,8 +9,9 @@ The UI thread and the stack share the GIL: every millisecond spent rendering is 
 So the redraw rate adapts to the traffic (:class:`RedrawPolicy`): while events flood in, each panel is
 redrawn at its own low rate (counters and progress 4 Hz, the packet list 2 Hz, graphs 1 Hz, slower still
 if the UI thread goes over its CPU budget); when the flow pauses or ends, everything catches up at once.
-The source starts once the first screen is painted and the start-up work is over, so that work never
-competes with the handshake.
+The source starts as soon as the app runs (before the widgets are composed): its own start-up (route,
+firewall, ARP, handshake) mostly waits on the kernel and the network, and overlaps the app's. Events that
+arrive before the first paint simply wait in the deque.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from rawtui.errors import EXIT_INTERRUPTED, RawtuiError
@@ -40,9 +41,11 @@ from .describe import detail_tree
 from .messages import EventsApplied, FollowChanged, PacketHighlighted, PacketSelected, SourceFinished
 from .model import ViewModel
 from .screens import DetailScreen, ErrorScreen, HelpScreen, SummaryScreen
+from .started import StartedSource
 from .widgets.arp import ArpPanel
 from .widgets.counters import CountersPanel
 from .widgets.detail import PacketDetail, find_packet
+from .widgets.footer import KeysFooter
 from .widgets.graphs import GraphsPanel, LabLine
 from .widgets.header import SessionHeader
 from .widgets.ladder import LadderPanel
@@ -91,7 +94,8 @@ class RawtuiApp(App[int]):
     Public state, for the CLI and tests: ``source``, ``stop_event`` (set to ask the source to end),
     ``model`` (the :class:`ViewModel`), ``source_finished`` and ``exit_code`` (the source's return value),
     ``pending`` (events queued, not yet drawn), ``ui_settled``, ``paused``, ``follow``. ``app.run()``
-    returns the exit code.
+    returns the exit code. ``source`` may be a :class:`~rawtui.tui.started.StartedSource`, already
+    running: its queue and its stop event become the app's.
     """
 
     CSS_PATH = "app.tcss"
@@ -130,15 +134,13 @@ class RawtuiApp(App[int]):
     # The GIL switch interval while the app runs (CPython's default is 5 ms): the stack thread waits at
     # most this long for the GIL when it comes back from a system call while the UI thread renders.
     SWITCH_INTERVAL = 0.001
-    # Start the source when the UI thread used less than SETTLE_CPU of a SETTLE_CHECK interval (the
-    # start-up is over), or SETTLE_MAX seconds after the first paint whatever happens.
-    SETTLE_CHECK = 0.05
-    SETTLE_CPU = 0.2
-    SETTLE_MAX = 1.0
     # Whatever the traffic, every panel catches up when no event arrived for this long.
     QUIET = 0.2
-    # Freeze the objects of the start-up out of the garbage collector's full collections (see
-    # _start_when_settled); unfrozen when the app ends.
+    # Graphs still without data this long after the first paint (or when the source ends) show their
+    # empty axes; a download's data usually comes first, and the empty plots are never built.
+    EMPTY_GRAPHS_AFTER = 0.5
+    # Freeze the objects of the start-up out of the garbage collector's full collections (see on_load
+    # and on_ready); unfrozen when the app ends.
     GC_FREEZE = True
 
     def __init__(
@@ -162,13 +164,16 @@ class RawtuiApp(App[int]):
         self.exit_on_done = exit_on_done
         self.on_save_pcap = on_save_pcap
         self.on_save_events = on_save_events
-        self.stop_event = threading.Event()
+        started = source if isinstance(source, StartedSource) else None
+        # a StartedSource already runs: adopt its stop event and its queue (see rawtui.tui.started)
+        self.stop_event = started.stop_event if started is not None else threading.Event()
         title = title or getattr(source, "title", "")  # a pcap replay knows the request's URL
         self.model = ViewModel(title=title)
         self.source_finished = False
         self.exit_code: int | None = None
         self.paused = False
-        self._queue: deque[Event] = deque()
+        self._queue: deque[Event] = started.queue if started is not None else deque()
+        self._started_source = started
         self._drawn: dict[str, int] = {}
         self._drawn_at: dict[str, float] = {}
         self._recent: deque[tuple[float, int]] = deque()  # (tick time, events applied) over the last second
@@ -185,6 +190,8 @@ class RawtuiApp(App[int]):
         self._exit_requested = False
         self._started = time.monotonic()
         self._source_worker: Worker[int] | None = None
+        self._source_done = asyncio.Event()  # the source returned (for _finish_and_exit)
+        self._areas: list[tuple[str, list[Any]]] = []  # (area, its widgets), once mounted
         if title:
             self.title = title
 
@@ -201,7 +208,25 @@ class RawtuiApp(App[int]):
             yield LadderPanel(m, id="ladder", classes="panel")
             yield PacketList(m, id="packets", classes="panel")
             yield PacketDetail(m, id="detail", classes="panel")
-        yield Footer()
+        yield KeysFooter()
+
+    def on_load(self) -> None:
+        """The app runs (styles read, nothing composed yet): start the source now, so that its start-up
+        overlaps the app's instead of following it."""
+        if self.GC_FREEZE and not self._gc_frozen:
+            # The imports left ~10^5 long-lived objects, and the app's start-up adds as many (frozen again
+            # in on_ready): a full collection during the download would scan them all (a 40-50 ms stop of
+            # both threads, long enough for the server to resend). Frozen, they are out of the
+            # collector's way until the app ends.
+            gc.freeze()
+            self._gc_frozen = True
+        if self.SWITCH_INTERVAL:
+            self._old_switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(self.SWITCH_INTERVAL)
+        if self._source_worker is None and not self._exit_requested:
+            if self._started_source is None:  # its thread starts now; a worker waits for it below
+                self._started_source = StartedSource(self.source, queue=self._queue, stop_event=self.stop_event)
+            self._source_worker = self._run_source()
 
     def on_mount(self) -> None:
         self._header = self.query_one(SessionHeader)
@@ -209,7 +234,7 @@ class RawtuiApp(App[int]):
         self._graphs = self.query_one(GraphsPanel)
         self._lab_line = self.query_one(LabLine)
         progress, arp, ladder = self.query_one(ProgressLine), self.query_one(ArpPanel), self.query_one(LadderPanel)
-        self._areas: list[tuple[str, list[Any]]] = [
+        self._areas = [
             ("header", [self._header, progress, arp, ladder]),
             ("progress", [progress]),
             ("arp", [arp]),
@@ -221,32 +246,14 @@ class RawtuiApp(App[int]):
         self._apply_size(self.size.width, self.size.height)
         self.query_one("#packet-table").focus()
         self.set_interval(self.DRAIN_INTERVAL, self._tick, name="drain")
-        if self.SWITCH_INTERVAL:
-            self._old_switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(self.SWITCH_INTERVAL)
+        self._tick()  # what the source emitted while the widgets were composed
 
     def on_ready(self) -> None:
-        """The first screen is painted; start the source once the start-up work (styles, the footer's
-        keys, ...) is done too, so that the download never competes with it for the GIL."""
-        self._settle_mark = (time.thread_time(), time.monotonic())
-        self._settle_since = time.monotonic()
-        self._settle_timer = self.set_interval(self.SETTLE_CHECK, self._start_when_settled, name="settle")
-
-    def _start_when_settled(self) -> None:
-        cpu, wall = self._settle_mark
-        now_cpu, now = time.thread_time(), time.monotonic()
-        self._settle_mark = (now_cpu, now)
-        quiet = now_cpu - cpu < self.SETTLE_CPU * (now - wall)
-        if quiet or now - self._settle_since > self.SETTLE_MAX:
-            self._settle_timer.stop()
-            if self._source_worker is None and not self._exit_requested:
-                if self.GC_FREEZE and not self._gc_frozen:
-                    # Textual's start-up left ~10^5 long-lived objects: a full collection during the
-                    # download would scan them all (a 40-50 ms stop of both threads, long enough for the
-                    # server to resend). Frozen, they are out of the collector's way until the app ends.
-                    gc.freeze()
-                    self._gc_frozen = True
-                self._source_worker = self._run_source()
+        """The first screen is painted: freeze what the start-up allocated, out of the collector's way.
+        The graphs without data draw their empty axes a little later (plotext is not needed before)."""
+        if self._gc_frozen:
+            gc.freeze()
+        self.set_timer(self.EMPTY_GRAPHS_AFTER, self._graphs.show_empty, name="empty graphs")
 
     def on_resize(self, event: events.Resize) -> None:
         self._apply_size(event.size.width, event.size.height)
@@ -269,7 +276,8 @@ class RawtuiApp(App[int]):
     def _run_source(self) -> int:
         emit = self._queue.append  # deque.append is atomic: the only thing the worker touches
         try:
-            return int(self.source.run(emit, self.stop_event))
+            source = self._started_source or self.source
+            return int(source.run(emit, self.stop_event))
         except RawtuiError as exc:
             emit(Error(time.monotonic() - self._started, exc.message, exc.exit_code))
             return exc.exit_code
@@ -289,6 +297,9 @@ class RawtuiApp(App[int]):
         else:
             return
         self.source_finished = True
+        self._source_done.set()
+        if self._areas and not self.exit_on_done:
+            self._graphs.show_empty()
         self.exit_code = int(code)
         self.model.source_code = self.exit_code
         self.model.versions["header"] += 1
@@ -312,6 +323,8 @@ class RawtuiApp(App[int]):
     # -- the drain tick ------------------------------------------------------------------------------
 
     def _tick(self) -> None:
+        if not self._areas:
+            return  # not mounted yet: on_mount drains what came so far
         q = self._queue
         applied = 0
         if q:
@@ -328,11 +341,18 @@ class RawtuiApp(App[int]):
         self._govern(now, busy)
         if applied:
             self._last_event_at = now
-        if not self.paused:
+        if not self.paused and not self._leaving_now():
             # The flow paused or ended: draw whatever the intervals held back.
             quiet = not q and now - self._last_event_at >= self.QUIET
             self._redraw(now, busy=busy, catch_up=quiet or self.source_finished)
         self._check_end()
+
+    def _leaving_now(self) -> bool:
+        """The app is about to leave by itself (exit_on_done, the session over, everything folded): a last
+        frame would only flash before the screen is torn down, so none is drawn."""
+        m = self.model
+        return self.exit_on_done and not self._queue and (
+            m.done is not None or m.error is not None or self.source_finished)
 
     def _note_rate(self, now: float, applied: int) -> bool:
         """Remember this tick's event count; True when events arrive at ``busy_rate`` a second or more: over
@@ -344,8 +364,13 @@ class RawtuiApp(App[int]):
         while recent and now - recent[0][0] > 1.0:
             self._recent_sum -= recent.popleft()[1]
         rate = self.redraw.busy_rate
-        self._busy = self._recent_sum >= rate or applied >= rate * self.DRAIN_INTERVAL
-        return self._busy
+        busy = self._recent_sum >= rate or applied >= rate * self.DRAIN_INTERVAL
+        if busy and not self._busy:
+            # A flood starts: the graphs' first busy redraw comes one busy interval later (their data
+            # is a few points so far; a plotext build now would only be replaced).
+            self._drawn_at["graphs"] = now
+        self._busy = busy
+        return busy
 
     def _govern(self, now: float, busy: bool) -> None:
         """Stretch the busy intervals while the UI thread uses more than its CPU budget (see RedrawPolicy)."""
@@ -455,17 +480,20 @@ class RawtuiApp(App[int]):
     def _leave(self) -> None:
         self._quitting = True
         self.stop_event.set()
-        if not self.source_finished:
-            self.query_one(SessionHeader).stopping = True
+        m = self.model
+        if not self.source_finished and m.done is None and m.error is None:
+            self.query_one(SessionHeader).stopping = True  # not when it is only finishing by itself
         self.run_worker(self._finish_and_exit(), group="quit", exclusive=True)
 
     async def _finish_and_exit(self) -> None:
-        if self._source_worker is None:  # left before the first paint: the source never started
+        if self._source_worker is None:  # left before the app ran: the source never started
             self.exit(EXIT_INTERRUPTED, return_code=EXIT_INTERRUPTED)
             return
-        deadline = time.monotonic() + self.STOP_TIMEOUT
-        while not self.source_finished and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        if not self.source_finished:
+            try:  # set by on_worker_state_changed
+                await asyncio.wait_for(self._source_done.wait(), self.STOP_TIMEOUT)
+            except TimeoutError:
+                pass
         if not self.source_finished:
             self.notify("the source did not stop in time; leaving anyway", severity="error")
             code = EXIT_INTERRUPTED

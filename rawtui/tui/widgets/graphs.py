@@ -2,17 +2,25 @@
 
 Each graph is a one-line legend (colours match the plot) over a plotext plot. The app redraws them on a
 timer (at most a few times a second), never per packet, from the decimated series of the view model.
+plotext is imported when a graph is first built, not with this module: the first frame of the app does
+not wait for it (empty graphs are drawn once that frame is painted, see :meth:`GraphsPanel.show_empty`).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from rich.text import Text
 from textual.app import ComposeResult, RenderResult
+from textual.color import Color
 from textual.containers import Grid, Vertical
+from textual.widget import Widget
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
 
 from ..model import Series, ViewModel
+
+if TYPE_CHECKING:
+    from textual_plotext.plot import Plot
 
 # plotext's colour names map to odd palette entries ("yellow" is 12): use RGB, and the same in legends.
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -85,27 +93,55 @@ def legend(title: str, *keys: tuple[str, str]) -> Text:
     return t
 
 
-class Graph(PlotextPlot):
+def _plotext_theme(app_theme: str, variables: dict[str, str]) -> str:
+    """The plotext theme matching the app's theme (its surface and foreground), registered once: what
+    textual-plotext's ``PlotextPlot`` does with its ``theme="auto"``."""
+    from plotext._dict import themes  # type: ignore[import-untyped]
+    from textual_plotext.plot import _rgbify_theme, _sequence
+
+    name = f"textual-auto-{app_theme}"
+    if name not in themes:
+        surface = Color.parse(variables.get("surface", "black")).rgb
+        foreground = Color.parse(variables.get("foreground", "white")).rgb
+        themes[name] = _rgbify_theme(surface, surface, foreground, "default", list(_sequence))
+    return name
+
+
+class Graph(Widget):
     """One plot; subclasses say what to draw from the model (:meth:`plot`) and what the legend says.
 
     :meth:`draw` only marks the plot stale; the plotext calls run when the widget renders, with its
     current size (the series are downsampled to the plot's width), so the picture depends on the data
-    and the size only.
+    and the size only. The plot is textual-plotext's ``Plot`` (plotext's figure), made at the first build.
+    Until there is data or :meth:`show_empty` is called the graph is blank (no plotext at all).
     """
+
+    DEFAULT_CSS = "Graph { width: 1fr; height: 1fr; }"
 
     name_ = ""
 
-    def __init__(self, **kw: object) -> None:
-        super().__init__(**kw)  # type: ignore[arg-type]
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._plot: Plot | None = None
         self._model: ViewModel | None = None
+        self._show_empty = False
         self._stale = True
         self._plotted_size: tuple[int, int] = (0, 0)
         self._rendered: tuple[tuple[int, int, str], RenderResult] | None = None
         self._legend: Text | None = None
 
     def on_mount(self) -> None:
-        super().on_mount()
+        self.app.theme_changed_signal.subscribe(self, lambda theme: self.refresh())
         self.set_legend(legend(self.name_, ("waiting for data", "dim")))
+
+    @property
+    def plt(self) -> Plot:
+        """The plotext figure to draw with (``self.plt.plot(...)``, as ``plotext.plot(...)``)."""
+        if self._plot is None:
+            from textual_plotext.plot import Plot
+
+            self._plot = Plot()
+        return self._plot
 
     def draw(self, model: ViewModel) -> None:
         self._model = model
@@ -113,20 +149,37 @@ class Graph(PlotextPlot):
         self.set_legend(self.legend(model))
         self.refresh()
 
+    def show_empty(self) -> None:
+        """Draw the empty axes while there is no data (the app calls it once its first frame is painted)."""
+        if not self._show_empty:
+            self._show_empty = True
+            self.refresh()
+
     def render(self) -> RenderResult:
         """The plot, built again only when the data (:meth:`draw`), the size or the theme changed: a
         plotext build and its ANSI parse cost milliseconds."""
         size = (self.size.width, self.size.height)
         key = (*size, self.app.theme)
         if self._stale or size != self._plotted_size:
+            if self._model is None or not self.plot(self._model):
+                if not self._show_empty:
+                    return ""  # no data, and the first frame is not painted yet: no plotext so far
+                self._empty()
             self._stale = False
             self._plotted_size = size
             self._rendered = None
-            if self._model is None or not self.plot(self._model):
-                self._empty()
         if self._rendered is None or self._rendered[0] != key:
-            self._rendered = (key, super().render())
+            self._rendered = (key, self._build())
         return self._rendered[1]
+
+    def _build(self) -> Text:
+        """The figure at the widget's size in the app's theme, as Rich text (textual-plotext's render)."""
+        plt = self.plt
+        w, h = self.size.width, self.size.height
+        plt.plotsize(w, h)
+        plt._set_size(w, h)  # as textual-plotext does: plotsize alone does not always resize
+        plt.theme(_plotext_theme(self.app.theme, self.app.theme_variables))
+        return Text.from_ansi(plt.build())
 
     def legend(self, model: ViewModel) -> Text:
         raise NotImplementedError
@@ -363,6 +416,11 @@ class GraphsPanel(Vertical):
         for graph in self.query(Graph):
             graph.draw(self.model)
         self.mark_time()
+
+    def show_empty(self) -> None:
+        """Let the graphs without data draw their empty axes."""
+        for graph in self.query(Graph):
+            graph.show_empty()
 
     def mark_time(self) -> None:
         """Say up to which event time the graphs show the data."""
