@@ -16,12 +16,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, RawtuiError
 from .eventlog import NdjsonWriter, fanout
 from .source import EventSource
 from .stack.events import Done, Error, Event
+
+if TYPE_CHECKING:
+    from .forked import ForkedSource
 
 SUBCOMMANDS = ("replay", "demo", "lab", "interfaces")
 
@@ -105,19 +109,33 @@ def _download(argv: list[str]) -> int:
     session = Session(options)
     if ns.tui_headless:
         log = NdjsonWriter(ns.events) if ns.events else None
+        forked = _fork(session, None)
         try:
-            return _run_tui(session, log, True, ns.url, headless_app=True, lab_control=ns.lab_control)
+            return _run_tui(forked, log, True, ns.url, headless_app=True, lab_control=ns.lab_control)
         finally:
+            forked.close()
             if log is not None:
                 log.close()
     headless = ns.headless or not (sys.stdout.isatty() and sys.stdin.isatty()) or ns.output == "-"
     # per-segment events only when someone reads them: the live view or the NDJSON log
     options.segment_events = bool(ns.events or ns.lab_control) or not headless
-    if not headless:
-        session.keep_frames()  # for the app's "save pcap" key
-    return run_source(session, headless=headless, events_path=ns.events, quiet=ns.quiet,
-                      exit_on_done=ns.exit_on_done, title=ns.url,
-                      save_pcap=None if headless else session.save_pcap, lab_control=ns.lab_control)
+    if headless:
+        return run_source(session, headless=True, events_path=ns.events, quiet=ns.quiet, title=ns.url)
+    session.keep_frames()  # for the app's "save pcap" key
+    forked = _fork(session, session.save_pcap)
+    try:
+        return run_source(forked, headless=False, events_path=ns.events, exit_on_done=ns.exit_on_done,
+                          title=ns.url, save_pcap=forked.save_pcap, lab_control=ns.lab_control)
+    finally:
+        forked.close()
+
+
+def _fork(session: EventSource, save_pcap: Callable[[], str] | None) -> ForkedSource:
+    """The live view's download runs in a child process (rawtui.forked): the stack and Textual then use
+    a core and an interpreter lock each. Forked now, before Textual is imported: no thread exists yet."""
+    from .forked import ForkedSource
+
+    return ForkedSource(session, save_pcap=save_pcap)
 
 
 def run_source(
@@ -168,7 +186,7 @@ def _run_tui(
     *, headless_app: bool = False, save_pcap: Callable[[], str] | None = None, lab_control: str | None = None,
 ) -> int:
     """The Textual app; ``headless_app`` runs it without a terminal (benchmarks, scripts)."""
-    from .tui.app import RawtuiApp
+    from .tui.started import StartedSource  # imports nothing from Textual
 
     recorder = EventRecorder()
 
@@ -182,8 +200,15 @@ def _run_tui(
 
             return source.run(tee, stop)
 
-    app = RawtuiApp(Logged(), title=title, exit_on_done=exit_on_done or headless_app,
-                    on_save_pcap=save_pcap, on_save_events=recorder.save, lab_control=lab_control)
+    started = StartedSource(Logged())  # the source starts now, while Textual is imported
+    try:
+        from .tui.app import RawtuiApp
+
+        app = RawtuiApp(started, title=title, exit_on_done=exit_on_done or headless_app,
+                        on_save_pcap=save_pcap, on_save_events=recorder.save, lab_control=lab_control)
+    except BaseException:
+        started.stop_event.set()
+        raise
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         app.stop_event.set()  # the source ends cleanly (firewall rule removed, no partial file)...

@@ -42,6 +42,25 @@ RECV_BATCH = 256  # frames handled before the application side gets a turn
 PROGRESS_EVERY = 0.1  # seconds between progress events
 
 
+COALESCE = 256 << 10
+
+
+def coalesce(pieces: list[bytes], limit: int = COALESCE) -> list[bytes]:
+    """Join consecutive pieces into chunks of at most ``limit`` bytes (a bigger piece stays alone)."""
+    out: list[bytes] = []
+    group: list[bytes] = []
+    size = 0
+    for p in pieces:
+        if size + len(p) > limit and group:
+            out.append(group[0] if len(group) == 1 else b"".join(group))
+            group, size = [], 0
+        group.append(p)
+        size += len(p)
+    if group:
+        out.append(group[0] if len(group) == 1 else b"".join(group))
+    return out
+
+
 class Interrupted(RawtuiError):
     exit_code = EXIT_INTERRUPTED
 
@@ -289,7 +308,7 @@ class Session:
                 if started and closing_since is None and reading:
                     data = host.read()
                     if len(data) > 1:
-                        data = [b"".join(data)]  # one pass through TLS/HTTP/output per turn, not one per segment
+                        data = coalesce(data)  # a pass through TLS/HTTP/output per 256 KB, not per segment
                     for piece in data:
                         if records_in is not None:
                             for kind, length in records_in.feed(piece):
