@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rawtui.stack.host import CSUM_UNKNOWN, Host  # noqa: E402
-from rawtui.wire.arp import OP_REPLY, ArpPacket, build_arp  # noqa: E402
-from rawtui.wire.ethernet import ETH_P_ARP, ETH_P_IP, build_ethernet  # noqa: E402
-from rawtui.wire.ipv4 import PROTO_TCP, build_ipv4  # noqa: E402
-from rawtui.wire.tcp import ACK, PSH, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp  # noqa: E402
+from rawtui.stack.host import CSUM_UNKNOWN, Host
+from rawtui.wire.arp import OP_REPLY, ArpPacket, build_arp
+from rawtui.wire.ethernet import ETH_P_ARP, ETH_P_IP, build_ethernet
+from rawtui.wire.ipv4 import PROTO_TCP, build_ipv4
+from rawtui.wire.tcp import ACK, PSH, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp
 
 CMAC, SMAC = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
 CIP, SIP = bytes([10, 77, 1, 2]), bytes([10, 77, 2, 2])

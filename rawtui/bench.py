@@ -125,9 +125,9 @@ def bench_link(link: Link, reps: int, server: str, console: Console) -> dict[str
             start_relay(lab, control)
             with LabControl(control) as ctl:
                 if link.down:
-                    ctl.set("down", **link.down)
+                    ctl.set("down", None, **link.down)
                 if link.up:
-                    ctl.set("up", **link.up)
+                    ctl.set("up", None, **link.up)
         if server == "nginx":
             from .lab.nginx import start_nginx
 

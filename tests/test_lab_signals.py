@@ -39,7 +39,7 @@ def start_stalled(lab, url: str, tmp_path: Path, *extra: str) -> subprocess.Pope
 def test_signal_cleans_up(lab, pyserver, tmp_path, sig):
     proc = start_stalled(lab, f"{pyserver}/50m.bin", tmp_path)
     os.kill(proc.pid, sig)
-    out, err = proc.communicate(timeout=20)
+    _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert "rawtui_" not in nft_tables(lab)

@@ -406,15 +406,17 @@ def test_sack_compression_like_linux():
     conn.on_segment(peer.seg(0, STREAM[0:m]), t + 0.02)
     (a,) = out(conn)
     assert a.ack == PISN + 1 + m
-    for k in range(k + 1, k + 1 + DUPACK_THRESH + 1):
-        conn.on_segment(peer.seg(k * m, STREAM[k * m:(k + 1) * m]), t + 0.03)
+    first = k + 1
+    last = first + DUPACK_THRESH
+    for j in range(first, last + 1):
+        conn.on_segment(peer.seg(j * m, STREAM[j * m:(j + 1) * m]), t + 0.03)
     assert len(out(conn)) == DUPACK_THRESH
     conn.on_segment(peer.seg(m, STREAM[m:2 * m]), t + 0.04)
     (a,) = out(conn)
-    assert a.ack == PISN + 1 + (k + 1) * m and a.options.sack == ()
+    assert a.ack == PISN + 1 + (last + 1) * m and a.options.sack == ()
     conn.on_timer(t + 0.045)  # nothing held back any more: no SACK goes out later
     assert all(not x.options.sack for x in out(conn))
-    assert conn.read() == STREAM[:(k + 1) * m]
+    assert conn.read() == STREAM[:(last + 1) * m]
 
 
 def test_sack_compression_holds_back_only_growth_of_the_highest_block():

@@ -39,8 +39,9 @@ def make_context(cafile: str | None = None, insecure: bool = False, keylog: str 
     return ctx
 
 
-def _name(parts: tuple[tuple[tuple[str, str], ...], ...] | None) -> str:
-    if not parts:
+def _name(parts: object) -> str:
+    """A certificate name (getpeercert()'s tuple of RDNs of (key, value) pairs) as "k=v, k=v"."""
+    if not parts or not isinstance(parts, tuple):
         return ""
     return ", ".join(f"{k}={v}" for rdn in parts for k, v in rdn)
 
