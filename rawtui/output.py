@@ -83,6 +83,10 @@ class OutputFile:
             return
         n = len(data)
         self.size += n
+        if n >= HANDOFF // 4:  # big enough on its own: no gathering copy
+            self._hand_over()  # what was gathered before it goes first
+            self._enqueue(data)
+            return
         self._gather.append(data)
         self._gathered += n
         if self._gathered >= HANDOFF:
@@ -95,6 +99,9 @@ class OutputFile:
         data = gather[0] if len(gather) == 1 else b"".join(gather)
         self._gather = []
         self._gathered = 0
+        self._enqueue(data)
+
+    def _enqueue(self, data: bytes) -> None:
         with self._cond:
             if self._error is not None:
                 raise OutputError(f"cannot write {self.path}: {_why(self._error)}")

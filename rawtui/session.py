@@ -45,17 +45,22 @@ PROGRESS_EVERY = 0.1  # seconds between progress events
 COALESCE = 256 << 10
 
 
-def coalesce(pieces: list[bytes], limit: int = COALESCE) -> list[bytes]:
-    """Join consecutive pieces into chunks of at most ``limit`` bytes (a bigger piece stays alone)."""
+def coalesce(pieces: list[bytes], limit: int = COALESCE, small: int = 16 << 10) -> list[bytes]:
+    """Join runs of consecutive small pieces (under ``small`` bytes: MTU-sized segments) into chunks of at
+    most ``limit`` bytes; bigger pieces (GRO/TSO super-frames) pass as they are: no copy for nothing."""
     out: list[bytes] = []
     group: list[bytes] = []
     size = 0
     for p in pieces:
-        if size + len(p) > limit and group:
+        n = len(p)
+        if group and (n >= small or size + n > limit):
             out.append(group[0] if len(group) == 1 else b"".join(group))
             group, size = [], 0
+        if n >= small:
+            out.append(p)
+            continue
         group.append(p)
-        size += len(p)
+        size += n
     if group:
         out.append(group[0] if len(group) == 1 else b"".join(group))
     return out
