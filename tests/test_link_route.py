@@ -329,3 +329,74 @@ def test_explain_route_without_a_kernel_route(lab_ns: str) -> None:
     ve0 = next(ov for ov in got["overrides"] if ov["iface"] == "ve0")
     assert (ve0["summary"], ve0["reaches"], ve0["next_hop"]) == ("cannot reach", False, "203.0.113.5")
     assert "this subnet (10.77.0.0/24) cannot reach the host" in ve0["detail"]
+
+
+@pytest.fixture(scope="module")
+def plain_ns() -> Iterator[str]:
+    """Only the three standard policy rules (the download's shortcut through iproute2 applies):
+    ve0 default via 10.77.0.1, ve1 with 198.51.100/24 via 10.88.0.1, an unreachable route, br0 down,
+    tn0 a tun device, ve2 up with its peer down (no carrier)."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2")
+    ns = f"rtlink-{secrets.token_hex(4)}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        for name, address in (("ve0", "10.77.0.2/24"), ("ve1", "10.88.0.2/24"), ("ve2", "10.99.0.2/24")):
+            sh(ns, "ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
+            sh(ns, "ip", "addr", "add", address, "dev", name)
+            sh(ns, "ip", "link", "set", name, "up")
+            if name != "ve2":
+                sh(ns, "ip", "link", "set", f"{name}p", "up")
+        sh(ns, "ip", "route", "add", "default", "via", "10.77.0.1")
+        sh(ns, "ip", "route", "add", "198.51.100.0/24", "via", "10.88.0.1", "dev", "ve1")
+        sh(ns, "ip", "route", "add", "unreachable", "203.0.113.0/24")
+        sh(ns, "ip", "link", "add", "br0", "type", "bridge")
+        sh(ns, "ip", "addr", "add", "10.66.0.2/24", "dev", "br0")
+        sh(ns, "ip", "tuntap", "add", "mode", "tun", "name", "tn0")
+        sh(ns, "ip", "addr", "add", "10.55.0.2/24", "dev", "tn0")
+        sh(ns, "ip", "link", "set", "tn0", "up")
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+BOTH_WAYS = """
+import dataclasses, ipaddress, json, sys
+from rawtui.errors import LinkError
+from rawtui.link.route import _kernel_choice_by_ip, resolve_route
+
+def answer(dst, shortcut):
+    try:
+        return dataclasses.asdict(resolve_route(dst, shortcut=shortcut))
+    except LinkError as exc:
+        return {"error": exc.message}
+
+out = {}
+for dst in json.loads(sys.argv[1]):
+    quick = _kernel_choice_by_ip(ipaddress.IPv4Address(dst))
+    out[dst] = {"quick": None if quick is None else dataclasses.asdict(quick),
+                "shortcut": answer(dst, True), "netlink": answer(dst, False)}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.lab
+@needs_root
+def test_the_iproute2_shortcut_answers_like_netlink(plain_ns: str) -> None:
+    usual = ["192.0.2.10", "10.77.0.9", "198.51.100.7", "10.88.0.200", "10.99.0.7"]
+    unusual = ["10.55.0.9", "203.0.113.5", "10.77.0.2"]  # tun, unreachable, local: the netlink way says why
+    done = subprocess.run(
+        ["ip", "netns", "exec", plain_ns, sys.executable, "-c", BOTH_WAYS, json.dumps(usual + unusual)],
+        check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    for dst in usual:
+        assert out[dst]["quick"] is not None, dst  # the shortcut was taken...
+        assert out[dst]["quick"] == out[dst]["netlink"], dst  # ...and said what netlink says
+        assert out[dst]["shortcut"] == out[dst]["netlink"], dst
+    assert out["10.99.0.7"]["quick"]["warning"] == "interface 've2' has no carrier"
+    for dst in unusual:
+        assert out[dst]["quick"] is None, dst
+        assert "error" in out[dst]["shortcut"] and out[dst]["shortcut"] == out[dst]["netlink"], dst
