@@ -84,38 +84,53 @@ def sh(ns: str, *command: str) -> str:
     ).stdout
 
 
-@pytest.fixture(scope="module")
-def lab_ns() -> Iterator[str]:
-    """ve0 (10.77.0.2/24, default via .1), ve1 (10.88.0.2/24, 198.51.100/24 via .1), br0 down, tn0 tun.
-
-    Policy rules: "to 198.18.0.7 lookup 100" and "from 10.88.0.2 lookup 101", both tables via ve1.
-    """
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2")
+def _build_ns(*, policy: bool) -> str:
+    """ve0 (10.77.0.2/24, default via .1), ve1 (10.88.0.2/24, 198.51.100/24 via .1), an unreachable route,
+    br0 down, tn0 tun; with ``policy`` two rules ("to 198.18.0.7 lookup 100", "from 10.88.0.2 lookup
+    101", both tables via ve1), without it ve2 (10.99.0.2/24) whose peer is down (no carrier)."""
     ns = f"rtlink-{secrets.token_hex(4)}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
-        for name, address in (("ve0", "10.77.0.2/24"), ("ve1", "10.88.0.2/24")):
+        veths = [("ve0", "10.77.0.2/24"), ("ve1", "10.88.0.2/24")] + ([] if policy else [("ve2", "10.99.0.2/24")])
+        for name, address in veths:
             sh(ns, "ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
             sh(ns, "ip", "addr", "add", address, "dev", name)
             sh(ns, "ip", "link", "set", name, "up")
-            sh(ns, "ip", "link", "set", f"{name}p", "up")
+            if name != "ve2":
+                sh(ns, "ip", "link", "set", f"{name}p", "up")
         sh(ns, "ip", "route", "add", "default", "via", "10.77.0.1")
         sh(ns, "ip", "route", "add", "198.51.100.0/24", "via", "10.88.0.1", "dev", "ve1")
         sh(ns, "ip", "route", "add", "unreachable", "203.0.113.0/24")
-        # policy routing: one destination by a rule of its own, and one table for ve1's source address
-        sh(ns, "ip", "route", "add", "198.18.0.0/24", "via", "10.88.0.1", "dev", "ve1", "table", "100")
-        sh(ns, "ip", "rule", "add", "to", "198.18.0.7", "table", "100", "priority", "100")
-        sh(ns, "ip", "route", "add", "100.64.0.0/10", "via", "10.88.0.1", "dev", "ve1", "table", "101")
-        sh(ns, "ip", "rule", "add", "from", "10.88.0.2", "table", "101", "priority", "101")
+        if policy:  # one destination by a rule of its own, and one table for ve1's source address
+            sh(ns, "ip", "route", "add", "198.18.0.0/24", "via", "10.88.0.1", "dev", "ve1", "table", "100")
+            sh(ns, "ip", "rule", "add", "to", "198.18.0.7", "table", "100", "priority", "100")
+            sh(ns, "ip", "route", "add", "100.64.0.0/10", "via", "10.88.0.1", "dev", "ve1", "table", "101")
+            sh(ns, "ip", "rule", "add", "from", "10.88.0.2", "table", "101", "priority", "101")
         sh(ns, "ip", "link", "add", "br0", "type", "bridge")
         sh(ns, "ip", "addr", "add", "10.66.0.2/24", "dev", "br0")
         sh(ns, "ip", "tuntap", "add", "mode", "tun", "name", "tn0")
         sh(ns, "ip", "addr", "add", "10.55.0.2/24", "dev", "tn0")
         sh(ns, "ip", "link", "set", "tn0", "up")
+    except BaseException:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+        raise
+    return ns
+
+
+def _namespace(*, policy: bool) -> Iterator[str]:
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2")
+    ns = _build_ns(policy=policy)
+    try:
         yield ns
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+@pytest.fixture(scope="module")
+def lab_ns() -> Iterator[str]:
+    """The namespace of _build_ns with its two policy rules."""
+    yield from _namespace(policy=True)
 
 
 RESOLVE = """
@@ -333,31 +348,8 @@ def test_explain_route_without_a_kernel_route(lab_ns: str) -> None:
 
 @pytest.fixture(scope="module")
 def plain_ns() -> Iterator[str]:
-    """Only the three standard policy rules (the download's shortcut through iproute2 applies):
-    ve0 default via 10.77.0.1, ve1 with 198.51.100/24 via 10.88.0.1, an unreachable route, br0 down,
-    tn0 a tun device, ve2 up with its peer down (no carrier)."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2")
-    ns = f"rtlink-{secrets.token_hex(4)}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        for name, address in (("ve0", "10.77.0.2/24"), ("ve1", "10.88.0.2/24"), ("ve2", "10.99.0.2/24")):
-            sh(ns, "ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}p")
-            sh(ns, "ip", "addr", "add", address, "dev", name)
-            sh(ns, "ip", "link", "set", name, "up")
-            if name != "ve2":
-                sh(ns, "ip", "link", "set", f"{name}p", "up")
-        sh(ns, "ip", "route", "add", "default", "via", "10.77.0.1")
-        sh(ns, "ip", "route", "add", "198.51.100.0/24", "via", "10.88.0.1", "dev", "ve1")
-        sh(ns, "ip", "route", "add", "unreachable", "203.0.113.0/24")
-        sh(ns, "ip", "link", "add", "br0", "type", "bridge")
-        sh(ns, "ip", "addr", "add", "10.66.0.2/24", "dev", "br0")
-        sh(ns, "ip", "tuntap", "add", "mode", "tun", "name", "tn0")
-        sh(ns, "ip", "addr", "add", "10.55.0.2/24", "dev", "tn0")
-        sh(ns, "ip", "link", "set", "tn0", "up")
-        yield ns
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+    """Only the three standard policy rules (the download's shortcut through iproute2 applies)."""
+    yield from _namespace(policy=False)
 
 
 BOTH_WAYS = """
