@@ -211,9 +211,9 @@ def _commands(fd: int, stop: threading.Event, parent_gone: threading.Event, save
             parent_gone.set()
             return
         for byte in data:
-            if bytes([byte]) == _STOP:
+            if byte == _STOP[0]:
                 stop.set()
-            elif bytes([byte]) == _PCAP:
+            elif byte == _PCAP[0]:
                 try:
                     reply: tuple[str, str] = ("pcap", save_pcap() if save_pcap else "")
                 except (OSError, RawtuiError) as exc:

@@ -141,6 +141,15 @@ def _ipv4_tcp_test(net: int, ip: int, remote_port: int | None, local_port: int |
     return code + [_JUMP_ACCEPT]
 
 
+def _csum_state(status: int) -> int:
+    """CSUM_* from the kernel's status word for a frame (a ring slot's, or PACKET_AUXDATA's)."""
+    if status & TP_STATUS_CSUMNOTREADY:
+        return CSUM_NOT_READY
+    if status & TP_STATUS_CSUM_VALID:
+        return CSUM_KERNEL_VALID
+    return CSUM_UNKNOWN
+
+
 class PacketSocket:
     """A non-blocking AF_PACKET socket on one interface that does not read back its own frames."""
 
@@ -266,11 +275,7 @@ class PacketSocket:
                     _STATUS.pack_into(ring, off, TP_STATUS_KERNEL)
                     continue
                 self._held = off
-                csum = CSUM_UNKNOWN
-                if status & TP_STATUS_CSUMNOTREADY:
-                    csum = CSUM_NOT_READY
-                elif status & TP_STATUS_CSUM_VALID:
-                    csum = CSUM_KERNEL_VALID
+                csum = _csum_state(status)
                 if snaplen == length:
                     assert self._ring_view is not None
                     return self._ring_view[off + mac : off + mac + snaplen], csum
@@ -295,11 +300,7 @@ class PacketSocket:
             csum = CSUM_UNKNOWN
             for level, kind, data in ancillary:
                 if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= _AUXDATA.size:
-                    status = _AUXDATA.unpack_from(data)[0]
-                    if status & TP_STATUS_CSUMNOTREADY:
-                        csum = CSUM_NOT_READY
-                    elif status & TP_STATUS_CSUM_VALID:
-                        csum = CSUM_KERNEL_VALID
+                    csum = _csum_state(_AUXDATA.unpack_from(data)[0])
             return self._view[:size], csum
 
     def recv_many(self, max_frames: int = 64) -> list[tuple[bytes, int]]:

@@ -12,11 +12,11 @@ import struct
 
 from ..errors import LinkError, TcpError
 from ..wire.arp import parse_arp
-from ..wire.checksum import residue
+from ..wire.checksum import checksum_from_residue, residue
 from ..wire.errors import ChecksumError, WireError
 from ..wire.ethernet import ETH_P_ARP, ETH_P_IP, parse_ethernet
 from ..wire.ipv4 import PROTO_TCP, ip_str, parse_ipv4
-from ..wire.tcp import NO_OPTIONS, TcpOptions, TcpSegment, parse_options, parse_tcp
+from ..wire.tcp import NO_OPTIONS, TcpSegment, parse_options, parse_tcp
 from .arp import ArpResolver
 from .events import ChecksumDrop, Event, Malformed
 from .tcp import TcpConnection
@@ -29,8 +29,6 @@ CSUM_KERNEL_VALID = 2  # TP_STATUS_CSUM_VALID: the NIC/kernel verified it
 # The fast path's view of a frame: Ethernet II (untagged) + IPv4 without options + the TCP fixed header.
 _ETH_IP_TCP = struct.Struct("!12xHBxHxxHxBxx4s4sHHIIBBHHH")
 _ETH_IP = struct.Struct("!6s6sHBBHHHBBH4s4s")
-_TS_OPTION = 0x0101080A  # NOP NOP TS(8) len 10: what Linux puts on every data segment
-_TS_WORDS = struct.Struct("!III")  # that prefix, TSval, TSecr
 
 
 class Host:
@@ -120,29 +118,14 @@ class Host:
                     c["csum_offloaded" if csum == CSUM_NOT_READY else "csum_kernel_verified"] += 1
                 if ok:
                     try:
-                        if hl == 32:
-                            prefix, tsval, tsecr = _TS_WORDS.unpack_from(mv, 54)
-                            if prefix == _TS_OPTION:
-                                options = TcpOptions(None, None, False, (), (tsval, tsecr))
-                            else:
-                                options = parse_options(mv[54:66])
-                        elif hl == 20:
-                            options = NO_OPTIONS
-                        else:
-                            options = parse_options(mv[54:34 + hl])
+                        options = parse_options(mv[54:34 + hl]) if hl > 20 else NO_OPTIONS
                     except WireError as e:
                         c["malformed"] += 1
                         self._events.append(Malformed(now, str(e), len(frame)))
                         return
-                    tcp = self.tcp
-                    tcp.on_segment(
+                    self.tcp.on_segment(
                         TcpSegment(sport, dport, seq, ack, flags, win, options, mv[34 + hl:end], urg, tsum, hl), now)
-                    if tcp._out:
-                        self._frames.extend(map(self._wrap, tcp.take_segments()))
-                    if tcp._events:
-                        self._events.extend(tcp.take_events())
-                    if tcp.error is not None and self.error is None:
-                        self.error = tcp.error
+                    self._collect_tcp()
                     return
         try:
             eth = parse_ethernet(frame)
@@ -223,12 +206,10 @@ class Host:
         """Ethernet + IPv4 (no options, DF, TTL 64) around a TCP segment, in one pack."""
         self._ident = ident = (self._ident + 1) & 0xFFFF
         total = 20 + len(segment)
-        s = self._ip_sum + total + ident
-        s = (s & 0xFFFF) + (s >> 16)
-        s = (s & 0xFFFF) + (s >> 16)
+        csum = checksum_from_residue(self._ip_sum + total + ident)
         assert self.arp.mac is not None
         return _ETH_IP.pack(self.arp.mac, self.local_mac, ETH_P_IP, 0x45, 0, total, ident, 0x4000, 64, PROTO_TCP,
-                            ~s & 0xFFFF, self.local_ip, self.remote_ip) + segment
+                            csum, self.local_ip, self.remote_ip) + segment
 
     def _collect(self, now: float) -> None:
         arp = self.arp
@@ -248,12 +229,13 @@ class Host:
             self._connected = True
             self.tcp.connect(now)
         if self._connected:
-            tcp = self.tcp
-            segs = tcp.take_segments()
-            if segs:
-                self._frames.extend(self._wrap(s) for s in segs)
-            evs = tcp.take_events()
-            if evs:
-                self._events.extend(evs)
-            if tcp.error is not None and self.error is None:
-                self.error = tcp.error
+            self._collect_tcp()
+
+    def _collect_tcp(self) -> None:
+        tcp = self.tcp
+        if tcp._out:
+            self._frames.extend(map(self._wrap, tcp.take_segments()))
+        if tcp._events:
+            self._events.extend(tcp.take_events())
+        if tcp.error is not None and self.error is None:
+            self.error = tcp.error

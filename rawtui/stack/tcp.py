@@ -410,7 +410,7 @@ class TcpConnection:
         if self._sack_at is not None and now >= self._sack_at:
             self._sack_at = None
             if self._ooo and self.state in _RECEIVING:
-                self._send_dupack(now)
+                self._send_ack(now, note="dup-ack")  # the held-back SACK
         if self._delack_at is not None and now >= self._delack_at:
             self._delack_at = None
             self.counters["delayed_acks"] += 1
@@ -437,33 +437,26 @@ class TcpConnection:
             payload = seg.payload
             plen = len(payload)
             delta = (seg.seq - self.rcv_nxt) & M32
-            if delta and plen and delta + plen <= self._adv_max - self._rcv_off:
-                # out of order, wholly inside the window (the steady state of a lossy path): hold it.
-                # What the general path below would do for it, without the checks that cannot apply.
+            room = self._adv_max - self._rcv_off
+            if plen and delta + plen <= room and (delta or self._ooo.bytes):
+                # out of order, or filling the hole at RCV.NXT, wholly inside the window (the steady state
+                # of a lossy path): what the general path below would do, without the checks that cannot apply
                 c["bytes_in"] += plen
                 c["acks_in"] += 1
                 self._probes_unanswered = 0
-                if seq_gt(seg.seq, self._snd_wl1):  # _update_window's bookkeeping (the window is unchanged)
-                    self._snd_wl1 = seg.seq
-                    self._snd_wl2 = seg.ack
-                note = self._on_data(seg, payload, plen, delta, self._adv_max - self._rcv_off, now)
-                if self.segment_events:
-                    self._seg_in(seg, now, note)
-                if now - self._win_t >= self.window_event_interval:
-                    self._window_event(now)
-                return
-            if delta == 0 and self._ooo.bytes and 0 < plen <= self._adv_max - self._rcv_off:
-                c["bytes_in"] += plen
-                c["acks_in"] += 1
-                self._probes_unanswered = 0
-                if self.ts_ok:  # RFC 7323 4.3: at RCV.NXT (<= Last.ACK.sent), TS.Recent follows
+                if delta:
+                    if seq_gt(seg.seq, self._snd_wl1):  # _update_window's bookkeeping (window unchanged)
+                        self._snd_wl1 = seg.seq
+                        self._snd_wl2 = seg.ack
+                elif self.ts_ok:  # RFC 7323 4.3: at RCV.NXT (<= Last.ACK.sent), TS.Recent follows
                     ts = seg.options.ts
                     if ts is not None and seq_le(seg.seq, self._last_ack_sent) and seq_ge(ts[0], self.ts_recent):
                         self.ts_recent = ts[0]
-                note = self._on_data(seg, payload, plen, 0, self._adv_max - self._rcv_off, now)
+                note = self._on_data(seg, payload, plen, delta, room, now)
                 if self.segment_events:
                     self._seg_in(seg, now, note)
-                self._window_event(now)
+                if not delta or now - self._win_t >= self.window_event_interval:
+                    self._window_event(now)
                 return
             if delta == 0 and 0 < plen <= self._adv_max - self._rcv_off:
                 c["bytes_in"] += plen
@@ -753,9 +746,6 @@ class TcpConnection:
                     self._sack_at = now + (COMP_SACK_DELAY if rtt is None else min(COMP_SACK_DELAY, rtt / 20))
                 return
             self._dupack_counter += 1
-        self._send_dupack(now)
-
-    def _send_dupack(self, now: float) -> None:
         self._send_ack(now, note="dup-ack")  # _emit counts it as a duplicate ACK
 
     def _deliver(self, pieces: list[bytes], n: int) -> None:

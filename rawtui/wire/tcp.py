@@ -16,6 +16,8 @@ OPT_EOL, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACK_OK, OPT_SACK, OPT_TS = 0, 1, 2, 
 _HDR = struct.Struct("!HHIIBBHHH")
 MIN_HEADER = 20
 _TS_FAST = b"\x01\x01\x08\x0a"  # NOP NOP TS(10): the layout Linux puts on every data segment
+_TS_FAST_WORD = int.from_bytes(_TS_FAST, "big")
+_TS_ONLY = struct.Struct("!III")  # that prefix, TSval, TSecr
 _U32 = struct.Struct("!II")
 
 
@@ -58,8 +60,10 @@ def flags_str(flags: int) -> str:
 def parse_options(opts: bytes | memoryview) -> TcpOptions:
     if not opts:
         return NO_OPTIONS
-    if len(opts) == 12 and opts[:4] == _TS_FAST:
-        return TcpOptions(ts=_U32.unpack_from(opts, 4))
+    if len(opts) == 12:  # the common case, unpacked at once (every data segment from Linux)
+        prefix, tsval, tsecr = _TS_ONLY.unpack_from(opts)
+        if prefix == _TS_FAST_WORD:
+            return TcpOptions(None, None, False, (), (tsval, tsecr))
     mss = wscale = ts = None
     sack_ok = False
     sack: tuple[tuple[int, int], ...] = ()
