@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import shutil
 import signal
@@ -23,13 +22,12 @@ from typing import Any
 
 import pytest
 from conftest import REPO_ROOT, _child_env
-from rich.console import Console
 
 from rawtui.replay import PcapReplay
 from rawtui.stack.events import Done, Handshake, HttpResponse, to_dict
 from rawtui.tui.app import RawtuiApp
 from rawtui.tui.screens import SummaryScreen
-from rawtui.tui.testing import settle
+from rawtui.tui.testing import screen_text, settle
 
 pytestmark = pytest.mark.lab
 
@@ -39,12 +37,6 @@ SIZE = (120, 35)
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
-
-def screen_text(app: RawtuiApp) -> str:
-    w, h = app.size
-    console = Console(width=w, height=h, file=io.StringIO(), record=True, legacy_windows=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
 
 
 # -- the real app, the real session ----------------------------------------------------------------------

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import io
 import queue
 import threading
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 from textual import events
 from textual.app import App, ComposeResult
 from textual.message import Message
@@ -27,7 +22,7 @@ from rawtui.tui.messages import EventsApplied, SourceFinished
 from rawtui.tui.model import ViewModel
 from rawtui.tui.screens import DetailScreen, ErrorScreen, HelpScreen, SummaryScreen
 from rawtui.tui.started import StartedSource
-from rawtui.tui.testing import settle
+from rawtui.tui.testing import screen_text, settle, sync, wait_for
 from rawtui.tui.widgets.detail import PacketDetail
 from rawtui.tui.widgets.footer import KeysFooter
 from rawtui.tui.widgets.graphs import Graph, GraphsPanel
@@ -38,35 +33,11 @@ URL = "http://10.0.2.2:8080/big.bin"
 SIZE = (120, 35)
 
 
-def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an async test in its own event loop (no pytest asyncio plugin needed)."""
-
-    @functools.wraps(test)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
-
 
 def replay(name: str, *, hold: bool = False) -> NdjsonReplay:
     return NdjsonReplay(FIXTURES / f"{name}.ndjson", speed=0, hold=hold)
 
 
-def screen_text(app: RawtuiApp) -> str:
-    """What the terminal shows, as plain text."""
-    w, h = app.size
-    console = Console(width=w, height=h, file=io.StringIO(), record=True, legacy_windows=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
-
-
-async def wait_for(condition: Callable[[], bool], pilot: Any, timeout: float = 5.0) -> None:
-    """Let the app run until ``condition()`` holds."""
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"not within {timeout} s: {condition}")
 
 
 class ScriptedSource:

@@ -3,15 +3,9 @@ knob keys) and over HTTPS (the TLS header line and ladder steps), from synthesiz
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import io
 import threading
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
 
 from rawtui.replay import NdjsonReplay
 from rawtui.source import Emit
@@ -30,7 +24,7 @@ from rawtui.stack.events import (
 )
 from rawtui.tui.app import RawtuiApp
 from rawtui.tui.model import ViewModel
-from rawtui.tui.testing import settle
+from rawtui.tui.testing import screen_text, settle, sync, wait_for
 from rawtui.tui.widgets.graphs import CwndGraph, LabLine, knobs_text
 from rawtui.tui.widgets.header import SessionHeader
 
@@ -43,31 +37,11 @@ KNOBS = {"loss": 1.0, "delay_ms": 20.0, "jitter_ms": 0.0, "rate_bps": 0, "queue"
          "dup": 0.0, "corrupt": 0.0, "blackout_s": 0.0}
 
 
-def sync(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    @functools.wraps(test)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return wrapper
-
 
 def replay(name: str, *, hold: bool = False) -> NdjsonReplay:
     return NdjsonReplay(FIXTURES / f"{name}.ndjson", speed=0, hold=hold)
 
 
-def screen_text(app: RawtuiApp) -> str:
-    w, h = app.size
-    console = Console(width=w, height=h, file=io.StringIO(), record=True, legacy_windows=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
-
-
-async def wait_for(condition: Callable[[], bool], pilot: Any, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"not within {timeout} s: {condition}")
 
 
 class ListSource:

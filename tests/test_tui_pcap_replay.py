@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import struct
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from rawtui.errors import UsageError
 from rawtui.link.pcap import PcapWriter
@@ -42,7 +40,7 @@ from rawtui.stack.events import (
 from rawtui.tui.app import RawtuiApp
 from rawtui.tui.model import ViewModel
 from rawtui.tui.screens import SummaryScreen
-from rawtui.tui.testing import settle
+from rawtui.tui.testing import screen_text, settle
 from rawtui.wire.arp import OP_REPLY, OP_REQUEST, ArpPacket, build_arp
 from rawtui.wire.ethernet import BROADCAST, ETH_P_ARP, ETH_P_IP, build_ethernet, mac_bytes
 from rawtui.wire.ipv4 import PROTO_TCP, build_ipv4, ip_bytes
@@ -286,12 +284,6 @@ def test_not_a_pcap(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no TCP"):
         open_replay(empty)
 
-
-def screen_text(app: RawtuiApp) -> str:
-    w, h = app.size
-    console = Console(width=w, height=h, file=io.StringIO(), record=True, legacy_windows=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
 
 
 def test_the_app_shows_a_replayed_capture(capture: Path) -> None:
