@@ -422,9 +422,10 @@ SCENARIOS: dict[str, Scenario] = {
             title="Fast retransmit: isolated losses repaired without waiting for a timeout",
             explanation=(
                 "0.5 % of the server's segments are dropped at random (10 ms delay). Each later segment "
-                "arrives out of order, and rawtui answers each with a duplicate ACK (with SACK blocks). "
-                "After three duplicate ACKs the server resends the missing segment at once: fast "
-                "retransmit, well before its retransmission timer (>= 200 ms) would fire."
+                "arrives out of order; rawtui answers the first three at once with duplicate ACKs (with "
+                "SACK blocks), then, as Linux does, one compressed SACK per millisecond. After three "
+                "duplicate ACKs the server resends the missing segment at once: fast retransmit, well "
+                "before its retransmission timer (>= 200 ms) would fire."
             ),
             look_for="out-of-order arrivals, dup ACKs counting 1, 2, 3, then the hole filled",
             size=4 * MIB,
