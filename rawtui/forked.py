@@ -70,6 +70,7 @@ class ForkedSource:
         self._pcap_reply: list[Any] = []
         self._pcap_done = threading.Event()
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
         self._exit_code: int | None = None  # what the source returned (the child's message)
         self._reaped: int | None = None  # the child's exit status, once waited for
 
@@ -90,6 +91,10 @@ class ForkedSource:
         return self._exit_code
 
     def _read(self, emit: Emit | None) -> bool:
+        with self._read_lock:  # run()'s thread, or save_pcap() once run() has returned: never both at once
+            return self._read_locked(emit)
+
+    def _read_locked(self, emit: Emit | None) -> bool:
         try:
             chunk = os.read(self._events, 1 << 20)
         except OSError:
