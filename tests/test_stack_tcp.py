@@ -12,7 +12,6 @@ import pytest
 from rawtui.stack import events as ev
 from rawtui.stack.tcp import (
     M32,
-    TRANSITIONS,
     TcpConnection,
     seq_diff,
     seq_ge,
@@ -21,6 +20,7 @@ from rawtui.stack.tcp import (
     seq_lt,
     wscale_for,
 )
+from rawtui.stack.tcp_states import TRANSITIONS
 from rawtui.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp
 
 LIP = bytes([10, 0, 2, 15])

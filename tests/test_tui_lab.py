@@ -114,10 +114,10 @@ def https_session(*, verified: bool = True) -> list[Event]:
     return [
         Route(0.001, "eth0", 2, "10.0.1.2", "02:00:0a:00:01:02", "10.0.2.2", "10.0.1.1", "10.0.1.1", 1500,
               "kernel route"),
-        TcpState(0.002, "CLOSED", "SYN_SENT"),
+        TcpState(0.002, "CLOSED", "SYN-SENT"),
         SegmentOut(0.002, 0, 0, "S", 64240, 0),
         SegmentIn(0.022, 0, 1, "SA", 65160, 0),
-        TcpState(0.022, "SYN_SENT", "ESTABLISHED"),
+        TcpState(0.022, "SYN-SENT", "ESTABLISHED"),
         SegmentOut(0.0221, 1, 1, "A", 2048, 0),
         SegmentOut(0.0222, 1, 1, "PA", 2048, 300),  # ClientHello
         TlsRecord(0.0222, "out", "Handshake", 295),

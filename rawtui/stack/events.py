@@ -13,6 +13,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .tcp_states import State
+
 
 @dataclass(slots=True)
 class Event:
@@ -66,9 +68,14 @@ class ArpIgnored(Event):
 
 @dataclass(slots=True)
 class TcpState(Event):
+    """The connection moved from one state to another (values are the RFC's names, e.g. "SYN-SENT")."""
+
     type: ClassVar[str] = "tcp_state"
-    old: str
-    new: str
+    old: State
+    new: State
+
+    def __post_init__(self) -> None:  # read back from NDJSON as plain strings
+        self.old, self.new = State(self.old), State(self.new)
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ from ..wire.tcp import NO_OPTIONS, TcpSegment, parse_options, parse_tcp
 from .arp import ArpResolver
 from .events import ChecksumDrop, Event, Malformed
 from .tcp import TcpConnection
+from .tcp_states import OVER
 
 # What the link layer knows about a received frame's checksum (PACKET_AUXDATA).
 CSUM_UNKNOWN = 0  # verify it ourselves
@@ -174,7 +175,7 @@ class Host:
             self._collect(now)
 
     def abort(self, now: float) -> None:
-        if self._connected and self.tcp.state not in ("CLOSED", "TIME-WAIT"):
+        if self._connected and self.tcp.state not in OVER:
             self.tcp.abort(now)
             self._collect(now)
 

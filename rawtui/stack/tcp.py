@@ -10,8 +10,8 @@ Sequence numbers are modulo 2**32 (``seq_lt`` and friends). The receive side wor
 reassembly queue and window arithmetic never wrap. Congestion control lives behind the small
 interface of :mod:`rawtui.stack.congestion`.
 
-State transitions are listed in ``TRANSITIONS``; every move goes through ``_set_state`` which checks
-the table and emits a :class:`TcpState` event.
+States and their transitions are :mod:`rawtui.stack.tcp_states`; every move goes through
+``_set_state``, which asks that table and emits a :class:`TcpState` event.
 """
 
 from __future__ import annotations
@@ -35,40 +35,31 @@ from .events import (
     Window,
 )
 from .reassembly import Reassembly
+from .tcp_states import (
+    RECEIVING as _RECEIVING,
+)
+from .tcp_states import (
+    RESET_IS_ERROR as _RESET_IS_ERROR,
+)
+from .tcp_states import (
+    SENDING as _SENDING,
+)
+from .tcp_states import (
+    SYNCHRONIZED as _SYNCHRONIZED,
+)
+from .tcp_states import (
+    Input,
+    State,
+    next_state,
+)
 
 M32 = 0xFFFFFFFF
 _HALF = 1 << 31
 _MOD = 1 << 32
 
-CLOSED = "CLOSED"
-SYN_SENT = "SYN-SENT"
-ESTABLISHED = "ESTABLISHED"
-FIN_WAIT_1 = "FIN-WAIT-1"
-FIN_WAIT_2 = "FIN-WAIT-2"
-CLOSE_WAIT = "CLOSE-WAIT"
-CLOSING = "CLOSING"
-LAST_ACK = "LAST-ACK"
-TIME_WAIT = "TIME-WAIT"
-
-# (state, what happened) -> next state. Anything can also go to CLOSED (RST, abort, timeout).
-TRANSITIONS: dict[tuple[str, str], str] = {
-    (CLOSED, "connect"): SYN_SENT,
-    (SYN_SENT, "syn-ack"): ESTABLISHED,
-    (SYN_SENT, "close"): CLOSED,
-    (ESTABLISHED, "close"): FIN_WAIT_1,
-    (ESTABLISHED, "fin"): CLOSE_WAIT,
-    (CLOSE_WAIT, "close"): LAST_ACK,
-    (FIN_WAIT_1, "fin-acked"): FIN_WAIT_2,
-    (FIN_WAIT_1, "fin"): CLOSING,
-    (FIN_WAIT_2, "fin"): TIME_WAIT,
-    (CLOSING, "fin-acked"): TIME_WAIT,
-    (LAST_ACK, "fin-acked"): CLOSED,
-    (TIME_WAIT, "timeout"): CLOSED,
-}
-_SYNCHRONIZED = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT})
-_RECEIVING = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})  # peer data still accepted
-_SENDING = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, LAST_ACK, CLOSING})  # we may (re)send
-_RESET_IS_ERROR = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT})
+CLOSED, SYN_SENT, ESTABLISHED = State.CLOSED, State.SYN_SENT, State.ESTABLISHED
+FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT = State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT
+CLOSING, LAST_ACK, TIME_WAIT = State.CLOSING, State.LAST_ACK, State.TIME_WAIT
 
 COUNTER_NAMES = (
     "segments_in", "segments_out", "bytes_in", "bytes_out", "bytes_delivered",
@@ -79,6 +70,7 @@ COUNTER_NAMES = (
     "retransmits", "fast_retransmits", "rto_timeouts", "syn_retransmits", "zero_window_probes",
     "rst_in", "rst_out", "rst_ignored", "syn_in", "no_ack_drops", "ooo_limit_drops", "sacks_compressed",
 )
+_FIN_SENT = frozenset({FIN_WAIT_1, CLOSING, LAST_ACK})  # our FIN is out, not yet acknowledged
 MAX_OOO_BLOCKS = 4096  # disjoint out-of-order blocks held at most (memory beyond the window's bytes)
 # SACK compression, as Linux does it (net.ipv4.tcp_comp_sack_delay_ns / tcp_comp_sack_nr, in
 # __tcp_ack_snd_check): for one RCV.NXT the first DUPACK_THRESH out-of-order segments get an immediate
@@ -181,7 +173,7 @@ class TcpConnection:
         self._ph_base = int.from_bytes(local_ip, "big") + int.from_bytes(remote_ip, "big") + 6  # pseudo-header
         self.window_event_interval = window_event_interval
 
-        self.state = CLOSED
+        self.state: State = CLOSED
         self._fast_ok = False
         self.error: TcpError | None = None
         self.peer_eof = False
@@ -310,7 +302,7 @@ class TcpConnection:
         if self.state != CLOSED or self._syn_count:
             raise TcpError("connect() called twice")
         self._now = now
-        self._set_state("connect", now)
+        self._set_state(Input.CONNECT, now)
         self._send_syn(now)
 
     def send(self, data: bytes, now: float) -> None:
@@ -333,11 +325,11 @@ class TcpConnection:
             if self._sndbuf:
                 self._fin_queued = True  # FIN-WAIT-1 once established
             else:
-                self._set_state("close", now)
+                self._set_state(Input.CLOSE, now)
                 self._clear_timers()
             return
         self._fin_queued = True
-        self._set_state("close", now)
+        self._set_state(Input.CLOSE, now)
         self._output(now)
 
     def abort(self, now: float) -> None:
@@ -346,7 +338,7 @@ class TcpConnection:
         if self.state in _SYNCHRONIZED and self.state != TIME_WAIT:
             self._emit(now, self.snd_nxt, RST | ACK, note="abort")
             self.counters["rst_out"] += 1
-        self._to_closed(now)
+        self._to_closed(Input.ABORT, now)
 
     def read(self, max_bytes: int | None = None) -> bytes:
         """In-order data for the app. Frees buffer space; may queue a window update segment."""
@@ -396,7 +388,7 @@ class TcpConnection:
         self._now = now
         if self._tw_at is not None and now >= self._tw_at:
             self._tw_at = None
-            self._set_state("timeout", now)
+            self._set_state(Input.TIME_WAIT_OVER, now)
             self._clear_timers()
             return
         if self._rtx_at is not None and now >= self._rtx_at:
@@ -762,13 +754,8 @@ class TcpConnection:
             self._ooo = Reassembly()  # data beyond the FIN is bogus
         self.rcv_nxt = (self.rcv_nxt + 1) & M32
         self.peer_eof = True
-        st = self.state
-        if st == ESTABLISHED:
-            self._set_state("fin", now)
-        elif st == FIN_WAIT_1:
-            self._set_state("fin", now)  # CLOSING
-        elif st == FIN_WAIT_2:
-            self._set_state("fin", now)
+        self._set_state(Input.FIN, now)  # ESTABLISHED -> CLOSE-WAIT, FIN-WAIT-1 -> CLOSING, FIN-WAIT-2 -> TIME-WAIT
+        if self.state is TIME_WAIT:
             self._enter_time_wait(now)
         self._send_ack(now)
 
@@ -787,7 +774,7 @@ class TcpConnection:
             c["rst_in"] += 1
             if flags & ACK:
                 self._seg_in(seg, now, "refused")
-                self._fail(f"connection refused by {_ip(self.remote_ip)}:{self.remote_port}", now)
+                self._fail(f"connection refused by {_ip(self.remote_ip)}:{self.remote_port}", now, Input.RESET)
             else:
                 c["rst_ignored"] += 1
                 self._seg_in(seg, now, "ignored")
@@ -839,7 +826,7 @@ class TcpConnection:
         self.cc = Reno(self.smss, syn_lost=self._syn_count > 1)
         self._pf_t0 = now
         self._seg_in(seg, now, "")
-        self._set_state("syn-ack", now)
+        self._set_state(Input.SYN_ACK, now)
         self._events.append(
             Handshake(
                 now, self.local_port, self.remote_port, self.isn, self.peer_isn, self.mss, self.peer_mss,
@@ -848,7 +835,7 @@ class TcpConnection:
             )
         )
         if self._fin_queued:
-            self._set_state("close", now)
+            self._set_state(Input.CLOSE, now)
         self._send_ack(now)
         self._output(now)
         self._window_event(now, force=True)
@@ -860,9 +847,9 @@ class TcpConnection:
         if delta == 0:
             self._seg_in(seg, now, "reset")
             if self.state in _RESET_IS_ERROR:
-                self._fail("connection reset by peer", now)
+                self._fail("connection reset by peer", now, Input.RESET)
             else:
-                self._to_closed(now)
+                self._to_closed(Input.RESET, now)
         elif 0 <= delta < max(rcv_wnd, 1):
             c["challenge_acks"] += 1
             self._seg_in(seg, now, "challenge")
@@ -938,15 +925,11 @@ class TcpConnection:
             cc.on_ack(data_acked, now)
         self._update_window(seg, now)
         # our FIN acknowledged?
-        if ack == fin_end:
-            st = self.state
-            if st == FIN_WAIT_1:
-                self._set_state("fin-acked", now)
-            elif st == CLOSING:
-                self._set_state("fin-acked", now)
+        if ack == fin_end and self.state in _FIN_SENT:
+            self._set_state(Input.FIN_ACKED, now)  # FIN-WAIT-1 -> FIN-WAIT-2, CLOSING -> TIME-WAIT, LAST-ACK -> CLOSED
+            if self.state is TIME_WAIT:
                 self._enter_time_wait(now)
-            elif st == LAST_ACK:
-                self._set_state("fin-acked", now)
+            elif self.state is CLOSED:
                 self._clear_timers()
                 return
         if self.snd_una == self.snd_max:
@@ -992,7 +975,7 @@ class TcpConnection:
             return
         if self._backoff >= self.max_retries:
             if not self._sndbuf and self.state in (FIN_WAIT_1, CLOSING, LAST_ACK):
-                self._to_closed(now)  # only our FIN is unacknowledged: all data got through
+                self._to_closed(Input.GIVE_UP, now)  # only our FIN is unacknowledged: all data got through
                 return
             self._fail(f"connection timed out: {self._backoff} retransmissions unanswered", now)
             return
@@ -1373,15 +1356,11 @@ class TcpConnection:
             )
         )
 
-    def _set_state(self, what: str, now: float) -> None:
-        new = TRANSITIONS.get((self.state, what))
-        if new is None:
-            raise AssertionError(f"no TCP transition from {self.state} on {what!r}")
-        self._move(new, now)
-
-    def _move(self, new: str, now: float) -> None:
+    def _set_state(self, what: Input, now: float) -> None:
+        """The only place the state changes: the move ``tcp_states.TRANSITIONS`` lists for ``what``."""
         old = self.state
-        if new != old:
+        new = next_state(old, what)
+        if new is not old:
             self.state = new
             self._fast_ok = new in _RECEIVING
             self._events.append(TcpState(now, old, new))
@@ -1389,13 +1368,14 @@ class TcpConnection:
     def _clear_timers(self) -> None:
         self._rtx_at = self._delack_at = self._sack_at = self._persist_at = self._tw_at = None
 
-    def _to_closed(self, now: float) -> None:
-        self._move(CLOSED, now)
+    def _to_closed(self, what: Input, now: float) -> None:
+        if self.state is not CLOSED:
+            self._set_state(what, now)
         self._clear_timers()
 
-    def _fail(self, message: str, now: float) -> None:
+    def _fail(self, message: str, now: float, what: Input = Input.GIVE_UP) -> None:
         self.error = TcpError(message)
-        self._to_closed(now)
+        self._to_closed(what, now)
 
 
 def _ip(addr: bytes) -> str:

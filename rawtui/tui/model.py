@@ -42,6 +42,7 @@ from rawtui.stack.events import (
     TlsInfo,
     Window,
 )
+from rawtui.stack.tcp_states import State
 
 #: Event types listed in the packet list: frames on the wire, and the TLS records seen in the byte stream.
 PACKET_TYPES = frozenset(
@@ -151,7 +152,7 @@ class ViewModel:
         self.t_last = 0.0
         # header
         self.route: Route | None = None
-        self.tcp_state = "CLOSED"
+        self.tcp_state: State = State.CLOSED
         self.infos: deque[Info] = deque(maxlen=20)
         self.http: HttpResponse | None = None
         self.redirects: list[Redirect] = []
@@ -459,8 +460,8 @@ class ViewModel:
             return "ENDED"
         if self.http is not None or (self._data_step is not None):
             return "DOWNLOADING"
-        if self.tcp_state not in ("CLOSED", ""):
-            return "CONNECTING" if self.tcp_state == "SYN_SENT" else self.tcp_state.replace("_", "-")
+        if self.tcp_state is not State.CLOSED:
+            return "CONNECTING" if self.tcp_state is State.SYN_SENT else self.tcp_state.value
         if self.arp_tries and self.arp_mac is None:
             return "RESOLVING"
         if self.route is not None:
