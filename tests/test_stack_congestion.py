@@ -77,3 +77,53 @@ def test_rto_collapses_to_one_segment():
     assert cc.window == 2 * MSS
     cc.on_ack(MSS, 0.0)  # a whole cwnd (2 MSS) acknowledged: + 1 MSS
     assert cc.window == 3 * MSS
+
+
+class FixedWindow:
+    """A controller of the test's own: a constant window of two segments, and a log of every call."""
+
+    def __init__(self, mss: int, *, syn_lost: bool = False) -> None:
+        self.mss = mss
+        self.ssthresh = 1 << 30
+        self.in_recovery = False
+        self.calls: list[str] = ["syn_lost" if syn_lost else "new"]
+
+    @property
+    def window(self) -> int:
+        return 2 * self.mss
+
+    def on_ack(self, acked_bytes: int, now: float) -> None:
+        self.calls.append(f"ack {acked_bytes}")
+
+    def on_dup_ack(self) -> None:
+        self.calls.append("dup")
+
+    def on_fast_retransmit(self, flight: int) -> None:
+        self.calls.append("fast")
+
+    def on_partial_ack(self, acked_bytes: int) -> None:
+        self.calls.append("partial")
+
+    def on_recovery_exit(self, flight: int | None = None) -> None:
+        self.calls.append("exit")
+
+    def on_rto(self, flight: int) -> None:
+        self.calls.append(f"rto {flight}")
+
+
+def test_the_connection_sends_what_a_plugged_in_controller_allows() -> None:
+    from test_stack_tcp import establish, out
+
+    conn, peer = establish(conn_kw={"congestion": FixedWindow})
+    cc = conn.cc
+    assert isinstance(cc, FixedWindow) and cc.calls == ["new"]  # made again once established
+    conn.send(bytes(10 * conn.smss), 1.0)
+    sent = out(conn)
+    assert sum(len(s.payload) for s in sent) == 2 * conn.smss  # its window, not Reno's 10 segments
+    conn.on_segment(peer.seg(0, ack=sent[-1].seq + len(sent[-1].payload)), 1.05)
+    assert cc.calls[-1] == f"ack {2 * conn.smss}"
+    assert sum(len(s.payload) for s in out(conn)) == 2 * conn.smss
+    deadline = conn.next_deadline
+    assert deadline is not None
+    conn.on_timer(deadline)
+    assert cc.calls[-1] == f"rto {2 * conn.smss}"

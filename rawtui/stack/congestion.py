@@ -20,7 +20,8 @@ def initial_window(mss: int) -> int:
 
 
 class CongestionControl(Protocol):
-    """What the TCP machine calls. ``window`` is the congestion window in bytes."""
+    """What the TCP machine calls (``TcpConnection(congestion=...)`` chooses the implementation).
+    ``window`` is the congestion window in bytes."""
 
     mss: int
     ssthresh: int
@@ -42,8 +43,15 @@ class CongestionControl(Protocol):
     def on_rto(self, flight: int) -> None: ...
 
 
+class CongestionFactory(Protocol):
+    """Makes the controller of one connection: ``mss`` is the sender's SMSS; ``syn_lost`` says the SYN
+    or SYN-ACK had to be sent again (RFC 6928: the initial window is then one segment)."""
+
+    def __call__(self, mss: int, *, syn_lost: bool = False) -> CongestionControl: ...
+
+
 class Reno:
-    """NewReno congestion control (RFC 5681 + RFC 6582)."""
+    """NewReno congestion control (RFC 5681 + RFC 6582); the default :class:`CongestionFactory`."""
 
     __slots__ = ("_ca_acked", "cwnd", "in_recovery", "mss", "ssthresh")
 

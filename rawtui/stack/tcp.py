@@ -16,12 +16,25 @@ States and their transitions are :mod:`rawtui.stack.tcp_states`; every move goes
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 
 from ..errors import TcpError
-from ..wire.tcp import ACK, FIN, NO_OPTIONS, PSH, RST, SYN, TcpOptions, TcpSegment, build_tcp, flags_str
-from .congestion import Reno
+from ..wire.checksum import pseudo_header_residue
+from ..wire.ipv4 import PROTO_TCP
+from ..wire.tcp import (
+    ACK,
+    FIN,
+    NO_OPTIONS,
+    PSH,
+    RST,
+    SYN,
+    TcpOptions,
+    TcpSegment,
+    build_pure_ack,
+    build_tcp,
+    flags_str,
+)
+from .congestion import CongestionControl, CongestionFactory, Reno
 from .events import (
     DupAck,
     DupData,
@@ -81,12 +94,6 @@ COMP_SACK_DELAY = 0.001
 COMP_SACK_NR = 44
 
 _FLAG_STR: dict[int, str] = {}
-_ACK_PLAIN = struct.Struct("!HHIIBBHHH")
-_ACK_TS = struct.Struct("!HHIIBBHHHIII")
-_TS_PREFIX = 0x0101080A  # NOP NOP TS(8) len 10
-# pure ACKs with n SACK blocks: [TS option,] NOP NOP SACK(5) len, blocks (the layout Linux sends)
-_ACK_SACK_TS = [struct.Struct("!HHIIBBHHHIIII" + "II" * n) for n in range(4)]
-_ACK_SACK = [struct.Struct("!HHIIBBHHHI" + "II" * n) for n in range(5)]
 
 
 def _fs(flags: int) -> str:
@@ -151,6 +158,7 @@ class TcpConnection:
         time_wait: float = 1.0,
         segment_events: bool = True,
         window_event_interval: float = 0.01,
+        congestion: CongestionFactory = Reno,
     ) -> None:
         self.local_ip = local_ip
         self.remote_ip = remote_ip
@@ -170,7 +178,7 @@ class TcpConnection:
         self.initial_rto = initial_rto
         self.time_wait = time_wait
         self.segment_events = segment_events
-        self._ph_base = int.from_bytes(local_ip, "big") + int.from_bytes(remote_ip, "big") + 6  # pseudo-header
+        self._ph_base = pseudo_header_residue(local_ip, remote_ip, PROTO_TCP, 0)
         self.window_event_interval = window_event_interval
 
         self.state: State = CLOSED
@@ -202,7 +210,8 @@ class TcpConnection:
         self._fin_queued = False
         self._fin_acked = False
         self._probe_out = False  # a zero-window probe byte beyond snd_max may be acked
-        self.cc = Reno(self.smss)
+        self._congestion = congestion
+        self.cc: CongestionControl = congestion(self.smss)
         self._dupacks = 0
         self._recover = self.isn
         self._rtx_reason = "rto"
@@ -440,10 +449,8 @@ class TcpConnection:
                     if seq_gt(seg.seq, self._snd_wl1):  # _update_window's bookkeeping (window unchanged)
                         self._snd_wl1 = seg.seq
                         self._snd_wl2 = seg.ack
-                elif self.ts_ok:  # RFC 7323 4.3: at RCV.NXT (<= Last.ACK.sent), TS.Recent follows
-                    ts = seg.options.ts
-                    if ts is not None and seq_le(seg.seq, self._last_ack_sent) and seq_ge(ts[0], self.ts_recent):
-                        self.ts_recent = ts[0]
+                elif self.ts_ok and (ts := seg.options.ts) is not None:
+                    self._ts_recent_update(seg.seq, ts[0])
                 note = self._on_data(seg, payload, plen, delta, room, now)
                 if self.segment_events:
                     self._seg_in(seg, now, note)
@@ -451,30 +458,17 @@ class TcpConnection:
                     self._window_event(now)
                 return
             if delta == 0 and 0 < plen <= self._adv_max - self._rcv_off:
+                # in order, nothing held out of order, wholly inside the window: _on_data's first case
                 c["bytes_in"] += plen
                 c["acks_in"] += 1
                 self._snd_wl1 = seg.seq
                 if plen > self._rcv_mss and plen <= self.adv_mss:
                     self._rcv_mss = plen
                 self._flowing = True
-                if self.ts_ok:
-                    ts = seg.options.ts
-                    if ts is not None:
-                        if ts[1] != self._last_tsecr_seen:
-                            self._last_tsecr_seen = ts[1]
-                            self._rcv_rtt_sample(ts[1], now)
-                        if seg.seq == self._last_ack_sent and seq_ge(ts[0], self.ts_recent):
-                            self.ts_recent = ts[0]
-                self._rxq.append(bytes(payload))
-                self._rx_len += plen
-                self._rcv_off += plen
-                self.rcv_nxt = (self.rcv_nxt + plen) & M32
-                self._peer_flight_update(now)
-                self._unacked += plen
-                if self._unacked >= 2 * self._rcv_mss:
-                    self._send_ack(now)
-                elif self._delack_at is None:
-                    self._delack_at = now + self.delack
+                if self.ts_ok and (ts := seg.options.ts) is not None:
+                    self._on_timestamps(seg.seq, ts, now)
+                self._take_in_order(payload, plen, now)
+                self._ack_in_order(plen, now)
                 if self.segment_events:
                     self._events.append(
                         SegmentIn(now, (seg.seq - self.peer_isn) & M32, (seg.ack - self.isn) & M32,
@@ -601,11 +595,8 @@ class TcpConnection:
                 self._on_dup_ack(now)
             self._update_window(seg, now)
 
-        opts = seg.options
-        if self.ts_ok and opts.ts is not None:
-            tsval = opts.ts[0]
-            if seq_le(seq, self._last_ack_sent) and seq_ge(tsval, self.ts_recent):
-                self.ts_recent = tsval
+        if self.ts_ok and (ts := seg.options.ts) is not None:
+            self._ts_recent_update(seq, ts[0])
 
         note = ""
         state = self.state
@@ -648,28 +639,17 @@ class TcpConnection:
         if plen > self._rcv_mss and plen <= self.adv_mss:
             self._rcv_mss = plen
         self._flowing = True
-        if self.ts_ok:
-            ts = seg.options.ts
-            if ts is not None and ts[1] != self._last_tsecr_seen:
-                self._last_tsecr_seen = ts[1]
-                self._rcv_rtt_sample(ts[1], now)
+        if self.ts_ok and (ts := seg.options.ts) is not None and ts[1] != self._last_tsecr_seen:
+            self._last_tsecr_seen = ts[1]
+            self._rcv_rtt_sample(ts[1], now)
         ooo = self._ooo
         if delta == 0:
-            if not ooo:
-                # the fast path: in order, nothing queued
-                self._rxq.append(bytes(payload))
-                self._rx_len += plen
-                self._rcv_off += plen
-                self.rcv_nxt = (self.rcv_nxt + plen) & M32
-                self._peer_flight_update(now)
+            if not ooo:  # in order, nothing queued
+                self._take_in_order(payload, plen, now)
                 if fin or (self._fin_off is not None and self._fin_off == self._rcv_off):
                     self._on_fin(now)
                     return ""
-                self._unacked += plen
-                if self._unacked >= 2 * self._rcv_mss:
-                    self._send_ack(now)
-                elif self._delack_at is None:
-                    self._delack_at = now + self.delack
+                self._ack_in_order(plen, now)
                 return ""
             # in order with a queue: merge, deliver everything now contiguous, ACK at once
             off = self._rcv_off
@@ -714,6 +694,35 @@ class TcpConnection:
                 )
         self._ack_out_of_order(now, at_edge and new > 0)
         return "ooo" if new else "dup"
+
+    def _take_in_order(self, payload: bytes | memoryview, plen: int, now: float) -> None:
+        """Data at RCV.NXT with nothing held out of order: into the receive queue."""
+        self._rxq.append(bytes(payload))
+        self._rx_len += plen
+        self._rcv_off += plen
+        self.rcv_nxt = (self.rcv_nxt + plen) & M32
+        self._peer_flight_update(now)
+
+    def _ack_in_order(self, plen: int, now: float) -> None:
+        """ACK every second full-sized segment at once, else within the delayed-ACK time (RFC 9293
+        3.8.6.3, RFC 5681 section 4.2)."""
+        self._unacked += plen
+        if self._unacked >= 2 * self._rcv_mss:
+            self._send_ack(now)
+        elif self._delack_at is None:
+            self._delack_at = now + self.delack
+
+    def _ts_recent_update(self, seq: int, tsval: int) -> None:
+        """RFC 7323 section 4.3: a segment at or before Last.ACK.sent carries the TS.Recent to echo."""
+        if seq_le(seq, self._last_ack_sent) and seq_ge(tsval, self.ts_recent):
+            self.ts_recent = tsval
+
+    def _on_timestamps(self, seq: int, ts: tuple[int, int], now: float) -> None:
+        """A data segment's timestamps: a receiver-side RTT sample from a new TSecr, and TS.Recent."""
+        if ts[1] != self._last_tsecr_seen:
+            self._last_tsecr_seen = ts[1]
+            self._rcv_rtt_sample(ts[1], now)
+        self._ts_recent_update(seq, ts[0])
 
     def _ack_out_of_order(self, now: float, compressible: bool) -> None:
         """ACK an out-of-order segment: at once, or compressed (see DUPACK_THRESH and COMP_SACK_*).
@@ -823,7 +832,7 @@ class TcpConnection:
             self.rto = min(max(3.0, self.initial_rto), self.max_rto)  # RFC 6298 5.7
         self._backoff = 0
         self.handshake_rtt = rtt if rtt is not None else now - self._syn_t
-        self.cc = Reno(self.smss, syn_lost=self._syn_count > 1)
+        self.cc = self._congestion(self.smss, syn_lost=self._syn_count > 1)
         self._pf_t0 = now
         self._seg_in(seg, now, "")
         self._set_state(Input.SYN_ACK, now)
@@ -1151,28 +1160,11 @@ class TcpConnection:
                     ((base + s) & M32, (base + e) & M32)
                     for s, e in self._ooo.sack_blocks(3 if self.ts_ok else 4)
                 )
-            if flags == ACK and not payload:
-                # a pure ACK: one struct.pack and a checksum, no records
+            if flags == ACK and not payload:  # a pure ACK: one struct.pack and a checksum, no records
                 fast = True
-                if sack:
-                    n = len(sack)
-                    blocks = [x for b in sack for x in b]
-                    if tsval >= 0:
-                        hdr = _ACK_SACK_TS[n].pack(
-                            self.local_port, self.remote_port, seq & M32, ack, (9 + 2 * n) << 4, ACK, window, 0, 0,
-                            _TS_PREFIX, tsval, self.ts_recent, 0x01010500 | (2 + 8 * n), *blocks)
-                    else:
-                        hdr = _ACK_SACK[n].pack(
-                            self.local_port, self.remote_port, seq & M32, ack, (6 + 2 * n) << 4, ACK, window, 0, 0,
-                            0x01010500 | (2 + 8 * n), *blocks)
-                elif tsval >= 0:
-                    hdr = _ACK_TS.pack(self.local_port, self.remote_port, seq & M32, ack, 0x80, ACK, window, 0, 0,
-                                       _TS_PREFIX, tsval, self.ts_recent)
-                else:
-                    hdr = _ACK_PLAIN.pack(self.local_port, self.remote_port, seq & M32, ack, 0x50, ACK, window, 0,
-                                          0)
-                r = (self._ph_base + len(hdr) + int.from_bytes(hdr, "big")) % 0xFFFF
-                self._out.append(hdr[:16] + (0xFFFF - r if r else 0).to_bytes(2, "big") + hdr[18:])
+                ts = (tsval, self.ts_recent) if tsval >= 0 else None
+                self._out.append(build_pure_ack(self.local_port, self.remote_port, seq, ack, window, ts, sack,
+                                                self._ph_base))
             elif tsval >= 0 or sack:
                 options = TcpOptions(ts=(tsval, self.ts_recent) if tsval >= 0 else None, sack=sack)
             else:

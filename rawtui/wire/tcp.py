@@ -133,6 +133,42 @@ def build_options(o: TcpOptions) -> bytes:
     return bytes(out)
 
 
+# pure ACKs: [NOP NOP TS(10) TSval TSecr] [NOP NOP SACK(2+8n) blocks], the layout Linux sends and the
+# bytes build_options gives for the same options, packed at once (the receive path sends one per 2 segments)
+_ACK_PLAIN = struct.Struct("!HHIIBBHHH")
+_ACK_TS = struct.Struct("!HHIIBBHHHIII")
+_ACK_SACK_TS = [struct.Struct("!HHIIBBHHHIIII" + "II" * n) for n in range(4)]
+_ACK_SACK = [struct.Struct("!HHIIBBHHHI" + "II" * n) for n in range(5)]
+
+
+def build_pure_ack(
+    src_port: int, dst_port: int, seq: int, ack: int, window: int, ts: tuple[int, int] | None,
+    sack: tuple[tuple[int, int], ...], pseudo_residue: int,
+) -> bytes:
+    """A segment with only ACK set and no payload: byte for byte what :func:`build_tcp` makes of
+    ``TcpSegment(src_port, dst_port, seq, ack, ACK, window, TcpOptions(ts=ts, sack=sack))``, in one pack.
+
+    ``pseudo_residue`` is ``pseudo_header_residue(src_ip, dst_ip, PROTO_TCP, 0)`` (the length is added
+    here), so a connection computes it once. At most 3 SACK blocks with timestamps, 4 without.
+    """
+    seq &= 0xFFFFFFFF
+    if sack:
+        n = len(sack)
+        blocks = [x for b in sack for x in b]
+        if ts is not None:
+            hdr = _ACK_SACK_TS[n].pack(src_port, dst_port, seq, ack, (9 + 2 * n) << 4, ACK, window, 0, 0,
+                                       _TS_FAST_WORD, ts[0], ts[1], 0x01010500 | (2 + 8 * n), *blocks)
+        else:
+            hdr = _ACK_SACK[n].pack(src_port, dst_port, seq, ack, (6 + 2 * n) << 4, ACK, window, 0, 0,
+                                    0x01010500 | (2 + 8 * n), *blocks)
+    elif ts is not None:
+        hdr = _ACK_TS.pack(src_port, dst_port, seq, ack, 0x80, ACK, window, 0, 0, _TS_FAST_WORD, ts[0], ts[1])
+    else:
+        hdr = _ACK_PLAIN.pack(src_port, dst_port, seq, ack, 0x50, ACK, window, 0, 0)
+    csum = checksum_from_residue(pseudo_residue + len(hdr) + residue(hdr))
+    return hdr[:16] + csum.to_bytes(2, "big") + hdr[18:]
+
+
 def parse_tcp(
     buf: bytes | bytearray | memoryview, src_ip: bytes, dst_ip: bytes, verify: bool = True
 ) -> TcpSegment:
