@@ -84,6 +84,11 @@ class ArpResolver:
         self._deadline = None
         self._events.append(ArpReply(now, ip, mac, round((now - self._sent_at) * 1000, 3)))
 
+    @property
+    def has_output(self) -> bool:
+        """Frames or events are waiting for :meth:`take_frames` / :meth:`take_events`."""
+        return bool(self._frames or self._events)
+
     def take_frames(self) -> list[bytes]:
         out, self._frames = self._frames, []
         return out

@@ -214,7 +214,7 @@ class Host:
 
     def _collect(self, now: float) -> None:
         arp = self.arp
-        if not arp.done or arp._frames or arp._events:
+        if not arp.done or arp.has_output:
             self._frames.extend(arp.take_frames())
             self._events.extend(arp.take_events())
         if arp.failed and self.error is None:
@@ -234,9 +234,8 @@ class Host:
 
     def _collect_tcp(self) -> None:
         tcp = self.tcp
-        if tcp._out:
+        if tcp.has_output:
             self._frames.extend(map(self._wrap, tcp.take_segments()))
-        if tcp._events:
             self._events.extend(tcp.take_events())
         if tcp.error is not None and self.error is None:
             self.error = tcp.error

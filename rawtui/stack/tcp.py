@@ -291,23 +291,34 @@ class TcpConnection:
 
     @property
     def next_deadline(self) -> float | None:
+        """The earliest time :meth:`on_timer` must be called (retransmission, delayed ACK, compressed
+        SACK, persist, TIME-WAIT), or None when no timer runs. It changes after every call."""
         best: float | None = None
         for t in (self._rtx_at, self._delack_at, self._sack_at, self._persist_at, self._tw_at):
             if t is not None and (best is None or t < best):
                 best = t
         return best
 
+    @property
+    def has_output(self) -> bool:
+        """Segments or events are waiting for :meth:`take_segments` / :meth:`take_events`."""
+        return bool(self._out or self._events)
+
     def take_segments(self) -> list[bytes]:
+        """The segments to send, oldest first, and forget them: each a whole TCP header (checksum
+        filled for this connection's addresses) plus payload, for the caller to wrap in IP."""
         out = self._out
         self._out = []
         return out
 
     def take_events(self) -> list[Event]:
+        """The events since the last call (:mod:`rawtui.stack.events`), in the order they happened."""
         ev = self._events
         self._events = []
         return ev
 
     def connect(self, now: float) -> None:
+        """Open the connection: the SYN is queued (CLOSED -> SYN-SENT). Raises TcpError when called twice."""
         if self.state != CLOSED or self._syn_count:
             raise TcpError("connect() called twice")
         self._now = now
@@ -315,6 +326,8 @@ class TcpConnection:
         self._send_syn(now)
 
     def send(self, data: bytes, now: float) -> None:
+        """Queue ``data`` for the peer; it leaves as the windows allow (at once if established). Raises
+        the connection's error once it failed, or TcpError when the connection no longer sends."""
         if self.error is not None:
             raise self.error
         if self._fin_queued or self.state not in (CLOSED, SYN_SENT, ESTABLISHED, CLOSE_WAIT):
@@ -394,6 +407,7 @@ class TcpConnection:
         return chunks
 
     def on_timer(self, now: float) -> None:
+        """Run every timer due at ``now`` (call it when ``now >= next_deadline``; early calls are harmless)."""
         self._now = now
         if self._tw_at is not None and now >= self._tw_at:
             self._tw_at = None
@@ -421,6 +435,12 @@ class TcpConnection:
     # ------------------------------------------------------------------ receive
 
     def on_segment(self, seg: TcpSegment, now: float) -> None:
+        """Take one segment from the peer, its checksum already verified (by the caller or the NIC).
+
+        Anything goes in: segments for other ports, old, duplicate, out-of-window or hostile ones are
+        counted and answered as RFC 9293 / 5961 say, never raised. Afterwards, :meth:`take_segments`,
+        :meth:`take_events`, :meth:`read_chunks` and :attr:`next_deadline` tell what it decided.
+        """
         self._now = now
         c = self.counters
         c["segments_in"] += 1
