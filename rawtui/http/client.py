@@ -145,7 +145,7 @@ class HttpExchange:
                         " that are not an HTTP response head")
             if eof:
                 return "the server closed the connection before sending a response"
-            if "exceeds" in str(e) or "too long" in str(e).lower():
+            if e.error_status_hint == 431:  # h11: "Request Header Fields Too Large" (its buffer limit)
                 return f"the response header is longer than {MAX_HEADER_BYTES // 1024} KB"
             return f"bad HTTP response from the server: {e}"
         if eof and self.content_length is not None:
