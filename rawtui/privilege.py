@@ -1,11 +1,12 @@
 """Privileges for a download: exactly CAP_NET_RAW and CAP_NET_ADMIN, and the invoking user for the rest.
 
 rawtui needs two capabilities: CAP_NET_RAW for the AF_PACKET socket and CAP_NET_ADMIN for the firewall
-rule that stops the kernel's RSTs (the ``nft``/``iptables`` child) and for SO_RCVBUFFORCE. Nothing else.
+rule that stops the kernel's RSTs (an nftables netlink batch; the ``nft``/``iptables`` child only when the
+kernel refuses netlink) and for SO_RCVBUFFORCE. Nothing else.
 
 - Run through sudo (root, with SUDO_UID/SUDO_GID set): :func:`drop_to_sudo_user` becomes the invoking
   user (uid, gid, supplementary groups) and keeps only those two capabilities: permitted, effective,
-  inheritable *and ambient* (so the firewall tool it runs gets CAP_NET_ADMIN too), with every other
+  inheritable *and ambient* (so a fallback firewall tool it runs gets CAP_NET_ADMIN too), with every other
   capability removed from the bounding set and ``no_new_privs`` set. Files are then created by that
   user, in directories that user may write: the download belongs to the user, not to root.
 - Plain root (no sudo): stays root.
