@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
         server = "nginx" if find_nginx() else "python"
     wanted = {int(x) for x in ns.links.split(",") if x.strip()}
-    console = Console(stderr=True)
+    console = Console(stderr=True, emoji=False)
     results = []
     for link in links(ns.quick):
         if link.number in wanted:
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"server {server}[/]")
             results.append((link, bench_link(link, reps, server, console)))
     tbl, md = summarise(results)
-    out = Console()
+    out = Console(emoji=False)
     out.print(tbl)
     for line in md:
         if line.startswith("- "):

@@ -51,7 +51,7 @@ class HeadlessView:
         elif t == "route":
             self.route = ev  # type: ignore[assignment]
             self._say(f"route: {ev.dst_ip} via {ev.gateway or 'on-link'} on {ev.iface} "  # type: ignore[attr-defined]
-                      f"({ev.reason})")  # type: ignore[attr-defined]
+                      f"({_esc(ev.reason)})")  # type: ignore[attr-defined]
         elif t == "arp_reply":
             self.arp = ev  # type: ignore[assignment]
             self._say(f"arp: {ev.ip} is at {ev.mac} ({ev.rtt_ms:.2f} ms)")  # type: ignore[attr-defined]
@@ -64,9 +64,9 @@ class HeadlessView:
         elif t == "http_response":
             self.response = ev  # type: ignore[assignment]
         elif t == "redirect":
-            self._say(f"redirect {ev.hop}: {ev.location}")  # type: ignore[attr-defined]
+            self._say(f"redirect {ev.hop}: {_esc(ev.location)}")  # type: ignore[attr-defined]
         elif t == "info" and ev.level == "warning":  # type: ignore[attr-defined]
-            self._say(f"[yellow]warning:[/] {ev.message}")  # type: ignore[attr-defined]
+            self._say(f"[yellow]warning:[/] {_esc(ev.message)}")  # type: ignore[attr-defined]
         elif t == "done":
             self.done = ev  # type: ignore[assignment]
             self._stop_progress()
@@ -81,7 +81,7 @@ class HeadlessView:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(stderr=True)
+            self._console = Console(stderr=True, emoji=False)
         return self._console
 
     def _say(self, text: str) -> None:
@@ -130,11 +130,11 @@ class HeadlessView:
         tbl.add_column()
         if self.route:
             r = self.route
-            tbl.add_row("interface", f"{r.iface}  {r.src_ip}  {r.src_mac}  mtu {r.mtu}  ({r.reason})")
+            tbl.add_row("interface", _esc(f"{r.iface}  {r.src_ip}  {r.src_mac}  mtu {r.mtu}  ({r.reason})"))
             gw = f"{r.gateway}" if r.gateway else f"{r.next_hop} (on-link)"
             mac = self.arp.mac if self.arp else "?"
             arp = f"  arp {self.arp.rtt_ms:.2f} ms" if self.arp else ""
-            tbl.add_row("next hop", f"{gw}  is at {mac}{arp}")
+            tbl.add_row("next hop", _esc(f"{gw}  is at {mac}{arp}"))
         if self.handshake:
             h = self.handshake
             opts = [f"mss {h.mss}"]
@@ -148,16 +148,16 @@ class HeadlessView:
                         + ", ".join(opts))
         if self.tls:
             x = self.tls
-            tbl.add_row("tls", f"{x.version} {x.cipher}  alpn {x.alpn or '-'}  handshake {x.handshake_ms:.2f} ms")
+            tbl.add_row("tls", _esc(f"{x.version} {x.cipher}  alpn {x.alpn or '-'}  handshake {x.handshake_ms:.2f} ms"))
             if x.verified:
-                tbl.add_row("certificate", f"{x.subject}  issued by {x.issuer}  expires {x.not_after}")
+                tbl.add_row("certificate", _esc(f"{x.subject}  issued by {x.issuer}  expires {x.not_after}"))
             else:
                 tbl.add_row("certificate", "[bold red]not verified (--insecure)[/]")
         if self.response:
-            tbl.add_row("response", f"HTTP {self.response.status} {self.response.reason}")
+            tbl.add_row("response", _esc(f"HTTP {self.response.status} {self.response.reason}"))
         speed = d.bytes / d.duration_s if d.duration_s > 0 else 0.0
-        tbl.add_row("saved", f"{d.path}  {d.bytes:,} bytes in {d.duration_s:.2f} s  "
-                    f"({human_bytes(speed)}/s)")
+        tbl.add_row("saved", _esc(f"{d.path}  {d.bytes:,} bytes in {d.duration_s:.2f} s  "
+                    f"({human_bytes(speed)}/s)"))
         tbl.add_row("sha256", d.sha256)
         tbl.add_row("tcp", f"retransmissions {c.get('retransmits', 0)}  dup data {c.get('dup_data', 0)}  "
                     f"out-of-order {c.get('out_of_order', 0)}  dup acks sent {c.get('dup_acks_sent', 0)}")
@@ -168,3 +168,10 @@ class HeadlessView:
             w = self.window
             tbl.add_row("rtt", f"srtt {w.srtt_ms:.2f} ms  rttvar {w.rttvar_ms or 0:.2f} ms  rto {w.rto_ms:.0f} ms")
         return tbl
+
+
+def _esc(text: str) -> str:
+    """Text from the network or the user, shown as it is: no rich markup (``[...]``) in it is obeyed."""
+    from rich.markup import escape
+
+    return escape(text)

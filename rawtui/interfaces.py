@@ -458,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.json:
         print(json.dumps(to_json(report), indent=2))
     else:
-        Console().print(render(report))
+        Console(emoji=False).print(render(report))
     code = report.exit_code
     if code != EXIT_OK:
         exp = report.explanation
