@@ -47,6 +47,7 @@ from .stack.events import (
     from_dict,
 )
 from .stack.tcp import M32, TcpConnection
+from .stack.tcp_states import State
 from .wire.arp import OP_REPLY, OP_REQUEST, parse_arp
 from .wire.checksum import pseudo_header_residue
 from .wire.errors import ChecksumError, WireError
@@ -566,7 +567,7 @@ class _Analysis:
         except TcpError:
             pass  # the machine disagrees (e.g. already closed): the capture is the truth
         ack = (seg.ack - self.peer_isn) & M32 if flags & ACK and self.peer_isn is not None else 0
-        shift = conn.rcv_wscale if conn.state != "SYN-SENT" else 0
+        shift = conn.rcv_wscale if conn.state is not State.SYN_SENT else 0
         self.client_window = seg.window << shift
         if not n and not note and flags == ACK:
             if ack == self.last_ack and (seg.options.sack or conn.ooo_bytes):
@@ -593,7 +594,7 @@ class _Analysis:
     @property
     def peer_isn(self) -> int | None:
         conn = self.conn
-        if conn is None or conn.state == "SYN-SENT":
+        if conn is None or conn.state is State.SYN_SENT:
             return None
         return conn.peer_isn
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 from .source import Emit
 from .stack.events import Done, Error, HttpResponse, Info, Progress, Redirect, Route, TlsInfo, TlsRecord
 from .stack.host import Host
+from .stack.tcp_states import OVER, State
 from .wire.ethernet import mac_bytes
 from .wire.ipv4 import ip_bytes
 
@@ -64,10 +65,6 @@ def coalesce(pieces: list[bytes], limit: int = COALESCE, small: int = 16 << 10) 
     if group:
         out.append(group[0] if len(group) == 1 else b"".join(group))
     return out
-
-
-class Interrupted(RawtuiError):
-    exit_code = EXIT_INTERRUPTED
 
 
 @dataclass(slots=True)
@@ -292,7 +289,7 @@ class Session:
                     raise _Stopped()
                 t = now()
                 # the application side: TCP bytes <-> (TLS) <-> HTTP
-                if not started and tcp.state == "ESTABLISHED":
+                if not started and tcp.state is State.ESTABLISHED:
                     started = True
                     wire = chan.start()
                     if wire:
@@ -367,11 +364,11 @@ class Session:
                         last_progress = t
                 if closing_since is not None:
                     # linger briefly for the FIN exchange, never for long
-                    if tcp.state in ("CLOSED", "TIME-WAIT") or t - closing_since > 1.0 or redirect is not None:
+                    if tcp.state in OVER or t - closing_since > 1.0 or redirect is not None:
                         break
                 elif tcp.error is not None:
                     raise tcp.error
-                elif tcp.state == "CLOSED" and request_sent:
+                elif tcp.state is State.CLOSED and request_sent:
                     raise TcpError("the connection closed before the response was complete")
                 # wait for frames or the next timer
                 deadline = host.next_deadline
@@ -409,7 +406,7 @@ class Session:
                     host.on_timer(t)
         finally:
             # leave the server no half-open connection behind us
-            if tcp.state not in ("CLOSED", "TIME-WAIT", "SYN-SENT") and redirect is None and not http.complete:
+            if tcp.state not in OVER and tcp.state is not State.SYN_SENT and redirect is None and not http.complete:
                 host.abort(now())
             frames = host.take_frames()
             for f in frames:

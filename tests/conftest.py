@@ -1,12 +1,23 @@
-"""Fixtures for lab tests: the namespace lab, files to serve, servers, and a way to run rawtui in the lab.
+"""Fixtures for lab tests: the namespace lab, files to serve, servers, and a way to run rawtui in the lab;
+and the helpers every test file shares (:func:`child_env`, :func:`nft_tables`, :func:`require_tool`).
 
-Tests marked ``@pytest.mark.lab`` need root and network namespaces. Without them they are skipped, or
-fail when ``RAWTUI_REQUIRE_LAB=1`` (as in CI) so a broken lab can never pass as "all skipped".
+What a test needs, and what happens without it (skipped; under ``RAWTUI_REQUIRE_LAB=1``, as in CI, a
+failure, so a broken lab machine can never pass as "all skipped"):
+
+- ``@pytest.mark.lab``: root, iproute2 and network namespaces;
+- ``@pytest.mark.needs_root``: root only (e.g. dropping privileges);
+- ``@pytest.mark.needs_tool("tshark", ...)`` or :func:`require_tool` inside a test: a command that
+  ``.ci/run`` installs (tshark, dumpcap, curl, ethtool, nft, nginx, setpriv, unshare...).
+
+Never use ``skipif`` or ``pytest.skip`` for these: they bypass ``RAWTUI_REQUIRE_LAB``. A skip that is not
+about the lab machine (e.g. this kernel has no 802.1Q VLAN support) stays a skip and says so.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import secrets
 import selectors
@@ -22,6 +33,7 @@ from typing import Any, NamedTuple, NoReturn
 
 import pytest
 
+from rawtui.lab import impair
 from rawtui.lab.nginx import find_nginx, start_nginx
 from rawtui.lab.server import make_file, sha256_file
 from rawtui.lab.topology import Lab, LabError, cleanup_stale_labs
@@ -29,6 +41,8 @@ from rawtui.lab.topology import Lab, LabError, cleanup_stale_labs
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYSERVER_PORT = 8080
 NGINX_PORT = 80
+SLOW_TIMEOUT = 1800  # seconds, for tests marked slow (a 1 GB download through an impaired link)
+SLOWER_TIMEOUT = 3600  # for tests marked slower (run by hand)
 WWW_FILES = {
     "empty.bin": 0,
     "one.bin": 1,
@@ -84,11 +98,36 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                 print(f"rawtui: removed stale lab namespaces: {' '.join(removed)}", file=sys.stderr)
 
 
+def require_tool(name: str) -> str:
+    """The path of command ``name``; skip the test when it is missing (fail under RAWTUI_REQUIRE_LAB=1:
+    CI installs every tool the tests use, so a missing one there is a broken machine, not a pass)."""
+    path = shutil.which(name)
+    if path is None:
+        lab_unavailable(f"{name} is not installed")
+    return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The global per-test timeout (pyproject.toml) is for ordinary tests; the long ones get their own.
+    for item in items:
+        if item.get_closest_marker("timeout") is not None:
+            continue
+        if item.get_closest_marker("slower") is not None:
+            item.add_marker(pytest.mark.timeout(SLOWER_TIMEOUT))
+        elif item.get_closest_marker("slow") is not None:
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("lab") is not None:
         reason = lab_unavailable_reason()
         if reason is not None:
             lab_unavailable(reason)
+    if item.get_closest_marker("needs_root") is not None and os.geteuid() != 0:
+        lab_unavailable("this test needs root")
+    for marker in item.iter_markers("needs_tool"):
+        for name in marker.args:
+            require_tool(name)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -161,14 +200,10 @@ def find_leaks(the_lab: Lab) -> list[str]:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    nft = shutil.which("nft")
-    if nft is not None:
-        res = the_lab.run("client", [nft, "list", "tables"], capture_output=True, text=True, timeout=20)
-        for line in res.stdout.splitlines():
-            parts = line.split()  # "table inet rawtui_1234"
-            if len(parts) == 3 and parts[0] == "table" and parts[2].startswith("rawtui"):
-                problems.append(f"nft table left in the client namespace: {parts[1]} {parts[2]}")
-                the_lab.run("client", [nft, "delete", "table", parts[1], parts[2]], capture_output=True)
+    for family, name in nft_table_entries(the_lab.client_ns) if shutil.which("nft") else []:
+        if name.startswith("rawtui"):
+            problems.append(f"nft table left in the client namespace: {family} {name}")
+            the_lab.run("client", ["nft", "delete", "table", family, name], capture_output=True)
     return problems
 
 
@@ -208,13 +243,32 @@ def www(tmp_path_factory: pytest.TempPathFactory) -> Www:
     return Www(root, sha)
 
 
-def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for Python children: rawtui importable even when it is not installed."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
+def child_env(extra: dict[str, str] | None = None, **more: str) -> dict[str, str]:
+    """The environment for Python children: this rawtui importable even when it is not installed,
+    unbuffered output, plus ``extra`` / ``more`` (e.g. ``child_env(COLUMNS="120")``)."""
+    env = impair.child_env()
     env.update(extra or {})
+    env.update(more)
     return env
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data`` (of a file: ``rawtui.lab.server.sha256_file``)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def nft_table_entries(ns: str) -> list[tuple[str, str]]:
+    """(family, name) of every nftables table in network namespace ``ns`` (`nft -j list tables`)."""
+    nft = require_tool("nft")
+    res = subprocess.run(["ip", "netns", "exec", ns, nft, "-j", "list", "tables"], capture_output=True,
+                         text=True, timeout=20, check=True)  # fmt: skip
+    items = json.loads(res.stdout)["nftables"]
+    return [(item["table"]["family"], item["table"]["name"]) for item in items if "table" in item]
+
+
+def nft_tables(ns: str) -> list[str]:
+    """The names of the nftables tables in network namespace ``ns`` (e.g. ``["rawtui_1234_40000"]``)."""
+    return [name for _family, name in nft_table_entries(ns)]
 
 
 @pytest.fixture(scope="session")
@@ -236,7 +290,7 @@ def pyserver(lab: Lab, www: Www, tmp_path_factory: pytest.TempPathFactory) -> It
             ],
             stdout=subprocess.PIPE,
             stderr=stderr,
-            env=_child_env(),
+            env=child_env(),
         )
     try:
         line = _wait_ready_line(proc, timeout=20)
@@ -311,7 +365,7 @@ def run_rawtui(request: pytest.FixtureRequest, tmp_path: Path) -> RunRawtui:
                 capture_output=True,
                 text=True,
                 timeout=timeout,
-                env=_child_env(env),
+                env=child_env(env),
             )
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout

@@ -18,18 +18,17 @@ RCV.NXT, its SND.NXT), fires once enough data has flowed, and prints what it sen
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import child_env, lab_unavailable
+
+from rawtui.lab.server import sha256_file
 
 pytestmark = pytest.mark.lab
 
-REPO = str(Path(__file__).resolve().parents[1])
 
 INJECTOR = r"""
 import json, os, random, select, struct, sys, time
@@ -142,16 +141,10 @@ print(json.dumps({"sent": sent, "at": (rcv_nxt - peer_isn) & M}), flush=True)
 """
 
 
-def _env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("SUDO_")}
-    e["PYTHONPATH"] = REPO
-    return e
-
-
 def start_injector(lab, role: str, ns: str, ifname: str, dst_mac: str, port: int, after: int) -> subprocess.Popen:
     argv = [sys.executable, "-c", INJECTOR, role, ifname, dst_mac, lab.client_ip, lab.server_ip,
             lab.router_client_ip, str(port), str(after)]
-    proc = lab.popen(ns, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    proc = lab.popen(ns, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
     assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
     return proc
 
@@ -167,10 +160,10 @@ def test_hostile_frames_during_a_download(fresh_lab, www, run_rawtui, tmp_path):
     # rx checksum offload off on the client: otherwise veth marks frames sent through AF_PACKET as
     # "checksum verified" (TP_STATUS_CSUM_VALID) and a bad checksum is never looked at
     if not lab.set_offloads("c", lab.client_if, rx=False):
-        pytest.skip("ethtool is missing: cannot turn rx checksum offload off")
+        lab_unavailable("ethtool is not installed: cannot turn rx checksum offload off")
     port = 8090
     server = lab.popen(lab.server_ns, [sys.executable, "-m", "rawtui.lab.server", "--root", str(www.root),
-                                       "--port", str(port)], stdout=subprocess.PIPE, text=True, env=_env())
+                                       "--port", str(port)], stdout=subprocess.PIPE, text=True, env=child_env())
     try:
         assert server.stdout.readline().startswith("ready")
         offlink = start_injector(lab, "offlink", lab.server_ns, lab.server_if, lab.mac("r", lab.router_sif),
@@ -183,7 +176,7 @@ def test_hostile_frames_during_a_download(fresh_lab, www, run_rawtui, tmp_path):
     finally:
         lab.stop(server)
     assert r.returncode == 0, r.stderr
-    assert hashlib.sha256((tmp_path / "out.bin").read_bytes()).hexdigest() == www.sha256["50m.bin"]
+    assert sha256_file(tmp_path / "out.bin") == www.sha256["50m.bin"]
     evs = [json.loads(line) for line in (tmp_path / "ev.ndjson").read_text().splitlines()]
     done = evs[-1]
     assert done["type"] == "done" and done["sha256"] == www.sha256["50m.bin"]

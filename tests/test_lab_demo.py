@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import child_env, lab_unavailable
 
 from rawtui.lab.demo import _merge_knobs, _parser, cli_knobs, describe_knobs, parse_size
 from rawtui.lab.nginx import find_nginx
@@ -21,19 +21,13 @@ from rawtui.lab.scenarios import SCENARIOS, load_events
 from rawtui.lab.topology import _list_netns
 from rawtui.stack.events import Handshake, LabKnobs, ServerTcpInfo
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 lab_test = pytest.mark.lab
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    return env
+pytest_plugins = ("userland",)  # test_demo_needs_root runs as another user (tests/userland.py)
 
 
 def _demo(*args: str, timeout: float = 120, prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
     argv = [*(prefix or []), sys.executable, "-m", "rawtui", "demo", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=_env(),
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=child_env(),
                           stdin=subprocess.DEVNULL, check=False)
 
 
@@ -71,12 +65,12 @@ def test_cli_knobs_merge_over_the_scenario() -> None:
     assert parse_size("1.5M") == 3 << 19
 
 
-def test_demo_needs_root() -> None:
-    setpriv = shutil.which("setpriv")
-    if os.geteuid() != 0 or setpriv is None:
-        pytest.skip("needs root and setpriv to run the demo as another user")
-    res = _demo("--headless", "--size", "1K",
-                prefix=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+@pytest.mark.needs_root  # to run the demo as another user
+def test_demo_needs_root(userland) -> None:
+    # from the readable copy (tests/userland.py): the checkout may be under a 0700 directory
+    res = subprocess.run(userland.rawtui("demo", "--headless", "--size", "1K"), capture_output=True, text=True,
+                         timeout=60, env=userland.env(), stdin=subprocess.DEVNULL, check=False, cwd="/",
+                         user=65534, group=65534, extra_groups=[])
     assert res.returncode == 3, res.stderr
     assert "run it as root" in res.stderr
 
@@ -105,7 +99,7 @@ def test_cli_knobs_reach_the_router(tmp_path: Path) -> None:
 @lab_test
 def test_nginx_with_sock_diag_ground_truth(tmp_path: Path) -> None:
     if find_nginx() is None:
-        pytest.skip("nginx is not installed")
+        lab_unavailable("nginx is not installed (apt-get install nginx-light)")
     events = tmp_path / "e.ndjson"
     res = _demo("--headless", "--server", "nginx", "--scenario", "slow-start", "--events", str(events))
     assert res.returncode == 0, res.stderr[-3000:]
@@ -130,7 +124,7 @@ def test_exit_1_when_the_phenomenon_does_not_appear() -> None:
 @lab_test
 def test_sigterm_removes_the_lab() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "rawtui", "demo", "--headless", "--size", "50M", "--rate", "10mbit"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
                             stdin=subprocess.DEVNULL, start_new_session=True)
     assert proc.stderr is not None
     line = ""

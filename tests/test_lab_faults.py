@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import lab_unavailable
+from conftest import child_env, lab_unavailable
 
 from rawtui.lab.control import LabControl
 from rawtui.lab.impair import start_relay
@@ -35,7 +35,6 @@ from rawtui.lab.topology import Lab, LabError
 
 pytestmark = pytest.mark.lab
 
-REPO = str(Path(__file__).resolve().parents[1])
 PORT = 8080
 TABLE = Path(os.environ.get("RAWTUI_FAULT_TABLE", "/tmp/rawtui-fault-matrix.md"))
 
@@ -76,13 +75,6 @@ class FaultLab:
     ctl: LabControl
 
 
-def _env() -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("SUDO_")}
-    e["PYTHONPATH"] = REPO
-    e["PYTHONUNBUFFERED"] = "1"
-    return e
-
-
 @pytest.fixture(scope="module")
 def faultlab(www, tmp_path_factory):
     try:
@@ -94,7 +86,7 @@ def faultlab(www, tmp_path_factory):
         start_relay(lab, control, seed=5)
         server = lab.popen(lab.server_ns, [sys.executable, "-m", "rawtui.lab.server", "--root", str(www.root),
                                            "--port", str(PORT), "--report", control],
-                           stdout=subprocess.PIPE, text=True, env=_env())
+                           stdout=subprocess.PIPE, text=True, env=child_env())
         assert server.stdout.readline().startswith("ready")
         with LabControl(control) as ctl:
             yield FaultLab(lab, control, www.root, dict(www.sha256), ctl)
@@ -136,7 +128,7 @@ def download(fl: FaultLab, case: Case, name: str, cwd: Path, timeout: float) -> 
             "--lab-control", fl.control, f"http://{fl.lab.server_ip}:{PORT}/{name}"]
     t0 = time.monotonic()
     proc = fl.lab.popen(fl.lab.client_ns, argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                        text=True, env=_env())
+                        text=True, env=child_env())
     try:
         if case.blackout:
             _blackout_at_a_quarter(fl, cwd, size, case.blackout, proc)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
 
 import pytest
+from conftest import lab_unavailable
+
+from rawtui.lab.server import sha256_file
 
 pytestmark = pytest.mark.lab
 
@@ -20,8 +21,6 @@ def tls_site(lab, www, tmp_path_factory):
     from rawtui.lab.pki import make_pki, nginx_tls_servers
 
     if find_nginx() is None:
-        from conftest import lab_unavailable
-
         lab_unavailable("nginx is not installed (apt-get install nginx-light)")
     pki = make_pki(tmp_path_factory.mktemp("pki"), lab.server_ip)
     extra = nginx_tls_servers(pki, lab.server_ip, www.root, PORTS)
@@ -32,16 +31,12 @@ def tls_site(lab, www, tmp_path_factory):
         handle.stop()
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @pytest.mark.parametrize("name", ["empty.bin", "1m.bin", "50m.bin"])
 def test_https_download_is_byte_exact(run_rawtui, lab, www, tls_site, name, tmp_path):
     r = run_rawtui("--headless", "--cacert", tls_site.ca, "--events", "ev.ndjson", "-o", "o.bin",
                    f"https://{lab.server_ip}/{name}")
     assert r.returncode == 0, r.stderr
-    assert sha256(r.cwd / "o.bin") == www.sha256[name]
+    assert sha256_file(r.cwd / "o.bin") == www.sha256[name]
     events = [json.loads(line) for line in (r.cwd / "ev.ndjson").read_text().splitlines()]
     (tls,) = [e for e in events if e["type"] == "tls"]
     assert tls["verified"] and tls["version"] in ("TLSv1.2", "TLSv1.3")
@@ -76,14 +71,14 @@ def test_system_store_does_not_know_the_lab_ca(run_rawtui, lab, tls_site):
 def test_insecure_works_and_warns(run_rawtui, lab, www, tls_site):
     r = run_rawtui("--headless", "--insecure", "-o", "o.bin", f"https://{lab.server_ip}:{PORTS['expired']}/1m.bin")
     assert r.returncode == 0, r.stderr
-    assert sha256(r.cwd / "o.bin") == www.sha256["1m.bin"]
+    assert sha256_file(r.cwd / "o.bin") == www.sha256["1m.bin"]
     assert "NOT verified" in r.stderr
 
 
 def test_http_to_https_redirect(run_rawtui, lab, www, tls_site):
     r = run_rawtui("--headless", "--cacert", tls_site.ca, f"http://{lab.server_ip}:{PORTS['redirect']}/1m7.bin")
     assert r.returncode == 0, r.stderr
-    assert sha256(r.cwd / "1m7.bin") == www.sha256["1m7.bin"]
+    assert sha256_file(r.cwd / "1m7.bin") == www.sha256["1m7.bin"]
 
 
 def test_keylog_written(run_rawtui, lab, tls_site):
@@ -116,7 +111,7 @@ def test_https_under_2_percent_loss_is_byte_exact(fresh_lab, www, run_rawtui, tm
             handle.stop()
         lost = ctl.state()["stats"]["down"]["lost"]
     assert r.returncode == 0, r.stderr
-    assert sha256(r.cwd / "o.bin") == www.sha256["1m7.bin"]
+    assert sha256_file(r.cwd / "o.bin") == www.sha256["1m7.bin"]
     assert lost > 0  # the relay really dropped frames on the way
     kinds = [json.loads(line)["type"] for line in (r.cwd / "ev.ndjson").read_text().splitlines()]
     assert "out_of_order" in kinds or "dup_data" in kinds

@@ -4,11 +4,15 @@ and what arrives at the other namespace), plus the control socket and the Pipe's
 The lab tests send known numbers of UDP datagrams (one 1514-byte frame each, unless small) through the
 router with a relay started with a fixed seed, so a run is reproducible; tolerances are still those a
 random process of that size needs (e.g. 2 % +- 0.5 % of 10,000 frames is +- 3.5 sigma).
+
+Nothing here depends on how fast the machine is: the sink stops once it has accounted for every frame the
+relay says it forwarded (not after an idle spell), delays are checked on the delays the relay reports it
+chose (a measured RTT only has to be at least that), and where a measured time is the point (a rate, a
+blackout's length) the bound that physics guarantees is tight and the other one is wide, with the reason.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import random
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+from conftest import child_env, require_tool
 
 from rawtui.lab.control import ControlError, ControlHub, LabChannel, LabControl, Subscription
 from rawtui.lab.impair import (
@@ -41,51 +46,63 @@ from rawtui.lab.impair import (
     segment_tcp,
     start_relay,
 )
-from rawtui.lab.server import make_file, parse_tcp_info
+from rawtui.lab.server import make_file, parse_tcp_info, sha256_file
 from rawtui.lab.topology import Lab
 from rawtui.stack.events import Info, LabKnobs, LabScenario, LabStats, ServerTcpInfo
 from rawtui.wire.checksum import verify
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 lab_test = pytest.mark.lab
 
 # ---------------------------------------------------------------------------------------------------
 # UDP tools run inside the namespaces
 
-# Receives datagrams "<seq> ..." on a port until `idle` seconds pass without one (after the first) or
-# `limit` seconds in all; prints {"seqs": [...], "times": [...], "csum_errors": n}: the sequence numbers in
-# arrival order, their kernel arrival timestamps, and how many datagrams the kernel dropped for a bad
-# UDP checksum (InCsumErrors) meanwhile.
+# Receives datagrams "<seq> ..." on a port. Once it has printed "ready" it reads one number from stdin:
+# how many datagrams the relay forwarded to it (the relay's own count, taken once it had sent them all).
+# It stops when every one of them is accounted for (received, or rejected by the kernel for a bad UDP
+# checksum or a full receive buffer), or after `limit` seconds in all, and prints {"seqs": [...],
+# "times": [...], "csum_errors": n, "rcvbuf_errors": n}: the sequence numbers in arrival order, their
+# kernel arrival timestamps, and the kernel's rejects (InCsumErrors, RcvbufErrors) meanwhile.
 _SINK = textwrap.dedent(
     """
-    import json, socket, struct, sys, time
-    port, idle, limit = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-    def csum_errors():
+    import json, select, socket, struct, sys, time
+    port, limit = int(sys.argv[1]), float(sys.argv[2])
+    def kernel_rejects():
         lines = [l.split() for l in open("/proc/net/snmp") if l.startswith("Udp:")]
-        return int(lines[1][lines[0].index("InCsumErrors")])
-    e0 = csum_errors()
+        return {k: int(lines[1][lines[0].index(k)]) for k in ("InCsumErrors", "RcvbufErrors")}
+    r0 = kernel_rejects()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE: the sink must not be the bottleneck
+    s.setsockopt(socket.SOL_SOCKET, 33, 256 << 20)  # SO_RCVBUFFORCE: the sink must not be the bottleneck
     s.setsockopt(socket.SOL_SOCKET, 35, 1)  # SO_TIMESTAMPNS: arrival times stamped by the kernel
     s.bind(("0.0.0.0", port))
+    s.setblocking(False)
     print("ready", flush=True)
-    seqs, times = [], []
+    seqs, times, expected, rejects = [], [], None, {}
     end = time.monotonic() + limit
-    s.settimeout(limit)
     anc = socket.CMSG_SPACE(16)
-    while True:
-        try:
-            data, cmsgs, _, _ = s.recvmsg(65536, anc)
-        except (TimeoutError, socket.timeout):
-            break
-        now = time.monotonic()
-        sec, nsec = struct.unpack("=qq", cmsgs[0][2][:16]) if cmsgs else (now, 0)
-        seqs.append(int(data.split(b" ", 1)[0]))
-        times.append(sec + nsec / 1e9)
-        s.settimeout(max(0.01, min(idle, end - now)))
-        if now > end:
-            break
-    print(json.dumps({"seqs": seqs, "times": times, "csum_errors": csum_errors() - e0}), flush=True)
+    stdin = sys.stdin.fileno()
+    while (left := end - time.monotonic()) > 0:
+        if expected is not None:
+            r1 = kernel_rejects()
+            rejects = {k: r1[k] - r0[k] for k in r1}
+            if len(seqs) + sum(rejects.values()) >= expected:
+                break
+        ready, _, _ = select.select([s] + ([stdin] if expected is None else []), [], [], min(left, 0.1))
+        if stdin in ready:
+            line = sys.stdin.readline()
+            if not line:
+                break
+            expected = int(line)
+        while s in ready:
+            try:
+                data, cmsgs, _, _ = s.recvmsg(65536, anc)
+            except BlockingIOError:
+                break
+            sec, nsec = struct.unpack("=qq", cmsgs[0][2][:16]) if cmsgs else (time.time(), 0)
+            seqs.append(int(data.split(b" ", 1)[0]))
+            times.append(sec + nsec / 1e9)
+    r1 = kernel_rejects()
+    print(json.dumps({"seqs": seqs, "times": times, "csum_errors": r1["InCsumErrors"] - r0["InCsumErrors"],
+                      "rcvbuf_errors": r1["RcvbufErrors"] - r0["RcvbufErrors"]}), flush=True)
     """
 )
 
@@ -118,7 +135,7 @@ _SOURCE = textwrap.dedent(
     """
 )
 
-# UDP echo server / RTT probe.
+# UDP echo server / RTT probe (one probe at a time; null for a probe with no answer within 10 s).
 _ECHO = textwrap.dedent(
     """
     import socket, sys
@@ -135,7 +152,7 @@ _RTT = textwrap.dedent(
     import json, socket, sys, time
     dst, port, n, gap = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(2.0)
+    s.settimeout(10.0)
     rtts = []
     for i in range(n):
         t = time.perf_counter()
@@ -148,8 +165,7 @@ _RTT = textwrap.dedent(
                 break
             if data == b"%d" % i:
                 break
-        if data is not None:
-            rtts.append((time.perf_counter() - t) * 1000.0)
+        rtts.append(None if data is None else (time.perf_counter() - t) * 1000.0)
         time.sleep(gap)
     print(json.dumps(rtts), flush=True)
     """
@@ -157,6 +173,7 @@ _RTT = textwrap.dedent(
 
 PORT = 9999
 FRAME_PAYLOAD = 1472  # one full 1514-byte Ethernet frame per datagram
+RELAY_WAIT = 30.0  # seconds to wait for the relay to have read and sent every frame (normally ms)
 
 
 class RelayLab(NamedTuple):
@@ -166,10 +183,11 @@ class RelayLab(NamedTuple):
     proc: subprocess.Popen[str]
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-    return env
+class Flow(NamedTuple):
+    got: dict[str, Any]  # what the sink received (see _SINK)
+    st: dict[str, int]  # the relay's counters for the direction, this flow only
+    sent: int  # datagrams the source sent
+    secs: float  # how long the source took to send them
 
 
 @pytest.fixture
@@ -187,56 +205,98 @@ def relay_lab(fresh_lab: Lab) -> Iterator[RelayLab]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _sink(lab: Lab, ns: str, idle: float = 0.5, limit: float = 30.0) -> subprocess.Popen[str]:
-    proc = lab.popen(ns, [sys.executable, "-c", _SINK, str(PORT), str(idle), str(limit)],
-                     stdout=subprocess.PIPE, text=True)
+def _sink(lab: Lab, ns: str, limit: float = 60.0) -> subprocess.Popen[str]:
+    proc = lab.popen(ns, [sys.executable, "-c", _SINK, str(PORT), str(limit)],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
     return proc
 
 
-def _sink_result(lab: Lab, proc: subprocess.Popen[str], timeout: float = 40.0) -> dict[str, Any]:
-    out, _ = proc.communicate(timeout=timeout)
+def _sink_result(lab: Lab, proc: subprocess.Popen[str], expected: int, timeout: float = 90.0) -> dict[str, Any]:
+    """Tell the sink how many datagrams to account for; its report once it has."""
+    out, _ = proc.communicate(f"{expected}\n", timeout=timeout)
     lab.stop(proc)
-    return json.loads(out.strip().splitlines()[-1])
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def _source_argv(dst: str, n: int, size: int = FRAME_PAYLOAD, rate: float = 20_000) -> list[str]:
+    return [sys.executable, "-c", _SOURCE, dst, str(PORT), str(n), str(size), str(rate)]
 
 
 def _send(lab: Lab, ns: str, dst: str, n: int, size: int = FRAME_PAYLOAD, rate: float = 20_000) -> tuple[int, float]:
-    res = lab.run(ns, [sys.executable, "-c", _SOURCE, dst, str(PORT), str(n), str(size), str(rate)],
-                  capture_output=True, text=True, timeout=120)
+    res = lab.run(ns, _source_argv(dst, n, size, rate), capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     sent, secs = res.stdout.split()
     return int(sent), float(secs)
 
 
-def _flow(rl: RelayLab, direction: str, n: int, **kw: Any) -> tuple[dict[str, Any], dict[str, int], int]:
-    """Send n datagrams in ``direction`` ("up": client -> server); return (sink result, relay stats delta
-    for that direction, datagrams sent)."""
-    lab = rl.lab
-    src_ns, dst_ns, dst_ip = ((lab.client_ns, lab.server_ns, lab.server_ip) if direction == "up"
-                              else (lab.server_ns, lab.client_ns, lab.client_ip))
-    before = rl.ctl.state()["stats"][direction]
-    sink = _sink(lab, dst_ns)
-    sent, _ = _send(lab, src_ns, dst_ip, n, **kw)
-    got = _sink_result(lab, sink)
-    time.sleep(0.3)  # the relay's counters are read after the last frame left it
-    after = rl.ctl.state()["stats"][direction]
+def _relay_done(rl: RelayLab, direction: str, before: dict[str, int], sent: int) -> dict[str, int]:
+    """Wait until the relay has read (or the kernel has dropped, full socket buffer: ``rx_drops``) all
+    ``sent`` frames of ``direction`` and it holds none back; return its counters for them (the difference
+    to ``before``; queue_max as it is)."""
+    deadline = time.monotonic() + RELAY_WAIT
+    while True:
+        after = rl.ctl.state()["stats"][direction]
+        seen = after["frames_in"] + after["rx_drops"] - before["frames_in"] - before["rx_drops"]
+        if seen >= sent and after["queued"] == 0:
+            break
+        assert time.monotonic() < deadline, (
+            f"the relay saw {seen} of {sent} frames and still holds {after['queued']} after {RELAY_WAIT:.0f} s"
+        )
+        time.sleep(0.02)
     delta = {k: after[k] - before[k] for k in after if k not in ("queue_len", "queue_max", "queued")}
     delta["queue_max"] = after["queue_max"]
-    return got, delta, sent
+    return delta
+
+
+def _ends(rl: RelayLab, direction: str) -> tuple[str, str, str]:
+    """(source namespace, sink namespace, sink address) for a flow in ``direction`` ("up": client -> server)."""
+    lab = rl.lab
+    if direction == "up":
+        return lab.client_ns, lab.server_ns, lab.server_ip
+    return lab.server_ns, lab.client_ns, lab.client_ip
+
+
+def _flow(rl: RelayLab, direction: str, n: int, exact: bool = True, **kw: Any) -> Flow:
+    """Send n datagrams in ``direction``; every frame the relay forwarded is accounted for at the sink.
+    ``exact``: the relay must have read every frame (none dropped by the kernel before it could)."""
+    src_ns, dst_ns, dst_ip = _ends(rl, direction)
+    before = rl.ctl.state()["stats"][direction]
+    sink = _sink(rl.lab, dst_ns)
+    try:
+        sent, secs = _send(rl.lab, src_ns, dst_ip, n, **kw)
+        st = _relay_done(rl, direction, before, sent)
+        got = _sink_result(rl.lab, sink, st["frames_out"])
+    finally:
+        rl.lab.stop(sink)
+    assert got["rcvbuf_errors"] == 0, "the sink's receive buffer overflowed: it, not the relay, lost frames"
+    if exact:
+        assert st["rx_drops"] == 0, "the relay's receive buffer overflowed: frames were lost before any knob"
+    return Flow(got, st, sent, secs)
 
 
 def _rtts(rl: RelayLab, n: int = 30, gap: float = 0.02) -> list[float]:
+    """Round-trip times (ms) of ``n`` UDP probes, one at a time, client -> server -> client."""
     lab = rl.lab
     echo = lab.popen(lab.server_ns, [sys.executable, "-c", _ECHO, str(PORT)], stdout=subprocess.PIPE, text=True)
     try:
         assert echo.stdout is not None and echo.stdout.readline().strip() == "ready"
         res = lab.run(lab.client_ns, [sys.executable, "-c", _RTT, lab.server_ip, str(PORT), str(n), str(gap)],
-                      capture_output=True, text=True, timeout=60)
+                      capture_output=True, text=True, timeout=60 + 10 * n)
         assert res.returncode == 0, res.stderr
-        return list(json.loads(res.stdout))
+        rtts = json.loads(res.stdout)
+        assert None not in rtts, f"probes without an answer within 10 s: {rtts}"
+        return list(rtts)
     finally:
         lab.stop(echo)
+
+
+def _start_server(lab: Lab, root: Path, *extra: str) -> subprocess.Popen[str]:
+    server = lab.popen(lab.server_ns, [sys.executable, "-m", "rawtui.lab.server", "--root", str(root),
+                                       "--port", "8080", *extra], stdout=subprocess.PIPE, text=True, env=child_env())
+    assert server.stdout is not None and server.stdout.readline().startswith("ready")
+    return server
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -251,7 +311,7 @@ def test_relay_forwards_exactly_and_lab_still_routes(relay_lab: RelayLab) -> Non
     assert rl.lab.ping("client", rl.lab.router_client_ip)  # the router's own address is not relayed
     forward = rl.lab.run(rl.lab.router_ns, ["cat", "/proc/sys/net/ipv4/ip_forward"], capture_output=True, text=True)
     assert forward.stdout.strip() == "0"
-    got, st, sent = _flow(rl, "up", 5000)
+    got, st, sent, _ = _flow(rl, "up", 5000)
     assert sent == 5000
     assert got["seqs"] == list(range(5000))
     assert st["frames_in"] == st["frames_out"] == 5000
@@ -266,23 +326,19 @@ def test_relay_forwards_exactly_and_lab_still_routes(relay_lab: RelayLab) -> Non
 def test_relay_copes_with_offloads_left_on(fresh_lab: Lab, tmp_path: Path) -> None:
     """Without prepare_lab the server's TSO super-frames and offloaded checksums reach the relay: it splits
     them like GSO and completes the checksums, so a 1 % loss still acts on wire-sized frames."""
-    import hashlib
-
     lab = fresh_lab
     control = os.path.join(tempfile.mkdtemp(prefix="rtimp"), "c.sock")
     relay = start_relay(lab, control, seed=2, prepare=False)
     make_file(tmp_path / "8m.bin", 8 << 20, seed=3)
-    server = lab.popen(lab.server_ns, [sys.executable, "-m", "rawtui.lab.server", "--root", str(tmp_path),
-                                       "--port", "8080"], stdout=subprocess.PIPE, text=True, env=_env())
+    server = _start_server(lab, tmp_path)
     try:
-        assert server.stdout is not None and server.stdout.readline().startswith("ready")
         with LabControl(control) as ctl:
             ctl.set("down", loss=1)
             out = tmp_path / "out.bin"
-            res = lab.run(lab.client_ns, ["curl", "-s", "-o", str(out), f"http://{lab.server_ip}:8080/8m.bin"],
-                          timeout=120)
+            res = lab.run(lab.client_ns, [require_tool("curl"), "-s", "-o", str(out),
+                                          f"http://{lab.server_ip}:8080/8m.bin"], timeout=120)
             assert res.returncode == 0
-            assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256((tmp_path / "8m.bin").read_bytes()).digest()
+            assert sha256_file(out) == sha256_file(tmp_path / "8m.bin")
             down = ctl.state()["stats"]["down"]
         assert down["segmented"] > 0
         assert down["lost"] > 0 and down["send_errors"] == 0
@@ -297,7 +353,7 @@ def test_relay_copes_with_offloads_left_on(fresh_lab: Lab, tmp_path: Path) -> No
 @pytest.mark.parametrize("direction", ["up", "down"])
 def test_loss_2_percent(relay_lab: RelayLab, direction: str) -> None:
     relay_lab.ctl.set(direction, loss=2)
-    got, st, sent = _flow(relay_lab, direction, 10_000)
+    got, st, sent, _ = _flow(relay_lab, direction, 10_000)
     lost = sent - len(got["seqs"])
     assert lost == st["lost"], "what went missing is exactly what the relay dropped"
     assert 150 <= lost <= 250, f"2 % +- 0.5 % of 10,000 frames, got {lost}"
@@ -306,40 +362,62 @@ def test_loss_2_percent(relay_lab: RelayLab, direction: str) -> None:
 
 @lab_test
 def test_delay_adds_40ms_to_rtt(relay_lab: RelayLab) -> None:
-    base = statistics.median(_rtts(relay_lab))
-    relay_lab.ctl.set("down", delay_ms=40)
-    rtts = _rtts(relay_lab)
-    added = statistics.median(rtts) - base
-    assert 35 <= added <= 45, f"40 ms +- 5 ms, measured {added:.1f} ms (baseline {base:.2f} ms)"
-    assert min(rtts) >= 39.5
+    rl = relay_lab
+    rl.ctl.set("down", delay_ms=40)
+    rl.ctl.delays(clear=True)
+    rtts = _rtts(rl)
+    chosen = rl.ctl.delays()
+    # The relay's decisions: one per echo reply (the only frames going down), each exactly the knob, and
+    # none for the requests going up.
+    assert chosen == {"down": [40.0] * len(rtts), "up": []}
+    # The relay holds each reply at least 40 ms after it arrived, which is after its probe left: no RTT
+    # is shorter (same clock, CLOCK_MONOTONIC, in both processes; 0.01 ms for float rounding).
+    assert min(rtts) >= 40.0 - 0.01
+    # The delay is added once, not twice (both directions, or twice per frame). Wide on purpose: on a
+    # loaded machine any probe can wait for a CPU, and the median of 30 shrugs off a few that do.
+    assert statistics.median(rtts) < 80, rtts
 
 
 @lab_test
 def test_jitter_spreads_delay_uniformly(relay_lab: RelayLab) -> None:
-    base = statistics.median(_rtts(relay_lab, n=10))
-    relay_lab.ctl.set("down", delay_ms=40, jitter_ms=10)
-    rtts = [r - base for r in _rtts(relay_lab, n=60, gap=0.03)]
-    assert 35 <= statistics.median(rtts) <= 45
-    assert min(rtts) >= 29 and max(rtts) <= 53, (min(rtts), max(rtts))
-    assert 3.5 <= statistics.stdev(rtts) <= 8.0  # uniform on +-10 ms: 5.8 ms
+    rl = relay_lab
+    rl.ctl.set("down", delay_ms=40, jitter_ms=10)
+    rl.ctl.delays(clear=True)
+    rtts = _rtts(rl, n=60, gap=0.03)
+    chosen = rl.ctl.delays()["down"]
+    assert len(chosen) == len(rtts) == 60  # one decision per echo reply
+    # The distribution of the delays the relay chose: uniform on 40 +- 10 ms.
+    assert all(30.0 <= d <= 50.0 for d in chosen), chosen
+    assert 37.0 <= statistics.mean(chosen) <= 43.0  # the mean of 60 draws: sd 0.75 ms
+    assert 4.5 <= statistics.stdev(chosen) <= 7.0  # 20 / sqrt(12) = 5.77 ms; sd of the estimate ~0.33
+    quarters = [sum(1 for d in chosen if 30 + 5 * q <= d < 35 + 5 * q) for q in range(4)]
+    quarters[3] += chosen.count(50.0)
+    assert all(5 <= c <= 25 for c in quarters), quarters  # 15 expected in each 5 ms band, sd 3.4
+    # What was measured: no reply came back sooner than the delay chosen for it (in order: jitter
+    # never reorders, and the probes go one at a time).
+    assert all(rtt >= d - 0.01 for rtt, d in zip(rtts, chosen, strict=True)), list(zip(rtts, chosen, strict=True))
 
 
 @lab_test
 def test_rate_20mbit_with_curl(relay_lab: RelayLab, tmp_path: Path) -> None:
     lab = relay_lab.lab
     make_file(tmp_path / "5m.bin", 5 << 20)
-    server = lab.popen(lab.server_ns, [sys.executable, "-m", "rawtui.lab.server", "--root", str(tmp_path),
-                                       "--port", "8080"], stdout=subprocess.PIPE, text=True, env=_env())
+    server = _start_server(lab, tmp_path)
     try:
-        assert server.stdout is not None and server.stdout.readline().startswith("ready")
         relay_lab.ctl.set("down", rate_bps=20_000_000, queue=100)
-        res = lab.run(lab.client_ns, ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}",
+        res = lab.run(lab.client_ns, [require_tool("curl"), "-s", "-o", "/dev/null", "-w", "%{speed_download}",
                                       f"http://{lab.server_ip}:8080/5m.bin"], capture_output=True, text=True, timeout=60)
         assert res.returncode == 0, res.stderr
         mbit = float(res.stdout) * 8 / 1e6
-        assert 18 <= mbit <= 22, f"20 +- 2 Mbit/s, curl measured {mbit:.2f} Mbit/s"
+        # Never faster than the link: the relay serialises every whole frame at 20 Mbit/s, and curl's
+        # time includes all of that schedule (its payload rate is at most 20 * 1448 / 1514 = 19.1).
+        assert mbit <= 20.0, f"curl measured {mbit:.2f} Mbit/s through a 20 Mbit/s link"
+        # Not throttled further: wide, because a relay that waits for a CPU sends late (its schedule
+        # catches up, but the transfer's end may slip).
+        assert mbit >= 14.0, f"curl measured {mbit:.2f} Mbit/s through a 20 Mbit/s link"
         st = relay_lab.ctl.state()["stats"]["down"]
-        assert st["queue_max"] <= 100
+        assert 0 < st["queue_max"] <= 100
+        assert st["frames_out"] >= (5 << 20) // 1448
     finally:
         lab.stop(server)
 
@@ -349,20 +427,25 @@ def test_rate_and_queue_with_udp(relay_lab: RelayLab) -> None:
     """A burst into a 1 Mbit/s link with a 50-frame queue: the queue fills, the rest is dropped at its tail,
     and what gets through leaves at the link's rate."""
     relay_lab.ctl.set("up", rate_bps=1_000_000, queue=50)
-    got, st, sent = _flow(relay_lab, "up", 500, rate=0)
+    got, st, sent, _ = _flow(relay_lab, "up", 500, rate=0)
     n = len(got["seqs"])
-    assert 50 <= n <= 56, n
-    assert st["queue_drops"] == sent - n
+    assert n == st["frames_out"], "what arrived is what the relay let through"
+    assert st["queue_drops"] == sent - n, "and the rest was dropped at the queue's tail"
     assert st["queue_max"] == 50
-    times = got["times"]
-    rate = (n - 1) * 1514 * 8 / (times[-1] - times[0])
-    assert 0.9e6 <= rate <= 1.1e6, f"{rate / 1e6:.3f} Mbit/s"
+    # The queue's 50 frames, plus one frame per 12.1 ms while the burst came in: a few when the relay
+    # reads the burst at once (usually 0-6), more if it was descheduled in the middle of it.
+    assert 50 <= n <= 100, n
+    # The link's rate, from the kernel's arrival stamps: the median gap, which ignores the bunches a late
+    # relay sends when it catches up with its schedule. Wide (+-20 %) for the same reason.
+    frame_time = 1514 * 8 / 1_000_000
+    gap = statistics.median(b - a for a, b in zip(got["times"], got["times"][1:], strict=False))
+    assert 0.8 * frame_time <= gap <= 1.2 * frame_time, f"{1514 * 8 / gap / 1e6:.3f} Mbit/s"
 
 
 @lab_test
 def test_reorder_2_percent(relay_lab: RelayLab) -> None:
     relay_lab.ctl.set("up", reorder=2)
-    got, st, sent = _flow(relay_lab, "up", 10_000)
+    got, st, sent, _ = _flow(relay_lab, "up", 10_000)
     seqs = got["seqs"]
     assert sorted(seqs) == list(range(sent)), "reordering loses nothing"
     late = 0
@@ -371,8 +454,10 @@ def test_reorder_2_percent(relay_lab: RelayLab) -> None:
         if s < top:
             late += 1
         top = max(top, s)
-    assert late == st["reordered"]
-    assert 150 <= late <= 250, f"2 % +- 0.5 % of 10,000 frames arrived late, got {late}"
+    # Every late frame is one the relay held back; a held frame released by the time limit before later
+    # frames passed it (the source paused) may still arrive in order.
+    assert st["reordered"] - st["reorder_expired"] <= late <= st["reordered"]
+    assert 150 <= st["reordered"] <= 250, f"2 % +- 0.5 % of 10,000 frames held back, got {st['reordered']}"
     # each late frame was overtaken by REORDER_GAP later ones
     pos = {s: i for i, s in enumerate(seqs)}
     displaced = [pos[s] - s for s in seqs if pos[s] > s]
@@ -382,7 +467,7 @@ def test_reorder_2_percent(relay_lab: RelayLab) -> None:
 @lab_test
 def test_duplicate_2_percent(relay_lab: RelayLab) -> None:
     relay_lab.ctl.set("up", dup=2)
-    got, st, sent = _flow(relay_lab, "up", 10_000)
+    got, st, sent, _ = _flow(relay_lab, "up", 10_000)
     seqs = got["seqs"]
     dups = len(seqs) - len(set(seqs))
     assert set(seqs) == set(range(sent))
@@ -394,7 +479,7 @@ def test_duplicate_2_percent(relay_lab: RelayLab) -> None:
 def test_corrupt_2_percent_caught_by_checksums(relay_lab: RelayLab) -> None:
     """Corrupted frames are still routed (IP header intact) and the receiver's UDP checksum rejects them."""
     relay_lab.ctl.set("up", corrupt=2)
-    got, st, sent = _flow(relay_lab, "up", 10_000)
+    got, st, sent, _ = _flow(relay_lab, "up", 10_000)
     missing = sent - len(got["seqs"])
     assert missing == st["corrupted"] == got["csum_errors"]
     assert 150 <= missing <= 250, f"2 % +- 0.5 % of 10,000 frames corrupted, got {missing}"
@@ -402,22 +487,38 @@ def test_corrupt_2_percent_caught_by_checksums(relay_lab: RelayLab) -> None:
 
 @lab_test
 def test_blackout_drops_everything_for_n_seconds(relay_lab: RelayLab) -> None:
-    lab = relay_lab.lab
-    sink = _sink(lab, lab.server_ns, idle=2.0)
-    timer = threading.Timer(1.0, relay_lab.ctl.blackout, args=(1.0,))
-    timer.start()
-    sent, _secs = _send(lab, lab.client_ns, lab.server_ip, 3000, size=100, rate=1000)
-    timer.join()
-    got = _sink_result(lab, sink)
-    times = got["times"]
-    gaps = sorted((b - a, a) for a, b in itertools.pairwise(times))
-    gap, _ = gaps[-1]
-    assert 0.9 <= gap <= 1.1, f"a 1 s blackout, the longest gap was {gap:.3f} s"
-    missing = sent - len(got["seqs"])
-    st = relay_lab.ctl.state()["stats"]["up"]
-    assert missing == st["blackout_drops"]
-    assert 900 <= missing <= 1100
-    assert relay_lab.ctl.state()["knobs"]["up"]["blackout_s"] == 0
+    rl = relay_lab
+    src_ns, dst_ns, dst_ip = _ends(rl, "up")
+    before = rl.ctl.state()["stats"]["up"]
+    sink = _sink(rl.lab, dst_ns)
+    source = rl.lab.popen(src_ns, _source_argv(dst_ip, 3000, size=100, rate=1000), stdout=subprocess.PIPE, text=True)
+    try:
+        # the blackout starts once 500 frames have crossed (not at a time: the source may start late)
+        deadline = time.monotonic() + RELAY_WAIT
+        while rl.ctl.state()["stats"]["up"]["frames_in"] - before["frames_in"] < 500:
+            assert source.poll() is None and time.monotonic() < deadline, "the source's frames did not arrive"
+            time.sleep(0.01)
+        rl.ctl.blackout(1.0)
+        out, _ = source.communicate(timeout=120)
+        sent = int(out.split()[0])
+        st = _relay_done(rl, "up", before, sent)
+        got = _sink_result(rl.lab, sink, st["frames_out"])
+    finally:
+        rl.lab.stop(source)
+        rl.lab.stop(sink)
+    seqs, times = got["seqs"], got["times"]
+    assert seqs == sorted(seqs)
+    missing = sorted(set(range(sent)) - set(seqs))
+    assert len(missing) == st["blackout_drops"] > 0
+    assert missing == list(range(missing[0], missing[-1] + 1)), "one blackout: one run of missing frames"
+    assert missing[0] >= 500 and missing[-1] < sent - 1, "frames flowed before and after it"
+    # The relay forwarded the last frame before the blackout before it began, and the first one after it
+    # once it had ended: their arrivals are at least the blackout's 1 s apart (kernel timestamps; 10 ms
+    # for clock slew). Wide above: a source or relay waiting for a CPU just then makes the gap longer.
+    i = seqs.index(missing[0] - 1)
+    gap = times[i + 1] - times[i]
+    assert 0.99 <= gap <= 1.5, f"a 1 s blackout, the gap was {gap:.3f} s"
+    assert rl.ctl.state()["knobs"]["up"]["blackout_s"] == 0
 
 
 @lab_test
@@ -429,7 +530,7 @@ def test_relay_throughput(relay_lab: RelayLab, capsys: pytest.CaptureFixture[str
         relay_lab.ctl.reset()
         if label != "no knobs":
             relay_lab.ctl.set("up", delay_ms=1)
-        got, st, _sent = _flow(relay_lab, "up", 60_000, rate=0)
+        got, st, _sent, _ = _flow(relay_lab, "up", 60_000, exact=False, rate=0)  # flat out: may overflow
         times = got["times"]
         rate = (len(times) - 1) / (times[-1] - times[0])
         results[label] = rate
@@ -437,7 +538,9 @@ def test_relay_throughput(relay_lab: RelayLab, capsys: pytest.CaptureFixture[str
     with capsys.disabled():
         print("\nrelay throughput (1514-byte frames): "
               + ", ".join(f"{k}: {v / 1000:.0f}k frames/s = {v * 1514 * 8 / 1e9:.2f} Gbit/s" for k, v in results.items()))
-    assert results["no knobs"] >= 20_000
+    # 60-95k frames/s on an idle 2-core machine; the floor only catches a relay that waits per frame
+    # (a scheduler tick each would be ~1k/s), with room for a machine whose other core is busy.
+    assert results["no knobs"] >= 5_000
 
 
 @lab_test
@@ -461,13 +564,14 @@ def test_control_channel_events_and_errors(relay_lab: RelayLab) -> None:
                     b'"retrans_total":0,"pacing_bps":1,"delivery_bps":2,"mss":1448,"peer_port":5}\n')
         assert relay_lab.lab.ping("client", relay_lab.lab.server_ip)
         events: list[Any] = []
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and not any(isinstance(e, LabStats) for e in events):
+        wanted = {LabKnobs, LabScenario, ServerTcpInfo, LabStats}
+        deadline = time.monotonic() + 20  # a wait, not a bound: normally met within 0.25 s
+        while time.monotonic() < deadline and not wanted <= {type(e) for e in events}:
             if select.select([ch.fileno()], [], [], 0.2)[0]:
                 events += ch.poll(time.monotonic())
         pub.close()
         kinds = {type(e) for e in events}
-        assert {LabKnobs, LabScenario, ServerTcpInfo, LabStats} <= kinds, kinds
+        assert wanted <= kinds, kinds
         knobs = [e for e in events if isinstance(e, LabKnobs)][-1]
         assert knobs.down["loss"] == 1.5 and "loss 1.5 %" in knobs.note
         ti = next(e for e in events if isinstance(e, ServerTcpInfo))
@@ -475,8 +579,10 @@ def test_control_channel_events_and_errors(relay_lab: RelayLab) -> None:
         # the lab goes away: one warning, then the channel is quiet (no busy loop)
         relay_lab.lab.stop(relay_lab.proc)
         got: list[Any] = []
-        while select.select([ch.fileno()], [], [], 0.5)[0]:
-            got += ch.poll(time.monotonic())
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(isinstance(e, Info) for e in got):
+            if select.select([ch.fileno()], [], [], 0.2)[0]:
+                got += ch.poll(time.monotonic())
         assert [e for e in got if isinstance(e, Info)], got
         assert not select.select([ch.fileno()], [], [], 0.2)[0]
     finally:
@@ -489,24 +595,29 @@ def test_server_reports_tcp_info(relay_lab: RelayLab, tmp_path: Path) -> None:
     lab = relay_lab.lab
     make_file(tmp_path / "2m.bin", 2 << 20)
     sub = Subscription(relay_lab.control)
-    server = lab.popen(lab.server_ns, [sys.executable, "-m", "rawtui.lab.server", "--root", str(tmp_path),
-                                       "--port", "8080", "--report", relay_lab.control],
-                       stdout=subprocess.PIPE, text=True, env=_env())
+    server = _start_server(lab, tmp_path, "--report", relay_lab.control)
     try:
-        assert server.stdout is not None and server.stdout.readline().startswith("ready")
         relay_lab.ctl.set("down", delay_ms=20, rate_bps=50_000_000)
-        res = lab.run(lab.client_ns, ["curl", "-s", "-o", "/dev/null", f"http://{lab.server_ip}:8080/2m.bin"],
-                      timeout=60)
+        res = lab.run(lab.client_ns, [require_tool("curl"), "-s", "-o", "/dev/null",
+                                      f"http://{lab.server_ip}:8080/2m.bin"], timeout=60)
         assert res.returncode == 0
-        samples = []
-        while (msg := sub.next(timeout=1.0)) is not None:
-            if msg.get("type") == "tcp_info":
+        samples: list[dict[str, Any]] = []
+        # until the connection's last word (sampled when it ends: everything acknowledged)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(s["bytes_acked"] >= (2 << 20) for s in samples):
+            msg = sub.next(timeout=1.0)
+            if msg is not None and msg.get("type") == "tcp_info":
                 samples.append(msg)
-        assert len(samples) >= 10
-        assert samples[0]["cwnd_bytes"] <= 10 * samples[0]["mss"] + 1  # the initial window
+        assert max(s["bytes_acked"] for s in samples) >= (2 << 20)
+        # The transfer takes at least 0.34 s (2 MiB at 50 Mbit/s) and the server samples every 10 ms:
+        # ~35 samples; a sampler thread starved of CPU on a loaded machine still gets a few turns.
+        assert len(samples) >= 5
+        # Slow start from the initial window of 10 segments: cwnd grows by at most what is acknowledged
+        # (whatever the moment each sample was taken; 4 segments of slack for short ones, e.g. headers).
+        for s in samples:
+            assert s["cwnd_bytes"] <= 14 * s["mss"] + s["bytes_acked"], s
         assert max(s["cwnd_bytes"] for s in samples) > 20 * samples[0]["mss"]
         assert max(s["rtt_ms"] for s in samples) >= 20
-        assert max(s["bytes_acked"] for s in samples) >= (2 << 20)
     finally:
         sub.close()
         lab.stop(server)
@@ -574,6 +685,30 @@ def test_pipe_delay_jitter_never_reorders() -> None:
     assert [int.from_bytes(f, "big") for f in out] == list(range(1000))
 
 
+def test_pipe_reports_the_delay_it_chose_for_each_frame() -> None:
+    """The delay log the relay's `delays` command returns: one entry per frame, the drawn delay (never
+    below 0), and each frame leaves no earlier than its push time plus that delay."""
+    pipe = Pipe("down", random.Random(5))
+    pipe.push(bytearray(b"no knob"), 0.0)
+    assert list(pipe.delays) == []
+    pipe.set_knobs(Knobs(delay_ms=10, jitter_ms=20))
+    release: dict[int, float] = {}
+    out: list[bytearray] = []
+    for i in range(2000):
+        now = i * 0.01
+        pipe.push(bytearray(i.to_bytes(4, "big")), now)
+        pipe.due(now, out)
+        release.update((int.from_bytes(f, "big"), now) for f in out)
+        out.clear()
+    pipe.due(1e9, out)
+    release.update((int.from_bytes(f, "big"), 1e9) for f in out)
+    delays = list(pipe.delays)
+    assert len(delays) == 2000 and min(delays) == 0.0 and 29.0 < max(delays) <= 30.0
+    assert 0.2 < delays.count(0.0) / 2000 < 0.3  # 10 +- 20 ms: a quarter of the draws are below 0
+    # due() is called every 10 ms here, so a frame leaves at the first call at or after its time
+    assert all(release[i] >= i * 0.01 + d / 1000 - 1e-9 for i, d in enumerate(delays))
+
+
 def test_pipe_rate_is_a_serialising_link_with_a_drop_tail_queue() -> None:
     pipe = Pipe("down")
     pipe.set_knobs(Knobs(rate_bps=1_000_000, queue=10))
@@ -607,6 +742,7 @@ def test_pipe_reorder_holds_back_behind_gap_frames() -> None:
     pipe.due(1.0 + 0.051, out)  # nothing followed: released after the hold limit
     assert out[-1] == b"B"
     assert pipe.queued() == 0
+    assert (pipe.stats["reordered"], pipe.stats["reorder_expired"]) == (2, 1)  # A passed, B expired
 
 
 def test_pipe_blackout() -> None:
@@ -717,7 +853,7 @@ def test_control_hub_protocol_without_a_lab(tmp_path: Path) -> None:
         ch.send({"cmd": "set", "dir": "up", "delay_ms": 5})
         ch.send({"cmd": "set", "dir": "up", "loss": 999})  # refused: comes back as an Info warning
         events: list[Any] = []
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 20  # a wait, not a bound: normally met at once
         while time.monotonic() < deadline and len([e for e in events if isinstance(e, (LabKnobs, Info))]) < 3:
             if select.select([ch.fileno()], [], [], 0.1)[0]:
                 events += ch.poll(1.5)

@@ -6,15 +6,18 @@ vacuous), and to read the right things from hand-made event streams.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import child_env
 
-from rawtui.lab.scenarios import SCENARIOS, load_events, sawtooth_cycles
+from rawtui.errors import RawtuiError
+from rawtui.lab.demo import list_scenarios
+from rawtui.lab.demo import main as demo_main
+from rawtui.lab.scenarios import MIB, SCENARIOS, load_events, sawtooth_cycles
 from rawtui.lab.topology import _list_netns
 from rawtui.stack.events import DupAck, Handshake, OutOfOrder, SegmentIn, SegmentOut, ServerTcpInfo
 
@@ -23,8 +26,7 @@ lab_test = pytest.mark.lab
 
 
 def _demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env = child_env()
     try:
         res = subprocess.run([sys.executable, "-m", "rawtui", "demo", "--headless", *args], capture_output=True,
                              text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL, check=False)
@@ -64,6 +66,69 @@ def test_checks_fail_on_a_clean_download(tmp_path: Path) -> None:
         if name == "slow-start":
             continue
         assert scenario.check(evs), f"the {name} check passed on a clean download"
+
+
+@lab_test
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario_at_its_smallest_size(name: str) -> None:
+    """At the smallest size it accepts (below its default) each scenario still shows its phenomenon: the
+    knobs scale down with the file (see Scenario.for_size)."""
+    s = SCENARIOS[name]
+    assert s.min_size < s.size
+    res = _demo("--scenario", name, "--size", str(s.min_size), "--seed", "1")
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert f"({s.min_size:,} bytes)" in res.stderr
+    assert "PASS  file byte-exact" in res.stderr
+    assert f"PASS  {name}:" in res.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# sizes (no root needed)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_a_size_too_small_is_refused_up_front(name: str) -> None:
+    s = SCENARIOS[name]
+    with pytest.raises(RawtuiError) as info:
+        demo_main(["--headless", "--scenario", name, "--size", str(s.min_size - 1)])  # before any lab
+    assert info.value.exit_code == 2
+    assert info.value.message.startswith(f"scenario {name} needs --size of at least {s.min_size // MIB} MB")
+    assert s.size_problem(s.min_size) is None and s.size_problem(s.size) is None
+    if s.max_size is not None:
+        assert s.size_problem(s.max_size + 1) is not None
+
+
+def test_zero_window_at_5m_is_one_line_and_exit_2() -> None:
+    env = child_env()
+    res = subprocess.run([sys.executable, "-m", "rawtui", "demo", "--headless", "--scenario", "zero-window",
+                          "--size", "5M"], capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and res.stdout == ""
+    assert res.stderr.startswith("rawtui: error: scenario zero-window needs --size of at least 10 MB (got 5 MB): ")
+
+
+def test_list_scenarios_gives_the_sizes_each_accepts() -> None:
+    text = list_scenarios()
+    for name, s in SCENARIOS.items():
+        assert f"{name}  ({s.size // MIB} MB; {s.size_range()})" in text
+    assert "zero-window  (12 MB; --size 10 MB or more)" in text
+
+
+def test_knobs_follow_the_size() -> None:
+    """The default size gets the scenario as written; a smaller file gets knobs it can show the phenomenon
+    with, and the explanation says what they are."""
+    for s in SCENARIOS.values():
+        assert s.for_size(s.size) == s
+    saw = SCENARIOS["sawtooth"].for_size(MIB)
+    assert (saw.down["rate_bps"], saw.down["queue"]) == (5_000_000, 10)
+    assert saw.explanation.startswith("A 5 Mbit/s bottleneck with a 10-frame queue")
+    assert SCENARIOS["sawtooth"].for_size(3 * MIB).down == SCENARIOS["sawtooth"].down
+    to = SCENARIOS["timeout"].for_size(MIB)
+    assert [a.at_bytes for a in to.actions] == [MIB // 3]
+    assert to.actions[0].cmd == SCENARIOS["timeout"].actions[0].cmd
+    assert to.down["rate_bps"] == 4_200_000  # 1 MB in about 2 s
+    assert to.explanation.startswith("After 341 KB the link goes dark")
+    assert SCENARIOS["timeout"].explanation.startswith("After 1 MB the link goes dark")
 
 
 # ---------------------------------------------------------------------------------------------------

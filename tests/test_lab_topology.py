@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import os
 import random
 import re
+import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from conftest import child_env, require_tool, sha256_bytes
 
 from rawtui.lab.server import CHUNK_SIZE_RANGE, make_file, sha256_file
 from rawtui.lab.topology import LAB_RUN_DIR, Lab, LabError, cleanup_stale_labs
@@ -94,13 +96,7 @@ def decode_chunked(body: bytes) -> tuple[bytes, list[int]]:
 
 
 def curl(lab: Lab, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    if shutil.which("curl") is None:
-        pytest.skip("curl is not installed")
-    return lab.run("client", ["curl", "-sS", *args], capture_output=True, text=True, timeout=timeout)
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return lab.run("client", [require_tool("curl"), "-sS", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def netns_names() -> set[str]:
@@ -287,21 +283,130 @@ def test_status_endpoint_without_body_and_bad_codes(lab: Lab, pyserver: str) -> 
 # lifecycle
 
 
+# Opens a lab namespace the way `ip netns exec` does, says so, then waits for a line on stdin before it
+# setns()es into it: a process caught between the two steps, deterministically, when destroy() runs.
+_ENTERING = textwrap.dedent(
+    """
+    import ctypes, os, sys, time
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    print("opened", flush=True)
+    sys.stdin.readline()
+    if ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+        sys.exit(f"setns failed: errno {ctypes.get_errno()}")
+    os.close(fd)
+    print("inside", flush=True)
+    time.sleep(300)
+    """
+)
+
+# Inside a namespace: fork children as fast as it can (each lingers 60 s, marked by argv[1]) and say so
+# once it has 20: destroy() runs while it is forking.
+_FORKER = textwrap.dedent(
+    """
+    import os, sys, time
+    for i in range(400):
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        if i == 20:
+            print("forking", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def _exit_status(proc: subprocess.Popen[str], timeout: float = 10.0) -> int | None:
+    """The exit status of ``proc``, or None if it is still running after ``timeout`` seconds."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _netns_file(ns: str) -> str:
+    return next(p for p in (f"/run/netns/{ns}", f"/var/run/netns/{ns}") if os.path.exists(p))
+
+
+def _pids_with_arg(token: str) -> list[int]:
+    """Live (not zombie) processes with ``token`` among their arguments."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if token.encode() in args and not _gone_or_zombie(int(entry.name)):
+                pids.append(int(entry.name))
+    return pids
+
+
 @lab_test
-def test_destroy_removes_everything_and_is_idempotent(tmp_path: Path) -> None:
+def test_destroy_removes_everything_and_is_idempotent() -> None:
+    """destroy() kills what the lab started, what was started in its namespaces behind its back, and a
+    process still entering one (it has opened the namespace but not yet setns()ed): none survives."""
     lab = Lab.create()
     names = set(lab.namespaces)
-    assert names <= netns_names()
-    sleeper = lab.popen("client", ["sleep", "300"])
-    stray = subprocess.Popen(lab.exec_argv("server", ["sleep", "300"]), start_new_session=True)  # not tracked
-    lab.destroy()
-    assert not names & netns_names()
-    assert sleeper.poll() is not None
-    assert stray.wait(timeout=5) is not None
-    assert not (LAB_RUN_DIR / f"{lab.prefix}.pid").exists()
-    lab.destroy()
-    with pytest.raises(LabError):
-        lab.run("client", ["true"])
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        assert names <= netns_names()
+        sleeper = lab.popen("client", ["sleep", "300"])
+        # not tracked by the lab, and inside the server namespace before destroy() begins
+        stray = subprocess.Popen(lab.exec_argv("server", ["sh", "-c", "echo inside; exec sleep 300"]),
+                                 stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+        procs.append(stray)
+        entering = subprocess.Popen([sys.executable, "-c", _ENTERING, _netns_file(lab.router_ns)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                    start_new_session=True)  # fmt: skip
+        procs.append(entering)
+        assert stray.stdout is not None and stray.stdout.readline() == "inside\n"
+        assert entering.stdout is not None and entering.stdout.readline() == "opened\n"
+
+        lab.destroy()
+
+        assert not names & netns_names()
+        assert sleeper.poll() is not None
+        assert _exit_status(stray) == -signal.SIGKILL, "a process inside a namespace survived destroy()"
+        # let it go on: had destroy() missed it, it would now enter the (nameless) namespace and sleep
+        assert entering.stdin is not None
+        try:
+            entering.stdin.write("go\n")
+            entering.stdin.flush()
+        except BrokenPipeError:
+            pass
+        assert _exit_status(entering) == -signal.SIGKILL, "a process entering a namespace survived destroy()"
+        assert not (LAB_RUN_DIR / f"{lab.prefix}.pid").exists()
+        lab.destroy()
+        with pytest.raises(LabError):
+            lab.run("client", ["true"])
+    finally:
+        lab.destroy()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+@lab_test
+def test_destroy_kills_a_process_that_is_forking() -> None:
+    """Children forked while destroy() kills their parent are inside the namespace too: killed as well."""
+    lab = Lab.create()
+    token = f"rtfork-{secrets.token_hex(4)}"
+    forker = subprocess.Popen(lab.exec_argv("client", [sys.executable, "-c", _FORKER, token]),
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        assert forker.stdout is not None and forker.stdout.readline() == "forking\n"
+        lab.destroy()
+        assert _exit_status(forker) == -signal.SIGKILL
+        assert _pids_with_arg(token) == []
+    finally:
+        lab.destroy()
+        for pid in _pids_with_arg(token):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if forker.poll() is None:
+            forker.kill()
+        forker.wait()
 
 
 @lab_test
@@ -350,9 +455,8 @@ def test_cleanup_stale_labs(lab: Lab) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     res = subprocess.run(
-        [sys.executable, "-c", script], check=False, capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, env=child_env(), timeout=60
     )
     assert res.returncode == -9, res.stderr
     prefix, sleeper = res.stdout.split()
@@ -364,10 +468,7 @@ def test_cleanup_stale_labs(lab: Lab) -> None:
     assert not stale & netns_names()
     assert set(lab.namespaces) <= netns_names()
     assert not (LAB_RUN_DIR / f"{prefix}.pid").exists()
-    deadline = time.monotonic() + 5
-    while not _gone_or_zombie(int(sleeper)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _gone_or_zombie(int(sleeper))
+    assert _gone_or_zombie(int(sleeper))  # cleanup_stale_labs returns once it has killed everything inside
 
 
 def _gone_or_zombie(pid: int) -> bool:

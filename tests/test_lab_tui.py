@@ -9,9 +9,7 @@ done) and Textual's ``run_test`` with a Pilot inside the client namespace (a sma
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT, _child_env
+from conftest import REPO_ROOT, child_env, require_tool
 
+from rawtui.lab.server import sha256_file
 from rawtui.replay import PcapReplay
 from rawtui.stack.events import Done, Handshake, HttpResponse, to_dict
 from rawtui.tui.app import RawtuiApp
@@ -32,10 +31,6 @@ from rawtui.tui.testing import screen_text, settle
 pytestmark = pytest.mark.lab
 
 SIZE = (120, 35)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 
@@ -48,7 +43,7 @@ def test_the_app_downloads_byte_exact(run_rawtui, pyserver, www, name):
     r = run_rawtui("--tui-headless", "-o", "out.bin", "--events", "ev.ndjson", f"{pyserver}/{name}",
                    env={"COLUMNS": "120", "LINES": "35"})
     assert r.returncode == 0, r.stderr
-    assert sha256(r.cwd / "out.bin") == www.sha256[name]
+    assert sha256_file(r.cwd / "out.bin") == www.sha256[name]
     done = [json.loads(line) for line in (r.cwd / "ev.ndjson").read_text().splitlines() if '"done"' in line]
     assert len(done) == 1 and done[0]["bytes"] == www.size(name) and done[0]["sha256"] == www.sha256[name]
     assert not [p.name for p in r.cwd.iterdir() if "rawtui-part" in p.name]
@@ -117,10 +112,10 @@ def test_run_test_in_the_namespace_with_the_real_session(lab, pyserver, www, tmp
     out, report = tmp_path / "out.bin", tmp_path / "report.json"
     url = f"{pyserver}/1m7.bin"
     r = lab.run(lab.client_ns, [sys.executable, str(script), url, str(out), str(report)], cwd=tmp_path,
-                capture_output=True, text=True, timeout=120, env=_child_env())
+                capture_output=True, text=True, timeout=120, env=child_env())
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(report.read_text())
-    assert sha256(out) == www.sha256["1m7.bin"]
+    assert sha256_file(out) == www.sha256["1m7.bin"]
     assert res["return_value"] == 0
     assert res["summary"] and "Download complete" in res["summary_text"] and www.sha256["1m7.bin"] in res["summary_text"]
     assert res["phase"] == "DONE" and res["received"] == www.size("1m7.bin")
@@ -196,9 +191,7 @@ def test_replay_of_rawtuis_own_capture(run_rawtui, pyserver, www, lab):
 def test_replay_of_a_curl_capture(lab, pyserver, www, tmp_path):
     """curl downloads while dumpcap captures on the client's interface (a classic pcap); the capture
     replays with the ARP exchange (the neighbour cache is flushed first), the handshake and the body."""
-    dumpcap = shutil.which("dumpcap")
-    if dumpcap is None or shutil.which("curl") is None:
-        pytest.skip("needs dumpcap (Wireshark) and curl")
+    dumpcap, curl = require_tool("dumpcap"), require_tool("curl")
     cap = tmp_path / "curl.pcap"
     lab.run(lab.client_ns, ["ip", "neigh", "flush", "dev", lab.client_if], capture_output=True, timeout=10)
     proc = lab.popen(lab.client_ns, [dumpcap, "-q", "-P", "-i", lab.client_if, "-w", str(cap),
@@ -209,7 +202,7 @@ def test_replay_of_a_curl_capture(lab, pyserver, www, tmp_path):
         while time.monotonic() < deadline and not (cap.exists() and cap.stat().st_size >= 24):
             time.sleep(0.05)  # dumpcap writes the file header once it captures
         time.sleep(0.3)
-        r = lab.run(lab.client_ns, ["curl", "-sS", "-o", str(tmp_path / "out.bin"), f"{pyserver}/1m7.bin"],
+        r = lab.run(lab.client_ns, [curl, "-sS", "-o", str(tmp_path / "out.bin"), f"{pyserver}/1m7.bin"],
                     capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         time.sleep(0.3)
@@ -219,7 +212,7 @@ def test_replay_of_a_curl_capture(lab, pyserver, www, tmp_path):
             proc.wait(10)
         finally:
             lab.stop(proc)
-    assert sha256(tmp_path / "out.bin") == www.sha256["1m7.bin"]
+    assert sha256_file(tmp_path / "out.bin") == www.sha256["1m7.bin"]
     res = replay_in_app(cap)
     check_replayed_download(res, lab, www, "1m7.bin")
     events = list(PcapReplay(cap, speed=0).events())
@@ -234,7 +227,7 @@ def test_rawtui_replay_command_reads_a_pcap(run_rawtui, pyserver, www, tmp_path)
     assert r.returncode == 0, r.stderr
     rr = subprocess.run([sys.executable, "-m", "rawtui", "replay", str(r.cwd / "cap.pcap"), "--speed", "0",
                          "--headless"], check=False, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT,
-                        env=_child_env())
+                        env=child_env())
     assert rr.returncode == 0, rr.stderr
     out = rr.stdout + rr.stderr
     assert www.sha256["1m.bin"] in out and "HTTP 200 OK" in out and "(a capture, replayed)" in out
@@ -259,12 +252,12 @@ def test_a_lossy_capture_is_analysed_like_the_live_session(fresh_lab, www, tmp_p
             r = fresh_lab.run(fresh_lab.client_ns, [sys.executable, "-m", "rawtui", "--headless", "-q",
                                                     "-o", "out.bin", "--pcap", "cap.pcap", "--events", "ev.ndjson",
                                                     url], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                              env=_child_env())
+                              env=child_env())
             assert r.returncode == 0, r.stderr
     finally:
         fresh_lab.stop(server)
         fresh_lab.stop(relay)
-    assert sha256(tmp_path / "out.bin") == www.sha256["1m7.bin"]
+    assert sha256_file(tmp_path / "out.bin") == www.sha256["1m7.bin"]
     live = [json.loads(line) for line in (tmp_path / "ev.ndjson").read_text().splitlines()]
     replayed = [to_dict(e) for e in PcapReplay(tmp_path / "cap.pcap", speed=0).events()]
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import shutil
 import socket
 import struct
 import subprocess
@@ -15,15 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import child_env
 
 from rawtui.errors import LinkError, PrivilegeError
 from rawtui.link import afpacket
 from rawtui.link.afpacket import PacketSocket, build_filter
 
 REPO = Path(__file__).resolve().parent.parent
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2"
-)
 
 SERVER_IP, CLIENT_IP = "10.9.0.1", "10.9.0.2"
 SERVER_MAC, CLIENT_MAC = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
@@ -174,7 +170,7 @@ def run_in(ns: str, code: str, *args: str) -> Any:
     done = subprocess.run(
         ["ip", "netns", "exec", ns, sys.executable, "-c", code, *args],
         check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=child_env(),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -243,7 +239,6 @@ print(json.dumps(out))
 
 
 @pytest.mark.lab
-@needs_root
 @pytest.mark.parametrize("mode", ["ring", "recvmsg"])
 def test_filtered_socket_receives_exactly_the_matching_frames(veth_ns: str, mode: str) -> None:
     links = {link["ifname"]: link for link in json.loads(sh(veth_ns, "ip", "-j", "link", "show"))}
@@ -276,7 +271,6 @@ def test_filtered_socket_receives_exactly_the_matching_frames(veth_ns: str, mode
 
 
 @pytest.mark.lab
-@needs_root
 def test_kernel_stripped_vlan_tag_arrives_untagged(veth_ns: str) -> None:
     links = {link["ifname"]: link for link in json.loads(sh(veth_ns, "ip", "-j", "link", "show"))}
     vb_mac = bytes.fromhex(links["vb"]["address"].replace(":", ""))
@@ -308,7 +302,6 @@ print(json.dumps({"frames": len(got), "not_ready": sum(c == CSUM_NOT_READY for _
 
 
 @pytest.mark.lab
-@needs_root
 def test_kernel_tcp_frames_with_checksum_offload_are_flagged(netns: Callable[[], str]) -> None:
     server_ns, client_ns = netns(), netns()
     sh(server_ns, "ip", "link", "add", "vb", "type", "veth", "peer", "name", "va", "netns", client_ns)
@@ -348,7 +341,6 @@ print(json.dumps({"ring": rx.uses_ring, "got": got, "packets": packets, "drops":
 
 
 @pytest.mark.lab
-@needs_root
 def test_ring_frames_bigger_than_a_slot_arrive_whole_and_in_order_and_drops_are_counted(veth_ns: str) -> None:
     for name in ("va", "vb"):
         sh(veth_ns, "ip", "link", "set", name, "mtu", "9000")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import pytest
+from conftest import child_env, nft_tables, require_tool
 
 from rawtui.errors import LinkError, PrivilegeError
 from rawtui.link import firewall
@@ -26,10 +27,7 @@ from rawtui.link.firewall import FirewallGuard, NftMessage
 REPO = Path(__file__).resolve().parent.parent
 DEAD_PID = 4_194_305  # above the largest pid_max: never a running process
 REAL_TRANSACT = firewall._transact
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nft") is None,
-    reason="needs root, iproute2 and nft",
-)
+needs_nft = pytest.mark.needs_tool("ip", "nft")  # and root: the tests using it are marked lab too
 
 # `nft --debug=netlink -f -` (nft 1.0.6) of
 # `table inet t { chain output { ...; ip daddr 10.0.2.2 tcp sport 40000 tcp dport 8080 tcp flags & rst == rst drop } }`
@@ -516,7 +514,7 @@ def test_stale_names_are_those_of_dead_pids() -> None:
 
 def run_in(ns: str, code: str, *args: str, prefix: tuple[str, ...] = (), path: str | None = None) -> Any:
     """Run Python code inside namespace ns (after the prefix command); return the JSON it prints last."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = child_env()
     if path is not None:
         env["PATH"] = path
     done = subprocess.run(
@@ -531,11 +529,6 @@ def sh(ns: str, *command: str) -> str:
     return subprocess.run(
         ["ip", "netns", "exec", ns, *command], check=True, capture_output=True, text=True
     ).stdout
-
-
-def nft_tables(ns: str) -> list[str]:
-    listing = json.loads(sh(ns, "nft", "-j", "list", "tables"))["nftables"]
-    return [item["table"]["name"] for item in listing if "table" in item]
 
 
 def without_handles(listing: str) -> str:
@@ -586,7 +579,7 @@ print(json.dumps({"name": guard.name, "during": during, "after": _netlink_table_
 
 
 @pytest.mark.lab
-@needs_root
+@needs_nft
 def test_netlink_guard_installs_and_removes_its_table_without_any_binary(
     netns: Callable[[], str], empty_path: str
 ) -> None:
@@ -616,7 +609,7 @@ print(json.dumps(listings))
 
 
 @pytest.mark.lab
-@needs_root
+@needs_nft
 def test_netlink_table_lists_exactly_as_the_nft_script_table(netns: Callable[[], str]) -> None:
     ns = netns()
     by_netlink = run_in(ns, LIST_ONE, "netlink")
@@ -645,7 +638,7 @@ print(json.dumps({"rules": rules, "error": guard.last_error}))
 
 
 @pytest.mark.lab
-@needs_root
+@needs_nft
 @pytest.mark.parametrize("backend", ["netlink", "nft"])
 def test_guard_replaces_a_table_of_the_same_name(netns: Callable[[], str], backend: str) -> None:
     ns = netns()
@@ -675,7 +668,7 @@ print(json.dumps({"rules": rules, "backend": backend, "description": description
 
 
 @pytest.mark.lab
-@needs_root
+@needs_nft
 def test_netlink_refused_falls_back_to_the_nft_binary(netns: Callable[[], str]) -> None:
     ns = netns()
     out = run_in(ns, FALLBACK)
@@ -705,13 +698,11 @@ print(json.dumps(out))
 
 
 @pytest.mark.lab
-@needs_root
+@needs_nft
 def test_without_cap_net_admin_install_is_a_privilege_error_and_cleanup_does_nothing(
     netns: Callable[[], str],
 ) -> None:
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("needs setpriv (util-linux)")
+    setpriv = require_tool("setpriv")
     ns = netns()
     sh(ns, "nft", "add", "table", "inet", f"rawtui_{DEAD_PID}_40000")
     # root still, but CAP_NET_ADMIN is gone from every set: the kernel says EPERM
@@ -733,11 +724,11 @@ print("{}")
 
 
 @pytest.mark.lab
-@needs_root
+@needs_nft
 @pytest.mark.parametrize("backend", ["netlink", "nft", "iptables"])
 def test_guard_is_removed_at_exit(netns: Callable[[], str], backend: str) -> None:
-    if backend != "netlink" and shutil.which(backend) is None:
-        pytest.skip(f"{backend} is not installed")
+    if backend != "netlink":
+        require_tool(backend)
     ns = netns()
     run_in(ns, ATEXIT, backend)
     assert nft_tables(ns) in ([], ["filter"])  # iptables-nft leaves its empty built-in table
@@ -799,11 +790,11 @@ print(json.dumps(out))
 
 
 @pytest.mark.lab
-@needs_root
+@needs_nft
 @pytest.mark.parametrize("backend", ["netlink", "nft", "iptables"])
 def test_guard_drops_the_kernels_rst_and_only_while_installed(netns: Callable[[], str], backend: str) -> None:
-    if backend != "netlink" and shutil.which(backend) is None:
-        pytest.skip(f"{backend} is not installed")
+    if backend != "netlink":
+        require_tool(backend)
     client_ns, server_ns = netns(), netns()
     sh(client_ns, "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", server_ns)
     sh(client_ns, "ip", "addr", "add", "10.9.0.2/24", "dev", "va")
@@ -824,7 +815,7 @@ print(json.dumps(cleanup_stale()))
 
 
 @pytest.mark.lab
-@needs_root
+@needs_nft
 @pytest.mark.parametrize("binaries", ["on PATH", "none"])
 def test_cleanup_stale_removes_only_dead_owners(netns: Callable[[], str], empty_path: str, binaries: str) -> None:
     ns = netns()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import socket
 import struct
 import subprocess
@@ -132,7 +131,7 @@ def test_dpkt_reads_what_we_write(tmp_path: Path) -> None:
     assert [dpkt.ethernet.Ethernet(data).data.data.sport for _, data in records] == [40000, 40001, 40002]
 
 
-@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+@pytest.mark.needs_tool("tshark")
 def test_tshark_reads_what_we_write(tmp_path: Path) -> None:
     path = tmp_path / "run.pcap"
     with PcapWriter(path) as writer:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,15 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import child_env, lab_unavailable, lab_unavailable_reason
 
 from rawtui.errors import LinkError
 from rawtui.link import route
 from rawtui.link.route import list_interfaces, resolve_host, resolve_route
 
 REPO = Path(__file__).resolve().parent.parent
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2"
-)
 
 
 def test_ipv4_literal_passes_through(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,8 +114,9 @@ def _build_ns(*, policy: bool) -> str:
 
 
 def _namespace(*, policy: bool) -> Iterator[str]:
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2")
+    reason = lab_unavailable_reason()  # root, iproute2, namespaces; the tests are marked lab as well
+    if reason is not None:
+        lab_unavailable(reason)
     ns = _build_ns(policy=policy)
     try:
         yield ns
@@ -153,7 +150,7 @@ def resolve_in(ns: str, *queries: tuple[str, str | None]) -> dict[str, Any]:
     done = subprocess.run(
         ["ip", "netns", "exec", ns, sys.executable, "-c", RESOLVE, json.dumps(queries)],
         check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=child_env(),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
@@ -166,7 +163,6 @@ def link(ns: str, name: str) -> dict[str, Any]:
 
 
 @pytest.mark.lab
-@needs_root
 @pytest.mark.parametrize("dst", ["192.0.2.10", "10.77.0.9", "198.51.100.7", "10.88.0.200"])
 def test_kernel_choice_matches_ip_route_get(lab_ns: str, dst: str) -> None:
     kernel = json.loads(sh(lab_ns, "ip", "-j", "route", "get", dst))[0]
@@ -184,7 +180,6 @@ def test_kernel_choice_matches_ip_route_get(lab_ns: str, dst: str) -> None:
 
 
 @pytest.mark.lab
-@needs_root
 def test_default_route_gives_the_gateway(lab_ns: str) -> None:
     got = resolve_in(lab_ns, ("192.0.2.10", None))["192.0.2.10 None"]
     assert (got["iface"], got["gateway"], got["src_ip"]) == ("ve0", "10.77.0.1", "10.77.0.2")
@@ -192,7 +187,6 @@ def test_default_route_gives_the_gateway(lab_ns: str) -> None:
 
 
 @pytest.mark.lab
-@needs_root
 def test_forced_interface(lab_ns: str) -> None:
     out = resolve_in(
         lab_ns,
@@ -220,7 +214,6 @@ def test_forced_interface(lab_ns: str) -> None:
 
 
 @pytest.mark.lab
-@needs_root
 @pytest.mark.parametrize(
     ("dst", "iface", "message"),
     [
@@ -242,7 +235,6 @@ def test_refusals(lab_ns: str, dst: str, iface: str | None, message: str) -> Non
 
 
 @pytest.mark.lab
-@needs_root
 def test_list_interfaces(lab_ns: str) -> None:
     infos = {info["name"]: info for info in resolve_in(lab_ns)["interfaces"]}
     assert set(infos) == {"lo", "ve0", "ve0p", "ve1", "ve1p", "br0", "tn0"}
@@ -269,7 +261,7 @@ def explain_in(ns: str, dst: str, iface: str | None = None) -> dict[str, Any]:
     done = subprocess.run(
         ["ip", "netns", "exec", ns, sys.executable, "-c", EXPLAIN, json.dumps([dst, iface])],
         check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=child_env(),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
@@ -277,7 +269,6 @@ def explain_in(ns: str, dst: str, iface: str | None = None) -> dict[str, Any]:
 
 
 @pytest.mark.lab
-@needs_root
 def test_policy_routed_destination_names_its_table_and_rule(lab_ns: str) -> None:
     kernel = json.loads(sh(lab_ns, "ip", "-j", "route", "get", "198.18.0.7"))[0]
     assert (kernel["dev"], kernel["gateway"], kernel["table"]) == ("ve1", "10.88.0.1", "100")
@@ -290,7 +281,6 @@ def test_policy_routed_destination_names_its_table_and_rule(lab_ns: str) -> None
 
 
 @pytest.mark.lab
-@needs_root
 def test_forced_interface_follows_policy_rules(lab_ns: str) -> None:
     out = resolve_in(lab_ns, ("198.18.0.7", "ve0"), ("198.18.0.7", "ve1"), ("100.64.1.1", "ve1"))
     other = out["198.18.0.7 ve0"]
@@ -314,7 +304,6 @@ def test_forced_interface_follows_policy_rules(lab_ns: str) -> None:
 
 
 @pytest.mark.lab
-@needs_root
 def test_explain_route(lab_ns: str) -> None:
     got = explain_in(lab_ns, "198.18.0.7")
     fib = json.loads(sh(lab_ns, "ip", "-j", "route", "get", "fibmatch", "198.18.0.7"))[0]
@@ -335,7 +324,6 @@ def test_explain_route(lab_ns: str) -> None:
 
 
 @pytest.mark.lab
-@needs_root
 def test_explain_route_without_a_kernel_route(lab_ns: str) -> None:
     got = explain_in(lab_ns, "203.0.113.5")
     assert (got["kernel_iface"], got["matched"], got["route"]) == (None, None, None)
@@ -373,14 +361,13 @@ print(json.dumps(out))
 
 
 @pytest.mark.lab
-@needs_root
 def test_the_iproute2_shortcut_answers_like_netlink(plain_ns: str) -> None:
     usual = ["192.0.2.10", "10.77.0.9", "198.51.100.7", "10.88.0.200", "10.99.0.7"]
     unusual = ["10.55.0.9", "203.0.113.5", "10.77.0.2"]  # tun, unreachable, local: the netlink way says why
     done = subprocess.run(
         ["ip", "netns", "exec", plain_ns, sys.executable, "-c", BOTH_WAYS, json.dumps(usual + unusual)],
         check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=child_env(),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)

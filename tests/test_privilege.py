@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import child_env
 
 from rawtui import privilege as P
 from rawtui.errors import PrivilegeError
@@ -125,13 +126,13 @@ print(json.dumps(r))
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+@pytest.mark.needs_root
 def test_drop_keeps_exactly_net_raw_and_net_admin_also_for_children():
     """In a child process: after the drop, uid/gid are the user's, the five capability sets are exactly
     {NET_RAW, NET_ADMIN} (ambient too, so a child like nft has them), root cannot be regained."""
     code = _CHILD_REPORT.format(uid=65534, gid=65534)
     res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(__file__))})
+                         env=child_env())
     assert res.returncode == 0, res.stderr
     r = json.loads(res.stdout)
     assert r["dropped"] == [65534, 65534, [65534]]
@@ -143,7 +144,7 @@ def test_drop_keeps_exactly_net_raw_and_net_admin_also_for_children():
     assert child["NoNewPrivs"].strip() == "1"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+@pytest.mark.needs_root
 def test_prepare_download_without_sudo_stays_root(monkeypatch):
     monkeypatch.delenv("SUDO_UID", raising=False)
     monkeypatch.delenv("SUDO_GID", raising=False)
@@ -151,7 +152,7 @@ def test_prepare_download_without_sudo_stays_root(monkeypatch):
     assert os.geteuid() == 0
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+@pytest.mark.needs_root
 def test_prepare_download_stays_root_when_python_is_unreadable(monkeypatch, tmp_path):
     """A drop that would break later imports is skipped with a warning (the file is still chowned)."""
     monkeypatch.setenv("SUDO_UID", "65534")

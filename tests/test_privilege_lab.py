@@ -2,12 +2,9 @@
 CAP_NET_ADMIN (the file is created by that user); a non-root run with just those two capabilities
 (ambient, as ``setpriv``/``capsh`` grant them) works; with one missing it is exit 3 naming it.
 
-Running Python as another user needs an interpreter that user can read. Here it may live under root's
-0700 home (pyenv in /root). Rather than copy or chmod anything, such a run goes through
-``unshare -m``: in a private mount namespace (inside the client's network namespace, gone when the
-process ends) the unreadable directory is covered by an empty 0755 tmpfs holding only a bind mount of the
-interpreter's tree, so every path stays the same and nothing else of that directory is exposed. When the
-interpreter is already readable (a venv in the clone, as in CI) no wrapper is used.
+Running Python as another user needs an interpreter, rawtui and its packages that user can read; the
+checkout, its venv or the interpreter may be under a 0700 directory (a clone in /root/x, pyenv in /root).
+Those runs use the session's readable copy (the ``userland`` plugin, tests/userland.py).
 """
 
 from __future__ import annotations
@@ -15,77 +12,30 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import stat
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from userland import Userland
+
 pytestmark = pytest.mark.lab
+pytest_plugins = ("userland",)  # fixtures userland, user_dir
 
 REPO = Path(__file__).resolve().parents[1]
 NOBODY = 65534
 
 
-def _blocked_dir(path: str) -> tuple[str, str] | None:
-    """(D, child) when directory D on the way to ``path`` is not traversable by others, else None."""
-    parts = os.path.realpath(path).split(os.sep)
-    for i in range(1, len(parts)):
-        d = os.sep.join(parts[:i]) or os.sep
-        if not os.stat(d).st_mode & stat.S_IXOTH:
-            return d, parts[i]
-    return None
+def run(lab, argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return lab.run(lab.client_ns, argv, cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
 
 
-_READABLE = r"""
-d=$1; c=$2; stash=$3; shift 3
-mount --bind "$d/$c" "$stash"
-mount -t tmpfs -o mode=0755,size=64k rawtui-test "$d"
-mkdir "$d/$c"
-mount --move "$stash" "$d/$c"
-exec "$@"
-"""
-
-
-@pytest.fixture
-def as_other_user() -> Iterator[list[str]]:
-    """An argv prefix under which another user can run this Python (see the module docstring)."""
-    blocked = _blocked_dir(sys.base_prefix) or _blocked_dir(sys.prefix)
-    if blocked is None:
-        yield []
-        return
-    if shutil.which("unshare") is None:
-        pytest.skip("unshare (util-linux) is missing")
-    stash = tempfile.mkdtemp(prefix="rawtui-stash-")
-    try:
-        yield ["unshare", "-m", "--propagation", "private", "sh", "-ec", _READABLE, "sh", *blocked, stash]
-    finally:
-        os.rmdir(stash)
-
-
-@pytest.fixture
-def user_dir() -> Iterator[Path]:
-    """A directory the test user owns (pytest's tmp_path is root's and 0700)."""
-    d = Path(tempfile.mkdtemp(prefix="rawtui-user-"))
-    os.chmod(d, 0o755)
-    os.chown(d, NOBODY, NOBODY)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def env(**extra: str) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("SUDO_")}
-    e.update(PYTHONPATH=str(REPO), PYTHONDONTWRITEBYTECODE="1", **extra)
-    return e
-
-
-def run(lab, argv: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    return lab.run(lab.client_ns, argv, cwd=cwd, capture_output=True, text=True, timeout=120, env=env(**extra))
+def sudo(land: Userland, **extra: str) -> dict[str, str]:
+    """The environment of ``sudo rawtui`` run by uid 65534, with the readable copy on the path."""
+    return land.env(SUDO_UID=str(NOBODY), SUDO_GID=str(NOBODY), SUDO_USER="nobody", **extra)
 
 
 def nft_tables(lab) -> str:
@@ -96,16 +46,15 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def rawtui(*args: str) -> list[str]:
-    return [sys.executable, "-m", "rawtui", "--headless", "-q", *args]
+def rawtui(land: Userland, *args: str) -> list[str]:
+    return land.rawtui("--headless", "-q", *args)
 
 
-def test_sudo_run_drops_to_the_user_keeping_the_download(lab, pyserver, www, as_other_user, user_dir):
+def test_sudo_run_drops_to_the_user_keeping_the_download(lab, pyserver, www, userland, user_dir):
     """The output, events and pcap files are *created* by uid 65534 (the events and pcap files are never
     chowned, so their owner proves the drop), the download is byte-exact, the table is removed."""
-    argv = as_other_user + rawtui("-o", "out.bin", "--events", "ev.ndjson", "--pcap", "cap.pcap",
-                                  f"{pyserver}/1m.bin")
-    r = run(lab, argv, user_dir, SUDO_UID=str(NOBODY), SUDO_GID=str(NOBODY), SUDO_USER="nobody")
+    argv = rawtui(userland, "-o", "out.bin", "--events", "ev.ndjson", "--pcap", "cap.pcap", f"{pyserver}/1m.bin")
+    r = run(lab, argv, user_dir, sudo(userland))
     assert r.returncode == 0, r.stderr
     assert "staying root" not in r.stderr
     assert sha256(user_dir / "out.bin") == www.sha256["1m.bin"]
@@ -115,30 +64,45 @@ def test_sudo_run_drops_to_the_user_keeping_the_download(lab, pyserver, www, as_
     assert "rawtui_" not in nft_tables(lab)
 
 
-def test_sudo_run_writes_only_where_the_user_may(lab, pyserver, as_other_user, tmp_path):
+def test_sudo_run_writes_only_where_the_user_may(lab, pyserver, userland, tmp_path):
     """Directory permissions are the user's: root's 0700 directory is exit 7, and nothing lands there."""
     root_only = tmp_path / "root-only"
     root_only.mkdir(mode=0o700)
-    argv = as_other_user + rawtui("-o", str(root_only / "x.bin"), f"{pyserver}/one.bin")
-    r = run(lab, argv, Path("/"), SUDO_UID=str(NOBODY), SUDO_GID=str(NOBODY))
+    argv = rawtui(userland, "-o", str(root_only / "x.bin"), f"{pyserver}/one.bin")
+    r = run(lab, argv, Path("/"), sudo(userland))
     assert r.returncode == 7, r.stderr
+    assert "staying root" not in r.stderr
     assert "cannot write" in r.stderr and "permission denied" in r.stderr
     assert list(root_only.iterdir()) == []
     assert "rawtui_" not in nft_tables(lab)
 
 
-def test_sudo_run_with_python_the_user_cannot_read_stays_root(lab, pyserver, www, user_dir):
-    """Without the wrapper, when the interpreter is under a 0700 directory, dropping would break the
-    imports still to come: rawtui says so, stays root, and still hands the finished file to the user."""
-    if _blocked_dir(sys.base_prefix) is None and _blocked_dir(sys.prefix) is None:
-        pytest.skip("this interpreter is readable by everyone: nothing to stay root for")
-    argv = rawtui("-o", "out.bin", "--events", "ev.ndjson", f"{pyserver}/1m.bin")
-    r = run(lab, argv, user_dir, SUDO_UID=str(NOBODY), SUDO_GID=str(NOBODY))
+def test_sudo_run_with_python_the_user_cannot_read_stays_root(lab, pyserver, www, userland, user_dir, tmp_path):
+    """When the user could not read what Python still imports after the drop (here rawtui itself, first on
+    the path from a 0700 directory; in life a venv or pyenv in root's home), dropping would break those
+    imports: rawtui says so, stays root, and still hands the finished file to the user."""
+    hidden = tmp_path / "root-only"
+    hidden.mkdir(mode=0o700)
+    (hidden / "rawtui").symlink_to(userland.site / "rawtui", target_is_directory=True)
+    argv = rawtui(userland, "-o", "out.bin", "--events", "ev.ndjson", f"{pyserver}/1m.bin")
+    r = run(lab, argv, user_dir, sudo(userland, PYTHONPATH=f"{hidden}{os.pathsep}{userland.site}"))
     assert r.returncode == 0, r.stderr
-    assert "rawtui: warning: staying root: uid 65534 (SUDO_UID) cannot read" in r.stderr
+    assert ("rawtui: warning: staying root: uid 65534 (SUDO_UID) cannot read "
+            f"{hidden}/rawtui/__init__.py") in r.stderr
     assert sha256(user_dir / "out.bin") == www.sha256["1m.bin"]
     assert (user_dir / "out.bin").stat().st_uid == NOBODY  # handed over by output.py
     assert (user_dir / "ev.ndjson").stat().st_uid == 0  # created by root: the drop did not happen
+
+
+def test_readable_copy_is_what_the_user_runs(userland):
+    """uid 65534 runs rawtui and its packages from the copy, not from this checkout or its venv."""
+    code = "import rawtui, textual, h11; print(rawtui.__file__, textual.__file__, h11.__file__)"
+    r = subprocess.run([userland.python, "-c", code], capture_output=True, text=True, timeout=60,
+                       env=userland.env(), cwd="/", user=NOBODY, group=NOBODY, extra_groups=[], check=True)
+    files = r.stdout.split()
+    assert files[0] == str(userland.site / "rawtui" / "__init__.py")
+    assert all(f.startswith(f"{userland.site}{os.sep}") for f in files), files
+    assert not any(f.startswith((f"{REPO}{os.sep}", f"{sys.prefix}{os.sep}")) for f in files), files
 
 
 def setpriv(*caps: str) -> list[str]:
@@ -148,9 +112,9 @@ def setpriv(*caps: str) -> list[str]:
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is missing")
-def test_non_root_with_ambient_net_raw_and_net_admin_works(lab, pyserver, www, as_other_user, user_dir):
-    argv = as_other_user + setpriv("net_raw", "net_admin") + rawtui("-o", "out.bin", f"{pyserver}/1m7.bin")
-    r = run(lab, argv, user_dir)
+def test_non_root_with_ambient_net_raw_and_net_admin_works(lab, pyserver, www, userland, user_dir):
+    argv = setpriv("net_raw", "net_admin") + rawtui(userland, "-o", "out.bin", f"{pyserver}/1m7.bin")
+    r = run(lab, argv, user_dir, userland.env())
     assert r.returncode == 0, r.stderr
     assert sha256(user_dir / "out.bin") == www.sha256["1m7.bin"]
     assert (user_dir / "out.bin").stat().st_uid == NOBODY
@@ -162,10 +126,10 @@ def test_non_root_with_ambient_net_raw_and_net_admin_works(lab, pyserver, www, a
     ("net_raw", "CAP_NET_ADMIN", "CAP_NET_RAW"),
     ("net_admin", "CAP_NET_RAW", "CAP_NET_ADMIN"),
 ])
-def test_non_root_missing_one_capability_is_exit_3_naming_it(lab, pyserver, as_other_user, user_dir, have,
-                                                            missing, present):
-    argv = as_other_user + setpriv(have) + rawtui("-o", "out.bin", f"{pyserver}/one.bin")
-    r = run(lab, argv, user_dir)
+def test_non_root_missing_one_capability_is_exit_3_naming_it(lab, pyserver, userland, user_dir, have, missing,
+                                                            present):
+    argv = setpriv(have) + rawtui(userland, "-o", "out.bin", f"{pyserver}/one.bin")
+    r = run(lab, argv, user_dir, userland.env())
     assert r.returncode == 3, r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(f"rawtui: error: missing {missing} (needed for ")

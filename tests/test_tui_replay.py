@@ -23,7 +23,9 @@ def run(src: NdjsonReplay, stop: threading.Event | None = None) -> tuple[int, li
 
 
 def test_fixtures_are_labelled_synthesized() -> None:
-    for p in FIXTURES.glob("*.ndjson"):
+    fixtures = sorted(FIXTURES.glob("*.ndjson"))
+    assert fixtures, f"no fixtures in {FIXTURES}"
+    for p in fixtures:
         assert p.read_text().startswith("# SYNTHESIZED"), p
 
 
@@ -55,7 +57,9 @@ def test_speed_scales_time(tmp_path: Path) -> None:
     code, _ = run(NdjsonReplay(FIXTURES / "error_arp_timeout.ndjson", speed=30))
     took = time.monotonic() - t0
     assert code == EXIT_LINK
-    assert 0.08 <= took < 1.0
+    # At least the scaled 0.1 s (the replay sleeps); well under the unscaled 3.0 s, with room for a
+    # loaded machine: the point is that the speed scales time, not how fast this machine is.
+    assert 0.08 <= took < 1.5
 
 
 def test_stop_is_honoured_promptly() -> None:
@@ -65,8 +69,8 @@ def test_stop_is_honoured_promptly() -> None:
     t0 = time.monotonic()
     code, got = run(src, stop)
     assert code == EXIT_INTERRUPTED
-    assert time.monotonic() - t0 < 0.6
-    assert len(got) < 7 and not src.exhausted.is_set()
+    assert len(got) < 7 and not src.exhausted.is_set()  # stopped before the stream's end: counted
+    assert time.monotonic() - t0 < 2.0  # and well before its 3.0 s at speed 1 (wide: a loaded machine)
 
 
 def test_hold_waits_for_stop_after_the_last_event() -> None:

@@ -15,7 +15,7 @@ from rawtui.wire.ipv4 import PROTO_TCP, build_ipv4
 from rawtui.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpOptions, TcpSegment, build_tcp
 
 TSHARK = shutil.which("tshark")
-pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
+pytestmark = pytest.mark.needs_tool("tshark")  # a failure, not a skip, under RAWTUI_REQUIRE_LAB=1 (CI)
 
 MAC_A, MAC_B = bytes.fromhex("020000000001"), bytes.fromhex("0200000000fe")
 IP_A, IP_B = bytes([192, 0, 2, 1]), bytes([198, 51, 100, 7])

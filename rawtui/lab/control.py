@@ -19,6 +19,7 @@ Commands (one JSON object per line; an ``"id"`` is echoed in the reply)::
      "rate_bps": 20000000, "queue": 50, "reorder": 1, "dup": 1, "corrupt": 0.5}
     {"cmd": "blackout", "seconds": 3, "dir": "both"}
     {"cmd": "reset"}        {"cmd": "state"}        {"cmd": "subscribe"}
+    {"cmd": "delays", "dir": "down"|"up"|"both", "clear": true}   (the delay chosen for each recent frame)
     {"cmd": "announce", "scenario": {"name": ..., "title": ..., "explanation": ..., "look_for": ...}}
 
 Replies: ``{"type": "reply", "id": ..., "ok": true, "knobs": {...}}`` or ``{"ok": false, "error": "..."}``.
@@ -486,6 +487,11 @@ class LabControl:
         """``{"knobs": {"down": ..., "up": ...}, "stats": {"down": ..., "up": ...}}``."""
         msg = self.request({"cmd": "state"})
         return {"knobs": msg["knobs"], "stats": msg["stats"]}
+
+    def delays(self, dir: str = "both", clear: bool = False) -> dict[str, list[float]]:
+        """The delay (ms) the relay chose for each frame it delayed lately (``rawtui.lab.impair.DELAY_LOG``
+        per direction), oldest first: ``{"down": [...], "up": [...]}``; ``clear`` starts a new record."""
+        return dict(self.request({"cmd": "delays", "dir": dir, "clear": clear})["delays"])
 
     def announce(self, scenario: dict[str, Any]) -> None:
         """Tell every subscriber (now and later) which scenario runs and what to look for."""

@@ -75,14 +75,19 @@ REORDER_HOLD_MAX = 0.05  # ...or after this many seconds, whichever comes first
 DEFAULT_QUEUE = 100  # bottleneck queue (frames) when a rate is set and no queue size is given
 STATS_EVERY = 0.25  # seconds between counter broadcasts on the control socket
 BATCH = 512  # frames drained from one socket before the other side gets a turn
+DELAY_LOG = 10_000  # per direction, the delays (ms) chosen for the last this many delayed frames
 # Measured in tests/test_lab_impair.py::test_relay_throughput (no knobs, 1514-byte frames, 2 cores).
 RELAY_THROUGHPUT = "60-95k frames/s (0.7-1.15 Gbit/s of 1514-byte frames) with no knob on, 40-80k with one"
 
 STAT_NAMES = (
     "frames_in", "frames_out", "bytes_out", "lost", "blackout_drops", "queue_drops", "corrupted",
-    "duplicated", "reordered", "csum_fixed", "segmented", "send_errors", "ttl_expired", "queue_len",
-    "queue_max",
+    "duplicated", "reordered", "reorder_expired", "csum_fixed", "segmented", "send_errors", "ttl_expired",
+    "rx_drops", "queue_len", "queue_max",
 )
+# reordered: frames held back; reorder_expired: those of them released by REORDER_HOLD_MAX before
+# REORDER_GAP later frames had passed them (so they may arrive in order after all). rx_drops: frames the
+# kernel dropped before the relay could read them (its socket's buffer was full: PACKET_STATISTICS),
+# counted whenever the counters are read; not in frames_in.
 
 
 class ImpairError(RuntimeError):
@@ -314,6 +319,10 @@ class Pipe:
         self._link_free = 0.0
         self._last_release = 0.0
         self._held: list[list[Any]] = []  # [frames still to pass, deadline, frame]
+        # The delay (ms, delay_ms +- jitter, never below 0) chosen for each frame while delay or jitter is
+        # on, oldest first: what the relay decided, for tests and the `delays` command, not what a clock
+        # measured (a frame leaves no earlier than that, later if an earlier frame was given more).
+        self.delays: deque[float] = deque(maxlen=DELAY_LOG)
 
     @property
     def idle(self) -> bool:
@@ -385,6 +394,7 @@ class Pipe:
                 d += self._rng.uniform(-k.jitter_ms, k.jitter_ms)
             if d > 0:
                 t += d / 1000.0
+            self.delays.append(max(d, 0.0))
         t = max(t, self._last_release)  # jitter never reorders
         self._last_release = t
         self._line.append((t, frame))
@@ -415,8 +425,11 @@ class Pipe:
         keep = []
         for h in self._held:
             h[0] -= passed
-            if h[0] <= 0 or now >= h[1]:
+            if h[0] <= 0:
                 out.append(h[2])
+            elif now >= h[1]:
+                out.append(h[2])
+                self.stats["reorder_expired"] += 1
             else:
                 keep.append(h)
         self._held = keep
@@ -500,6 +513,8 @@ _PACKET_IGNORE_OUTGOING = 23
 _SO_RCVBUFFORCE = 33
 _SO_SNDBUFFORCE = 32
 _SO_ATTACH_FILTER = 26
+_PACKET_STATISTICS = 6
+_TPACKET_STATS = struct.Struct("=II")  # tp_packets, tp_drops (reading them resets them)
 _TP_STATUS_CSUMNOTREADY = 0x8
 _AUX = struct.Struct("=IIIHHHH")
 _ANC = socket.CMSG_SPACE(_AUX.size)
@@ -617,6 +632,12 @@ class Relay:
         return {d: p.state(now) for d, p in self.pipes.items()}
 
     def stats(self) -> dict[str, dict[str, int]]:
+        # frames from the client go up (they leave through s), frames from the server go down
+        for src, dst in ((self.c, self.s), (self.s, self.c)):
+            assert dst.pipe is not None
+            with contextlib.suppress(OSError):
+                raw = src.sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, _TPACKET_STATS.size)
+                dst.pipe.stats["rx_drops"] += _TPACKET_STATS.unpack(raw)[1]
         out = {}
         for d, p in self.pipes.items():
             s = dict(p.stats)
@@ -665,7 +686,14 @@ class Relay:
             return {"knobs": self.state()}
         if name == "state":
             return {"knobs": self.state(), "stats": self.stats()}
-        raise ImpairError(f"unknown command {name!r} (set, reset, blackout, state)")
+        if name == "delays":
+            dirs = self._dirs(cmd)
+            delays = {d: list(self.pipes[d].delays) for d in dirs}
+            if cmd.get("clear"):
+                for d in dirs:
+                    self.pipes[d].delays.clear()
+            return {"delays": delays}
+        raise ImpairError(f"unknown command {name!r} (set, reset, blackout, state, delays)")
 
     def _broadcast_knobs(self, note: str) -> None:
         if self.hub is not None:

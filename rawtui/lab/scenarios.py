@@ -6,6 +6,11 @@ A scenario's :meth:`Scenario.check` takes the events of one download (rawtui's o
 and returns what is missing, as sentences; an empty list means the phenomenon was seen.
 :meth:`Scenario.examine` also returns the evidence found, for the demo to print.
 
+A scenario keeps its promise at any file size the user picks between its ``min_size`` and ``max_size``:
+:meth:`Scenario.for_size` adapts what depends on the size (a smaller file gets a slower bottleneck or an
+earlier blackout), and :meth:`Scenario.size_problem` names the sizes it cannot work with, which the demo
+refuses up front (exit 2). The limits were measured in the lab, with a margin.
+
 Remember which side sees what: rawtui is the *receiver*. The server's retransmissions reach us as
 ``dup_data`` (data we already had) or as the segment that fills a hole (``segment_in`` note ``fill``);
 our own ``retransmit`` events are only ever about our request. The server's own view (cwnd, ssthresh,
@@ -17,7 +22,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..stack.events import (
@@ -63,6 +68,30 @@ class Scenario:
     stall: str | None = None  # rawtui --stall BYTES:SECONDS
     server_cc: str | None = None  # the server's congestion control (e.g. "reno"), None = kernel default
     actions: tuple[Action, ...] = ()
+    min_size: int = MIB  # smaller files end before the phenomenon can show: refused
+    max_size: int | None = None  # larger files would take too long: refused (None: no limit)
+    size_note: str = ""  # why min_size / max_size, for the refusal
+    sizing: Callable[[Scenario, int], Scenario] | None = None  # adapts the knobs to a file size
+
+    def size_problem(self, size: int) -> str | None:
+        """One sentence when a ``size``-byte file cannot show this phenomenon (the demo refuses it), else None."""
+        if size < self.min_size:
+            return (f"scenario {self.name} needs --size of at least {_mb(self.min_size)} (got {_mb(size)})"
+                    + (f": {self.size_note}" if self.size_note else ""))
+        if self.max_size is not None and size > self.max_size:
+            return (f"scenario {self.name} takes --size up to {_mb(self.max_size)} (got {_mb(size)})"
+                    + (f": {self.size_note}" if self.size_note else ""))
+        return None
+
+    def size_range(self) -> str:
+        """The sizes this scenario accepts, for ``--list-scenarios``."""
+        return f"--size {_mb(self.min_size)} to {_mb(self.max_size)}" if self.max_size else \
+            f"--size {_mb(self.min_size)} or more"
+
+    def for_size(self, size: int) -> Scenario:
+        """This scenario for a ``size``-byte file (an accepted size): knobs, actions and text adapted."""
+        adapted = self.sizing(self, size) if self.sizing is not None else self
+        return replace(adapted, size=size)
 
     def check(self, events: Sequence[Event]) -> list[str]:
         """What is missing for this phenomenon (empty: it really happened)."""
@@ -76,6 +105,13 @@ class Scenario:
         """The scenario as announced on the control socket (becomes a LabScenario event)."""
         return {"name": self.name, "title": self.title, "explanation": self.explanation,
                 "look_for": self.look_for}
+
+
+def _mb(size: int) -> str:
+    """A size for a sentence: 4 MB, 1.5 MB, 512 KB."""
+    if size >= MIB:
+        return f"{round(size / MIB, 2):g} MB"
+    return f"{round(size / 1024):d} KB"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -385,6 +421,42 @@ def check_lossy_long_path(events: Sequence[Event]) -> Findings:
 
 
 # ---------------------------------------------------------------------------------------------------
+# sizing: what a scenario changes for a smaller file
+
+
+def _sawtooth_explanation(rate_bps: float, queue: float) -> str:
+    return (f"A {rate_bps / 1e6:g} Mbit/s bottleneck with a {queue:g}-frame queue and 10 ms of delay, and the server "
+            "switched to Reno. After slow start the window grows by one segment per round trip until the queue "
+            "overflows; the lost segment is fast-retransmitted and the window is halved. Again and again.")
+
+
+def _size_sawtooth(s: Scenario, size: int) -> Scenario:
+    """Under 3 MB the 10 Mbit/s, 20-frame bottleneck ends after 1-3 teeth (about 0.5 MB each): a 5 Mbit/s
+    one with a 10-frame queue cuts the window every ~0.2 MB (1 MB: 4-5 teeth)."""
+    if size >= 3 * MIB:
+        return s
+    down = {**s.down, "rate_bps": 5_000_000, "queue": 10}
+    return replace(s, down=down, explanation=_sawtooth_explanation(down["rate_bps"], down["queue"]))
+
+
+def _timeout_explanation(at: int) -> str:
+    return (f"After {_mb(at)} the link goes dark in both directions for 3 s. No duplicate ACKs can come back, "
+            "so the server's only way out is its retransmission timer: it resends after its RTO, hears nothing, "
+            "doubles the RTO and tries again, until the link returns.")
+
+
+def _size_timeout(s: Scenario, size: int) -> Scenario:
+    """Under 3 MB the blackout comes after a third of the file (not after 1 MB), and the link is capped so
+    the file takes about 2 s: the rest is still on its way when the blackout starts."""
+    if size >= 3 * MIB:
+        return s
+    at = size // 3
+    rate = max(1_000_000, round(size * 8 / 2.0 / 100_000) * 100_000)
+    return replace(s, down={**s.down, "rate_bps": rate}, explanation=_timeout_explanation(at),
+                   actions=tuple(replace(a, at_bytes=at) for a in s.actions))
+
+
+# ---------------------------------------------------------------------------------------------------
 # the scenarios
 
 SCENARIOS: dict[str, Scenario] = {
@@ -406,16 +478,13 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             name="sawtooth",
             title="Sawtooth: congestion avoidance against a bottleneck queue (Reno)",
-            explanation=(
-                "A 10 Mbit/s bottleneck with a 20-frame queue and 10 ms of delay, and the server switched "
-                "to Reno. After slow start the window grows by one segment per round trip until the queue "
-                "overflows; the lost segment is fast-retransmitted and the window is halved. Again and again."
-            ),
+            explanation=_sawtooth_explanation(10_000_000, 20),
             look_for="cwnd climbing linearly, halving at each queue overflow: a sawtooth",
             size=4 * MIB,
             down={"rate_bps": 10_000_000, "queue": 20, "delay_ms": 10},
             server_cc="reno",
             checker=check_sawtooth,
+            sizing=_size_sawtooth,
         ),
         Scenario(
             name="fast-retransmit",
@@ -435,16 +504,13 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             name="timeout",
             title="Retransmission timeout: a blackout long enough for RTO and exponential backoff",
-            explanation=(
-                "After 1 MB the link goes dark in both directions for 3 s. No duplicate ACKs can come back, "
-                "so the server's only way out is its retransmission timer: it resends after its RTO, "
-                "hears nothing, doubles the RTO and tries again, until the link returns."
-            ),
+            explanation=_timeout_explanation(1 * MIB),
             look_for="the transfer freezing, then the server's retransmission after the blackout",
             size=3 * MIB,
             down={"delay_ms": 10},
             actions=(Action(1 * MIB, {"cmd": "blackout", "seconds": 3.0, "dir": "both"}),),
             checker=check_timeout,
+            sizing=_size_timeout,
         ),
         Scenario(
             name="zero-window",
@@ -458,6 +524,9 @@ SCENARIOS: dict[str, Scenario] = {
             size=12 * MIB,
             stall="1000000:3",
             checker=check_zero_window,
+            min_size=10 * MIB,
+            size_note="rawtui's 8 MB receive buffer must fill up after it stops reading at 1 MB, with more "
+            "of the file still to come",
         ),
         Scenario(
             name="reorder",

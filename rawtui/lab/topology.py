@@ -109,21 +109,100 @@ def _netns_pids(ns: str) -> list[int]:
     return [int(tok) for tok in res.stdout.split() if tok.isdigit()]
 
 
-def _kill_netns_processes(ns: str, timeout: float = 3.0) -> None:
-    """SIGKILL, by pid, every process whose network namespace is ``ns``; wait until they are gone."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pids = [p for p in _netns_pids(ns) if p != os.getpid()]
-        if not pids:
-            return
-        for pid in pids:
-            try:
+_NETNS_RUN_DIRS = ("/run/netns", "/var/run/netns")
+_KILL_TIMEOUT = 10.0
+
+
+def _netns_id(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return (st.st_dev, st.st_ino)
+
+
+def _refers_to(path: str, netns: tuple[int, int]) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:  # gone, a zombie (no namespaces left), or a dangling fd
+        return False
+    return (st.st_dev, st.st_ino) == netns
+
+
+def _in_or_entering(pid: int, netns: tuple[int, int]) -> bool:
+    """Whether process ``pid`` has a thread inside ``netns`` or holds a descriptor of it (about to setns).
+
+    The descriptors are read first: a process that opens the namespace, setns()s into it and closes the
+    descriptor is then seen either holding it or inside, never neither.
+    """
+    base = f"/proc/{pid}"
+    try:
+        fds = os.listdir(f"{base}/fd")
+    except OSError:
+        fds = []
+    if any(_refers_to(f"{base}/fd/{fd}", netns) for fd in fds):
+        return True
+    try:
+        tids = os.listdir(f"{base}/task")
+    except OSError:
+        return False
+    return any(_refers_to(f"{base}/task/{tid}/ns/net", netns) for tid in tids)
+
+
+def _kill_members(netns: tuple[int, int]) -> list[int]:
+    """One pass over /proc: SIGKILL every process in or entering ``netns`` the moment it is seen."""
+    me = os.getpid()
+    killed = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        if pid != me and _in_or_entering(pid, netns):
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if time.monotonic() > deadline:
-            return
-        time.sleep(0.05)
+            killed.append(pid)
+    return killed
+
+
+def _open_netns(ns: str) -> int | None:
+    for run_dir in _NETNS_RUN_DIRS:
+        try:
+            return os.open(f"{run_dir}/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise LabError(f"cannot open network namespace {ns}: {exc.strerror}") from exc
+    return None
+
+
+def _empty_and_delete_netns(ns: str, timeout: float = _KILL_TIMEOUT) -> None:
+    """Delete ``ns`` and SIGKILL every process inside it, including ones still entering it.
+
+    Order matters: the namespace is pinned by a descriptor of our own, its name is deleted first (so no
+    new `ip netns exec` can open it), then /proc is swept, killing every process with a thread in the
+    namespace or a descriptor of it (one that opened the name before it went and has not setns()ed yet),
+    until two passes in a row find none. A process forking while it is killed cannot slip through: a fork
+    that has not finished when SIGKILL arrives is abandoned, and a child that did appear is inside the
+    namespace, so the next pass kills it. Raises LabError if processes are still there after ``timeout``.
+    """
+    fd = _open_netns(ns)
+    if fd is None:  # no such namespace (any more): just make sure the name is gone
+        _delete_netns(ns)
+        return
+    try:
+        netns = _netns_id(fd)
+        _delete_netns(ns)
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while quiet < 2:
+            left = _kill_members(netns)
+            quiet = 0 if left else quiet + 1
+            if left:
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        f"processes still in network namespace {ns} after {timeout:.0f} s of SIGKILL: "
+                        + " ".join(map(str, left))
+                    )
+                time.sleep(0.01)
+    finally:
+        os.close(fd)
 
 
 def _delete_netns(ns: str) -> None:
@@ -280,7 +359,10 @@ class Lab:
     def destroy(self) -> None:
         """Kill the processes this lab started (and anything else inside its namespaces), delete them.
 
-        Idempotent. Raises LabError only if a namespace could not be deleted.
+        Every namespace is emptied by :func:`_empty_and_delete_netns`: processes that were still entering
+        one when destroy() began (an `ip netns exec` between opening the namespace and setns()) are
+        killed too. Idempotent. Raises LabError if a namespace could not be deleted or a process in it
+        survived SIGKILL for ``_KILL_TIMEOUT`` seconds.
         """
         if self._destroyed:
             return
@@ -291,8 +373,7 @@ class Lab:
         errors = []
         for ns in reversed(self._created):
             try:
-                _kill_netns_processes(ns)
-                _delete_netns(ns)
+                _empty_and_delete_netns(ns)
             except LabError as exc:
                 errors.append(str(exc))
         self._created.clear()
@@ -481,11 +562,11 @@ def cleanup_stale_labs(prefix_pattern: str = DEFAULT_PREFIX_PATTERN) -> list[str
         if _creator_alive(_pid_file(prefix)):
             continue
         for ns in namespaces:
-            _kill_netns_processes(ns)
             try:
-                _delete_netns(ns)
+                _empty_and_delete_netns(ns)
             except LabError:
-                continue
+                if ns in _list_netns():  # not deleted; otherwise only a process refused to die
+                    continue
             removed.append(ns)
         try:
             _pid_file(prefix).unlink()
