@@ -2,6 +2,10 @@
 
 Every error a user can hit ends as one line ``rawtui: error: ...`` on stderr and an exit code
 (0 ok, 2 usage, 3 privilege, 4 interface/route/ARP, 5 TCP, 6 HTTP, 7 output file), never a traceback.
+
+Every ending is clean and prompt (see :class:`Endings`): SIGINT, SIGTERM or SIGHUP (or a terminal that
+hangs up) stop the download the clean way (firewall rule removed, no partial file) and the process exits
+within ``GRACE`` seconds whatever it was waiting for; a second signal leaves sooner still.
 """
 
 from __future__ import annotations
@@ -9,25 +13,28 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import select
 import signal
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from types import FrameType
-from typing import TYPE_CHECKING
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, Self
 
-from . import __version__
-from .errors import EXIT_INTERRUPTED, EXIT_USAGE, RawtuiError
-from .eventlog import NdjsonWriter, fanout
-from .source import EventSource
-from .stack.events import Done, Error, Event
+from rawtui import __version__
+from rawtui.errors import EXIT_INTERRUPTED, EXIT_USAGE, RawtuiError
+from rawtui.events import Done, Error, Event, EventSource
+from rawtui.views.ndjson import NdjsonWriter, fanout
 
 if TYPE_CHECKING:
-    from .forked import ForkedSource
+    from rawtui.download.forked import ForkedSource
 
 SUBCOMMANDS = ("replay", "demo", "lab", "interfaces")
+GRACE = 1.5  # seconds from the first signal to the forced exit
+HURRY = 0.5  # ...at most this long after a second signal
+EXIT_BOUND = 1.0  # seconds the interpreter may take to exit once main() has returned (joins, atexit)
 
 EPILOG = """\
 exit codes: 0 ok, 2 usage, 3 missing privilege (root or CAP_NET_RAW+CAP_NET_ADMIN),
@@ -68,35 +75,250 @@ def _download_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    code = 1
     try:
         if args and args[0] in SUBCOMMANDS:
-            return _subcommand(args[0], args[1:])
-        return _download(args)
+            code = _subcommand(args[0], args[1:])
+        else:
+            code = _download(args)
     except RawtuiError as e:
         _say_error(e.message)
-        return e.exit_code
+        code = e.exit_code
     except KeyboardInterrupt:
         _say_error("interrupted")
-        return 130
+        code = 130
     finally:
         if argv is None:  # the program itself (not a caller in the same process): it exits next
             # spare the interpreter's last garbage collection, which walks every object the imports
             # made (~40 ms for pyroute2's alone): the process's memory goes back to the OS anyway
             gc.freeze()
+            _bound_the_exit(code)
+    return code
+
+
+def _bound_the_exit(code: int) -> None:
+    """The interpreter's exit joins every non-daemon thread (Textual's thread workers among them) with no
+    timeout: if one is still running, it gets ``EXIT_BOUND`` seconds, then the process ends anyway."""
+    main = threading.main_thread()
+    if not any(t is not main and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        return
+
+    def leave() -> None:
+        time.sleep(EXIT_BOUND)
+        for f in (sys.stdout, sys.stderr):
+            try:
+                f.flush()
+            except Exception:  # noqa: BLE001, S110 - leaving anyway
+                pass
+        os._exit(code)
+
+    threading.Thread(target=leave, name="rawtui-exit-bound", daemon=True).start()
 
 
 def _say_error(message: str) -> None:
     print(f"rawtui: error: {message}", file=sys.stderr)
 
 
+class Endings:
+    """SIGINT, SIGTERM and SIGHUP (and a terminal that hangs up without one) for one command.
+
+    The handlers only write the signal's number to a pipe: a Python handler runs in the main thread between
+    two bytecodes, maybe while that thread holds the very lock the handler would take (``Event.set``,
+    ``print``, Textual's queues), which is a deadlock no later signal can break. A daemon thread does the
+    rest:
+
+    * the first signal sets :attr:`stop` (the source ends cleanly: firewall rule removed, no partial file)
+      and tells the listeners (:meth:`on_signal`: the app leaves); the process has ``GRACE`` seconds;
+    * a second one tells them again with ``again=True`` (the app leaves at once); ``HURRY`` seconds at most;
+    * when the time is up, the :meth:`at_deadline` actions run (restore the terminal; 0.3 s at most) and
+      the process ends with ``os._exit(130)``: no join, lock or blocked write can keep it alive. A
+      download child told to go by the parent's death ends by itself (rawtui.download.forked).
+
+    When the terminal hangs up (noticed at a signal or by polling), the standard streams that were a
+    terminal are pointed at /dev/null first: nothing then fails writing to a terminal that is gone (Textual's
+    writer thread would die of it, and its bounded queue would then block the app for ever).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    POLL = 0.25  # seconds between checks that the terminal is still there
+
+    def __init__(self, grace: float = GRACE, hurry: float = HURRY) -> None:
+        self.stop = threading.Event()
+        self.grace, self.hurry = grace, hurry
+        self.received: list[int] = []
+        self.deadline: float | None = None
+        self.hung_up = False
+        self._listeners: list[Callable[[bool], object]] = []
+        self._actions: list[Callable[[], object]] = []
+        self._old: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
+        self._ttys = [fd for fd in (0, 1, 2) if _isatty(fd)]
+        self._pipe: tuple[int, int] | None = None
+        self._nohup = False
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # handlers can only be installed from the main thread (a caller in a test)
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        self._pipe = (r, w)
+        for s in self.SIGNALS:
+            if s == signal.SIGHUP and signal.getsignal(s) is signal.SIG_IGN:
+                self._nohup = True  # the user asked to outlive the terminal
+                continue
+            self._old[s] = signal.signal(s, self._handler)
+        threading.Thread(target=self._watch, args=(r,), name="rawtui-endings", daemon=True).start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._pipe is None:
+            return
+        for s, h in self._old.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+        self._old.clear()
+        _, w = self._pipe
+        self._pipe = None
+        try:
+            os.write(w, b"\0")  # the watcher closes both ends and leaves
+        except OSError:
+            pass
+
+    @property
+    def signalled(self) -> bool:
+        return bool(self.received)
+
+    def on_signal(self, listener: Callable[[bool], object]) -> None:
+        """Call ``listener(again)`` at each signal (from the watcher thread); at once if one came already."""
+        self._listeners.append(listener)
+        if self.received:
+            listener(len(self.received) > 1)
+
+    def at_deadline(self, action: Callable[[], object]) -> None:
+        """Run ``action`` (quickly!) before the forced exit."""
+        self._actions.append(action)
+
+    # -- in the main thread, at any bytecode --------------------------------------------------------
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP and signal.getsignal(signal.SIGCONT) not in (signal.SIG_DFL, None):
+            # the hang-up comes with a SIGCONT, whose handler (Textual's) would start the application
+            # mode again on the terminal that is gone
+            signal.signal(signal.SIGCONT, signal.SIG_DFL)
+        pipe = self._pipe
+        if pipe is not None:
+            try:
+                os.write(pipe[1], bytes([signum]))
+            except OSError:
+                pass  # the pipe is full of signals already
+
+    # -- the watcher thread -------------------------------------------------------------------------
+
+    def _watch(self, r: int) -> None:
+        w = self._pipe[1] if self._pipe is not None else -1
+        try:
+            while True:
+                timeout = self.POLL
+                if self.deadline is not None:
+                    timeout = min(timeout, max(0.0, self.deadline - time.monotonic()))
+                if select.select([r], [], [], timeout)[0]:
+                    data = os.read(r, 64)
+                    for signum in data:
+                        if signum == 0:
+                            return
+                        self._got(signum)
+                elif not self.hung_up and self._terminal_gone():
+                    if self._nohup:  # carry on without it
+                        self.hung_up = True
+                        self._detach_terminal()
+                    else:
+                        self._got(signal.SIGHUP)
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    self._give_up()
+        finally:
+            for fd in (r, w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def _terminal_gone(self) -> bool:
+        return any(not _isatty(fd) for fd in self._ttys)
+
+    def _got(self, signum: int) -> None:
+        if self._ttys and not self.hung_up and self._terminal_gone():
+            self.hung_up = True
+            self._detach_terminal()
+            if signum == signal.SIGHUP and self.received:
+                return  # the same hang-up, seen twice (the signal and the poll): not a second signal
+        elif signum == signal.SIGHUP and self.hung_up:
+            return
+        self.received.append(signum)
+        now = time.monotonic()
+        again = len(self.received) > 1
+        limit = now + (self.hurry if again else self.grace)
+        self.deadline = limit if self.deadline is None else min(self.deadline, limit)
+        self.stop.set()
+        for listener in list(self._listeners):
+            try:
+                listener(again)
+            except Exception:  # noqa: BLE001, S110 - the deadline still holds
+                pass
+
+    def _detach_terminal(self) -> None:
+        """Point the standard streams that were the (now hung-up) terminal at /dev/null. (A reader of
+        standard input gets an end-of-file at once, as from the hung-up terminal: never a read that blocks,
+        which a stand-in pipe would give a reader that select() had just told to read.)"""
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+        except OSError:
+            return
+        for fd in self._ttys:
+            try:
+                os.dup2(null, fd)
+            except OSError:
+                pass
+        os.close(null)
+
+    def _give_up(self) -> None:
+        """The clean end did not come in time: the quick actions (0.3 s at most in all), then exit."""
+        def run() -> None:
+            for action in self._actions:
+                try:
+                    action()
+                except Exception:  # noqa: BLE001, S110 - leaving anyway
+                    pass
+
+        t = threading.Thread(target=run, name="rawtui-last-actions", daemon=True)
+        t.start()
+        t.join(0.3)
+        if not self.hung_up and 2 in self._ttys:
+            try:
+                os.write(2, b"\rrawtui: error: interrupted; the clean-up did not finish in time\r\n")
+            except OSError:
+                pass
+        os._exit(130)
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
 def _download(argv: list[str]) -> int:
     ns = _download_parser().parse_args(argv)
-    from .privilege import prepare_download
-    from .session import Options, Session
+    from rawtui.download.privilege import prepare_download
 
     # become the sudo user keeping only CAP_NET_RAW+CAP_NET_ADMIN (not the demo's child: it works in
-    # the demo's root-owned directory); exit 3 naming what is missing
+    # the demo's root-owned directory); exit 3 naming what is missing. Before any thread exists (the
+    # signal watcher's among them): capabilities are per thread. (Nothing to clean up exists yet.)
     prepare_download(drop=not ns.lab_control)
+    with Endings() as endings:
+        return _download_with(ns, endings)
+
+
+def _download_with(ns: argparse.Namespace, endings: Endings) -> int:
+    from rawtui.download.session import Options, Session
 
     options = Options(url=ns.url, iface=ns.interface, output=ns.output, pcap=ns.pcap, idle_timeout=ns.timeout,
                       lab_control=ns.lab_control, cacert=ns.cacert, insecure=ns.insecure, keylog=ns.keylog)
@@ -107,74 +329,86 @@ def _download(argv: list[str]) -> int:
         except ValueError:
             raise RawtuiError(f"bad --stall {ns.stall!r}: use BYTES:SECONDS, e.g. 1000000:3", EXIT_USAGE) from None
     session = Session(options)
+    if endings.signalled:  # before anything started: nothing to clean up
+        raise KeyboardInterrupt
     if ns.tui_headless:
         log = NdjsonWriter(ns.events) if ns.events else None
-        forked = _fork(session, None)
+        forked = _fork(session, None, endings)
         try:
-            return _run_tui(forked, log, True, ns.url, headless_app=True, lab_control=ns.lab_control)
+            return _run_tui(forked, log, True, ns.url, endings, headless_app=True, lab_control=ns.lab_control)
         finally:
-            forked.close()
+            forked.close(_close_timeout(endings))
             if log is not None:
                 log.close()
     headless = ns.headless or not (sys.stdout.isatty() and sys.stdin.isatty()) or ns.output == "-"
     # per-segment events only when someone reads them: the live view or the NDJSON log
     options.segment_events = bool(ns.events or ns.lab_control) or not headless
     if headless:
-        return run_source(session, headless=True, events_path=ns.events, quiet=ns.quiet, title=ns.url)
+        return run_source(session, headless=True, events_path=ns.events, quiet=ns.quiet, title=ns.url,
+                          endings=endings)
     session.keep_frames()  # for the app's "save pcap" key
-    forked = _fork(session, session.save_pcap)
+    forked = _fork(session, session.save_pcap, endings)
     try:
         return run_source(forked, headless=False, events_path=ns.events, exit_on_done=ns.exit_on_done,
-                          title=ns.url, save_pcap=forked.save_pcap, lab_control=ns.lab_control)
+                          title=ns.url, save_pcap=forked.save_pcap, lab_control=ns.lab_control, endings=endings)
     finally:
-        forked.close()
+        forked.close(_close_timeout(endings))
 
 
-def _fork(session: EventSource, save_pcap: Callable[[], str] | None) -> ForkedSource:
-    """The live view's download runs in a child process (rawtui.forked): the stack and Textual then use
-    a core and an interpreter lock each. Forked now, before Textual is imported: no thread exists yet."""
-    from .forked import ForkedSource
+def _close_timeout(endings: Endings) -> float:
+    """How long to wait for the download child: what is left before the forced exit, when signalled."""
+    if endings.deadline is None:
+        return 2.0
+    return max(0.05, endings.deadline - time.monotonic() - 0.1)
 
-    return ForkedSource(session, save_pcap=save_pcap)
+
+def _fork(session: EventSource, save_pcap: Callable[[], str] | None, endings: Endings) -> ForkedSource:
+    """The live view's download runs in a child process (rawtui.download.forked): the stack and Textual then use
+    a core and an interpreter lock each. Forked now, before Textual is imported: no other thread than the
+    signal watcher exists yet (a fork copies only the calling thread)."""
+    from rawtui.download.forked import ForkedSource
+
+    forked = ForkedSource(session, save_pcap=save_pcap)
+    endings.at_deadline(forked.let_go)  # a forced exit: the child ends by itself, clean, once we are gone
+    return forked
 
 
 def run_source(
     source: EventSource, *, headless: bool, events_path: str | None = None, quiet: bool = False,
     exit_on_done: bool = False, title: str = "", save_pcap: Callable[[], str] | None = None,
-    lab_control: str | None = None,
+    lab_control: str | None = None, endings: Endings | None = None,
 ) -> int:
-    """Run a source under the headless view or the Textual app, with the NDJSON log if asked."""
+    """Run a source under the headless view or the Textual app, with the NDJSON log if asked. Signals are
+    handled by ``endings`` (one is installed for the call when not given)."""
+    if endings is None:
+        with Endings() as own:
+            return run_source(source, headless=headless, events_path=events_path, quiet=quiet,
+                              exit_on_done=exit_on_done, title=title, save_pcap=save_pcap,
+                              lab_control=lab_control, endings=own)
     log = NdjsonWriter(events_path) if events_path else None
     try:
         if headless:
-            return _run_headless(source, log, quiet)
-        return _run_tui(source, log, exit_on_done, title, save_pcap=save_pcap, lab_control=lab_control)
+            return _run_headless(source, log, quiet, endings)
+        return _run_tui(source, log, exit_on_done, title, endings, save_pcap=save_pcap, lab_control=lab_control)
     finally:
         if log is not None:
             log.close()
 
 
-def _run_headless(source: EventSource, log: Callable[[Event], None] | None, quiet: bool) -> int:
-    from .headless import HeadlessView
+def _run_headless(source: EventSource, log: Callable[[Event], None] | None, quiet: bool, endings: Endings) -> int:
+    from rawtui.views.headless import HeadlessView
 
     view = HeadlessView(quiet=quiet)
-    stop = threading.Event()
     errors: list[Error] = []
 
     def remember(ev: Event) -> None:
         if isinstance(ev, Error):
             errors.append(ev)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        code = source.run(fanout(view, log, remember), stop)
+        code = source.run(fanout(view, log, remember), endings.stop)
     finally:
         view.close()
-        for s, h in old.items():
-            signal.signal(s, h)
     if code != 0:
         message = errors[-1].message if errors else f"failed with exit code {code}"
         _say_error(message)
@@ -182,11 +416,11 @@ def _run_headless(source: EventSource, log: Callable[[Event], None] | None, quie
 
 
 def _run_tui(
-    source: EventSource, log: Callable[[Event], None] | None, exit_on_done: bool, title: str,
+    source: EventSource, log: Callable[[Event], None] | None, exit_on_done: bool, title: str, endings: Endings,
     *, headless_app: bool = False, save_pcap: Callable[[], str] | None = None, lab_control: str | None = None,
 ) -> int:
     """The Textual app; ``headless_app`` runs it without a terminal (benchmarks, scripts)."""
-    from .tui.started import StartedSource  # imports nothing from Textual
+    from rawtui.views.tui.started import StartedSource  # imports nothing from Textual
 
     recorder = EventRecorder()
 
@@ -200,34 +434,78 @@ def _run_tui(
 
             return source.run(tee, stop)
 
-    started = StartedSource(Logged())  # the source starts now, while Textual is imported
+    # the source starts now, while Textual is imported; a signal stops it (endings.stop) whatever comes next
+    started = StartedSource(Logged(), stop_event=endings.stop)
     try:
-        from .tui.app import RawtuiApp
+        from rawtui.views.tui.app import RawtuiApp
 
         app = RawtuiApp(started, title=title, exit_on_done=exit_on_done or headless_app,
                         on_save_pcap=save_pcap, on_save_events=recorder.save, lab_control=lab_control)
     except BaseException:
         started.stop_event.set()
         raise
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        app.stop_event.set()  # the source ends cleanly (firewall rule removed, no partial file)...
-        app.call_later(app.exit, EXIT_INTERRUPTED)  # ...and the app leaves once it has
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        size = (120, 35) if headless_app and not os.environ.get("COLUMNS") else None
-        code = app.run(headless=headless_app, size=size)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    code = int(code) if code is not None else EXIT_INTERRUPTED
+    endings.on_signal(app.request_end)  # the app leaves once the source has ended (at once: a second signal)
+    restore = _TerminalState.save() if not headless_app else None
+    if restore is not None:
+        endings.at_deadline(restore.restore)  # the app could not leave: put the terminal back ourselves
+    if log is not None:
+        endings.at_deadline(lambda: _close_log(log, started.finished))  # its tail, if nobody writes it
+    size = (120, 35) if headless_app and not os.environ.get("COLUMNS") else None
+    result: int | None
+    if endings.signalled:  # while Textual was imported: no screen to show, only the source's clean end
+        result = started.run(lambda ev: None, endings.stop)
+    else:
+        result = app.run(headless=headless_app, size=size)
+    if result is None:  # an exception in the app (it said so), or a signal before it could say anything
+        result = EXIT_INTERRUPTED if endings.signalled else (app.return_code or 1)
+    code = int(result)
     if code != 0 and recorder.errors:
         _say_error(recorder.errors[-1].message)
     elif code == 0 and recorder.done is not None and not headless_app:
         d = recorder.done
         print(f"rawtui: saved {d.path} ({d.bytes:,} bytes, sha256 {d.sha256})", file=sys.stderr)
     return code
+
+
+def _close_log(log: Callable[[Event], None], finished: bool) -> None:
+    close = getattr(log, "close", None)
+    if finished and close is not None:  # only when no thread writes it any more
+        close()
+
+
+class _TerminalState:
+    """The terminal's modes before the app, to put back if the app cannot (a forced exit)."""
+
+    def __init__(self, fd: int, attrs: list[Any]) -> None:
+        self.fd, self.attrs = fd, attrs
+
+    @classmethod
+    def save(cls) -> _TerminalState | None:
+        import termios
+
+        fd = 0
+        if not _isatty(fd):
+            return None
+        try:
+            return cls(fd, termios.tcgetattr(fd))
+        except termios.error:
+            return None
+
+    def restore(self) -> None:
+        import termios
+
+        if not _isatty(self.fd):
+            return  # gone with the terminal
+        try:
+            termios.tcsetattr(self.fd, termios.TCSANOW, self.attrs)
+        except termios.error:
+            pass
+        if _isatty(2):  # Textual's output: leave the alternate screen, show the cursor, no mouse reports
+            try:
+                os.write(2, b"\x1b[<u\x1b[?1049l\x1b[?25h\x1b[?1004l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l"
+                            b"\x1b[?2004l")
+            except OSError:
+                pass
 
 
 class EventRecorder:
@@ -269,13 +547,13 @@ def _subcommand(name: str, argv: list[str]) -> int:
     if name == "replay":
         return _replay(argv)
     if name == "demo":
-        from .lab.demo import main as demo_main
+        from rawtui.lab.demo import main as demo_main
 
         return demo_main(argv)
     if name == "lab":
         return _lab(argv)
     if name == "interfaces":
-        from .interfaces import main as interfaces_main
+        from rawtui.tools.interfaces import main as interfaces_main
 
         return interfaces_main(argv)
     raise RawtuiError(f"unknown command {name}", EXIT_USAGE)
@@ -289,18 +567,20 @@ def _replay(argv: list[str]) -> int:
     ns = p.parse_args(argv)
     if not os.path.exists(ns.file):
         raise RawtuiError(f"no such file: {ns.file}", EXIT_USAGE)
-    from .replay import open_replay
+    with Endings() as endings:
+        from rawtui.recording import open_replay
 
-    source = open_replay(ns.file, speed=ns.speed)
-    headless = ns.headless or not sys.stdout.isatty()
-    return run_source(source, headless=headless, title=getattr(source, "title", "") or f"replay {ns.file}")
+        source = open_replay(ns.file, speed=ns.speed)
+        headless = ns.headless or not sys.stdout.isatty()
+        return run_source(source, headless=headless, title=getattr(source, "title", "") or f"replay {ns.file}",
+                          endings=endings)
 
 
 def _lab(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="rawtui lab", description="Manage the built-in lab's namespaces.")
     p.add_argument("action", choices=["down"], help="down: remove labs left by dead rawtui processes")
     p.parse_args(argv)
-    from .lab.topology import cleanup_stale_labs
+    from rawtui.lab.topology import cleanup_stale_labs
 
     removed = cleanup_stale_labs()
     print("removed: " + (", ".join(removed) if removed else "nothing"))

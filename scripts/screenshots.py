@@ -18,9 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rawtui.replay import NdjsonReplay
-from rawtui.tui.app import RawtuiApp
-from rawtui.tui.testing import settle
+from rawtui.recording import NdjsonReplay
+from rawtui.views.tui.app import RawtuiApp
+from rawtui.views.tui.testing import settle
 
 FIXTURES = ROOT / "tests" / "fixtures"
 URL = "http://10.0.2.2:8080/big.bin"

@@ -36,14 +36,14 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from rawtui.privilege import _readable
+from rawtui.download.privilege import readable
 
 NOBODY = 65534
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "rawtui"
-# what a run imports, eagerly or after the drop (rawtui.privilege._MODULES_AFTER_DROP and the views)
-PROOF_IMPORTS = ("json", "rawtui.cli", "rawtui.session", "rawtui.headless", "rawtui.link.route",
-                 "rawtui.tui.app", "h11", "rich.console", "textual.app", "pyroute2")
+# what a run imports, eagerly or after the drop (rawtui.download.privilege._MODULES_AFTER_DROP and the views)
+PROOF_IMPORTS = ("json", "rawtui.cli", "rawtui.download.session", "rawtui.views.headless", "rawtui.link.route",
+                 "rawtui.views.tui.app", "h11", "rich.console", "textual.app", "pyroute2")
 # parts of the standard library nothing here imports: test suites, GUI, build files
 _STDLIB_SKIP = re.compile(r"^(site-packages|dist-packages|test|tests|idle_test|idlelib|tkinter|turtledemo|"
                           r"ensurepip|lib2to3|config-.*)$")
@@ -74,7 +74,7 @@ class Userland:
 
 
 def readable_by_all(path: str | Path) -> bool:
-    return _readable(str(path), NOBODY, [NOBODY])
+    return readable(str(path), NOBODY, [NOBODY])
 
 
 def readable_tempdir() -> str:

@@ -12,8 +12,8 @@ from urllib.parse import urljoin, urlsplit
 
 import h11
 
-from .. import __version__
-from ..errors import HttpError, UsageError
+from rawtui import __version__
+from rawtui.errors import HttpError, UsageError
 
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 MAX_HEADER_BYTES = 64 * 1024

@@ -8,7 +8,7 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from ..errors import TlsError
+from rawtui.errors import TlsError
 
 
 @dataclass(frozen=True, slots=True)

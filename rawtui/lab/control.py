@@ -10,7 +10,7 @@ Who talks on it:
   connections (``{"type": "tcp_info", ...}``) every ~10 ms while it sends;
 - ``rawtui demo`` announces the scenario (``{"cmd": "announce", "scenario": {...}}``) and sets knobs;
 - rawtui itself (:class:`LabChannel`, ``--lab-control PATH``) subscribes and turns what it hears into
-  events (:class:`~rawtui.stack.events.ServerTcpInfo`, ``LabKnobs``, ``LabStats``, ``LabScenario``);
+  events (:class:`~rawtui.events.ServerTcpInfo`, ``LabKnobs``, ``LabStats``, ``LabScenario``);
 - the live view changes knobs from its own thread with :class:`LabControl`.
 
 Commands (one JSON object per line; an ``"id"`` is echoed in the reply)::
@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, Self
 
-from ..stack.events import Event, Info, LabKnobs, LabScenario, LabStats, ServerTcpInfo
+from rawtui.events import Event, Info, LabKnobs, LabScenario, LabStats, ServerTcpInfo
 
 __all__ = ["ControlError", "ControlHub", "LabChannel", "LabControl", "Subscription", "message_to_event"]
 

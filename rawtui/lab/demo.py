@@ -10,14 +10,22 @@ force and the router's counters (:mod:`rawtui.lab.control`). The live view can t
 the same socket (:class:`rawtui.lab.control.LabControl`).
 
 Needs only root, Python and iproute2 (offloads are switched with ioctls, not ethtool).
+
+Every ending removes the lab (see :class:`_Interrupts`): SIGINT, SIGTERM and SIGHUP (the terminal closed)
+end the download child cleanly, then delete the namespaces with the relay and the server in them; a second
+signal stops waiting for the child but still removes the lab. A lab left by a demo that was killed (kill -9)
+is removed by the next demo, or by ``rawtui lab down``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
+import select
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,21 +34,22 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from types import FrameType, TracebackType
+from typing import Any, Self
 
-from ..errors import EXIT_USAGE, PrivilegeError, RawtuiError
-from .control import ControlError, LabControl, Subscription
-from .impair import KNOB_NAMES, ImpairError, child_env, parse_ms, parse_rate, start_relay
-from .scenarios import SCENARIOS, Action, Scenario, load_events
-from .server import make_file, sha256_file
-from .topology import Lab, LabError
+from rawtui.errors import EXIT_USAGE, PrivilegeError, RawtuiError
+from rawtui.lab.control import ControlError, LabControl, Subscription
+from rawtui.lab.impair import KNOB_NAMES, ImpairError, child_env, parse_ms, parse_rate, start_relay
+from rawtui.lab.scenarios import SCENARIOS, Action, Scenario, load_events
+from rawtui.lab.server import make_file, sha256_file
+from rawtui.lab.topology import Lab, LabError, cleanup_stale_labs
 
 __all__ = ["main", "parse_size", "start_pyserver"]
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kKmMgG]?)i?[bB]?$")
 DEFAULT_SIZE = "50M"
 PYSERVER_PORT = 8080
+READY_TIMEOUT = 20.0  # seconds a lab server may take to say "ready"
 
 
 def parse_size(text: str) -> int:
@@ -62,7 +71,7 @@ def start_pyserver(lab: Lab, root: str, port: int = PYSERVER_PORT, report: str |
 
 
 def _start_ready(lab: Lab, ns: str, argv: list[str], what: str) -> subprocess.Popen[str]:
-    """Start ``argv`` in ``ns`` and wait for its "ready" line. Its stderr goes to a file (never to a pipe
+    """Start ``argv`` in ``ns`` and wait for its "ready" line (``READY_TIMEOUT`` at most). Its stderr goes to a file (never to a pipe
     nobody reads), shown if it fails to start; with RAWTUI_DEMO_LOGS=DIR the file is kept in DIR."""
     log_dir = os.environ.get("RAWTUI_DEMO_LOGS")
     if log_dir:
@@ -73,12 +82,15 @@ def _start_ready(lab: Lab, ns: str, argv: list[str], what: str) -> subprocess.Po
     try:
         proc = lab.popen(ns, argv, stdout=subprocess.PIPE, stderr=err, text=True, env=child_env())
         assert proc.stdout is not None
-        line = proc.stdout.readline()
+        line = ""
+        if select.select([proc.stdout], [], [], READY_TIMEOUT)[0]:
+            line = proc.stdout.readline()
         if not line.startswith("ready"):
             lab.stop(proc)
             err.seek(0)
             text = err.read().decode(errors="replace")
-            raise LabError(f"{what} did not start: {text.strip()[-800:] or line.strip()}")
+            why = text.strip()[-800:] or line.strip() or f"no ready line within {READY_TIMEOUT:g} s"
+            raise LabError(f"{what} did not start: {why}")
     finally:
         err.close()
     threading.Thread(target=_drain, args=(proc,), daemon=True).start()
@@ -119,7 +131,7 @@ def _rate(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rawtui demo",
         description="The teaching lab: build a client - router - server network of namespaces, impair the "
@@ -131,7 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", choices=list(SCENARIOS), metavar="NAME",
                    help="run a named scenario and check that its phenomenon appears")
     p.add_argument("--list-scenarios", action="store_true", help="list the scenarios and what each shows")
-    p.add_argument("--size", help=f"size of the generated file (default {DEFAULT_SIZE}, or the scenario's)")
+    p.add_argument("--size", help=f"size of the generated file (default {DEFAULT_SIZE}, or the scenario's; "
+                   "--list-scenarios gives the sizes each scenario accepts)")
     p.add_argument("--server", choices=["python", "nginx"], default="python",
                    help="the lab's HTTP server (default: Python's http.server, no install needed)")
     g = p.add_argument_group("impairments (on the router)")
@@ -167,7 +180,7 @@ def cli_knobs(ns: argparse.Namespace) -> dict[str, float]:
 def list_scenarios() -> str:
     out = []
     for s in SCENARIOS.values():
-        out.append(f"{s.name}  ({s.size / (1 << 20):g} MB)\n  {s.title}\n"
+        out.append(f"{s.name}  ({s.size / (1 << 20):g} MB; {s.size_range()})\n  {s.title}\n"
                    + textwrap.indent(textwrap.fill(s.explanation, 96), "  ")
                    + f"\n  look for: {s.look_for}\n")
     return "\n".join(out)
@@ -221,41 +234,238 @@ class ScenarioDriver(threading.Thread):
 
 
 def main(argv: list[str]) -> int:
-    ns = _parser().parse_args(argv)
+    ns = parser().parse_args(argv)
     if ns.list_scenarios:
         print(list_scenarios())
         return 0
     scenario = SCENARIOS[ns.scenario] if ns.scenario else None
     size = parse_size(ns.size) if ns.size else (scenario.size if scenario else parse_size(DEFAULT_SIZE))
-    knobs = _merge_knobs(scenario, cli_knobs(ns), ns.dir)
+    if scenario is not None:  # a size the phenomenon cannot show with is refused; else the knobs fit it
+        problem = scenario.size_problem(size)
+        if problem is not None:
+            raise RawtuiError(problem, EXIT_USAGE)
+        scenario = scenario.for_size(size)
+    knobs = merge_knobs(scenario, cli_knobs(ns), ns.dir)
     if os.geteuid() != 0:
         raise PrivilegeError("the demo builds network namespaces: run it as root (sudo rawtui demo)")
+    with _Interrupts() as interrupts:
+        return _demo(ns, scenario, size, knobs, interrupts)
+
+
+def _demo(ns: argparse.Namespace, scenario: Scenario | None, size: int, knobs: dict[str, dict[str, float]],
+          interrupts: _Interrupts) -> int:
     lab: Lab | None = None
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, on_signal)
+    tmp: str | None = None
+    interrupted = False
     try:
-        with tempfile.TemporaryDirectory(prefix="rawtui-demo-") as tmp:
-            try:
-                lab = Lab.create()
-            except LabError as e:
-                raise RawtuiError(f"cannot build the lab: {e}", 4) from None
-            try:
-                return _run(lab, ns, tmp, scenario, size, knobs)
-            except (LabError, ImpairError, ControlError) as e:
-                raise RawtuiError(f"the lab failed: {e}", 4) from None
+        try:
+            removed = cleanup_stale_labs()  # left by a demo that was killed (kill -9)
+        except LabError:
+            removed = []
+        if removed:
+            _say(f"removed a lab left behind: {' '.join(removed)}")
+        tmp = tempfile.mkdtemp(prefix="rawtui-demo-")
+        try:
+            lab = Lab.create()
+        except LabError as e:
+            raise RawtuiError(f"cannot build the lab: {e}", 4) from None
+        try:
+            return _run(lab, ns, tmp, scenario, size, knobs, interrupts)
+        except (LabError, ImpairError, ControlError) as e:
+            raise RawtuiError(f"the lab failed: {e}", 4) from None
     except KeyboardInterrupt:
-        print("rawtui: demo interrupted; lab removed", file=sys.stderr)
+        interrupted = True
         return 130
     finally:
-        signal.signal(signal.SIGTERM, old)
-        if lab is not None:
-            lab.destroy()
+        # from here on a signal only hurries: this clean-up always runs to its end
+        interrupts.cleaning = True
+        if interrupts.received:
+            interrupts.forget_terminal_if_gone()
+        interrupts.end_child()
+        try:
+            if lab is not None:
+                lab.destroy()  # the relay, the server, anything else in the namespaces, the namespaces
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if interrupted:
+            _say("rawtui: demo interrupted; lab removed")
 
 
-def _merge_knobs(scenario: Scenario | None, cli: dict[str, float], where: str) -> dict[str, dict[str, float]]:
+class _Interrupts:
+    """SIGINT, SIGTERM and SIGHUP during the demo.
+
+    The first one interrupts the demo (KeyboardInterrupt where the main thread is) unless the clean-up runs
+    already; the clean-up then runs to its end whatever comes next: the download child is asked to end
+    (SIGTERM: it restores the terminal and removes its firewall rule; ``CHILD_GRACE`` seconds), then the
+    lab is destroyed (namespaces, relay, server). A second signal hurries: the child gets
+    ``HURRIED_CHILD_GRACE`` (enough to put the terminal back; it hurries too) before SIGKILL, and the lab
+    still goes. A third ends the process at once, as does a clean-up still running ``BOUND`` seconds after
+    the first signal (``HURRIED_BOUND`` after the second): ``rawtui lab down``, or the next demo, removes
+    what is left then.
+
+    The handler raises or writes to a pipe and nothing else (no lock: it runs between two bytecodes of the
+    main thread, whatever that thread holds); a daemon thread keeps the time.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    CHILD_GRACE = 1.0
+    HURRIED_CHILD_GRACE = 0.8  # more than the child's own bound after a second signal (rawtui.cli.HURRY)
+    BOUND = 5.0
+    HURRIED_BOUND = 2.0
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self._count = itertools.count(1)
+        self.cleaning = False
+        self.child: subprocess.Popen[Any] | None = None
+        self._hurried_at = 0.0
+        self._old: dict[int, Any] = {}
+        self._pipe: tuple[int, int] | None = None
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        self._pipe = (r, w)
+        for s in self.SIGNALS:
+            if s == signal.SIGHUP and signal.getsignal(s) is signal.SIG_IGN:
+                continue  # nohup: the user asked to outlive the terminal
+            self._old[s] = signal.signal(s, self._handler)
+        threading.Thread(target=self._watch, args=(r, w), name="rawtui-demo-bound", daemon=True).start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+        self._old.clear()
+        if self._pipe is not None:
+            w = self._pipe[1]
+            self._pipe = None
+            try:
+                os.write(w, b"\0")  # the watcher closes the pipe and leaves
+            except OSError:
+                pass
+
+    @property
+    def hurry(self) -> bool:
+        return len(self.received) > 1
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        # One C call: a second signal's handler, which can run inside this one between any two bytecodes,
+        # gets the next number (counting with len(received) instead, both calls could see 2: no interrupt).
+        n = next(self._count)
+        if n == 2:
+            self._hurried_at = time.monotonic()
+        self.received.append(signum)
+        if self._pipe is not None:
+            try:
+                os.write(self._pipe[1], bytes([signum]))
+            except OSError:
+                pass
+        if n >= 3:
+            try:
+                os.write(2, b"rawtui: demo: leaving now; `rawtui lab down` removes what is left\n")
+            except OSError:
+                pass
+            os._exit(130)
+        if n == 1 and not self.cleaning:
+            raise KeyboardInterrupt
+
+    def _watch(self, r: int, w: int) -> None:
+        deadline: float | None = None
+        count = 0
+        try:
+            while True:
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if select.select([r], [], [], timeout)[0]:
+                    for b in os.read(r, 64):
+                        if b == 0:
+                            return
+                        count += 1
+                        now = time.monotonic()
+                        limit = now + (self.BOUND if count == 1 else self.HURRIED_BOUND)
+                        deadline = limit if deadline is None else min(deadline, limit)
+                elif deadline is not None and time.monotonic() >= deadline:
+                    try:
+                        os.write(2, b"rawtui: demo: the clean-up did not finish in time; `rawtui lab down` "
+                                    b"removes what is left\n")
+                    except OSError:
+                        pass
+                    os._exit(130)
+        finally:
+            for fd in (r, w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def end_child(self) -> None:
+        """End the download child, if it still runs: SIGTERM, ``CHILD_GRACE`` (``HURRIED_CHILD_GRACE``
+        once hurried), then SIGKILL."""
+        child = self.child
+        if child is None or child.poll() is not None:
+            return
+        _kill(child, signal.SIGTERM)
+        deadline = time.monotonic() + self.CHILD_GRACE
+        while child.poll() is None:
+            if self.hurry:
+                deadline = min(deadline, self._hurried_at + self.HURRIED_CHILD_GRACE)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
+        if child.poll() is None:
+            _kill(child, signal.SIGKILL)
+        try:
+            child.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            pass  # the lab's destruction kills what is left in its namespaces
+
+    def forget_terminal_if_gone(self) -> None:
+        """After a hang-up, point our standard streams at /dev/null: the last messages then go nowhere
+        instead of failing (EIO) half-way through the clean-up."""
+        ttys = [fd for fd in (0, 1, 2) if _was_tty(fd)]
+        if not ttys or all(_isatty(fd) for fd in ttys):
+            return
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+        except OSError:
+            return
+        for fd in ttys:
+            try:
+                os.dup2(null, fd)
+            except OSError:
+                pass
+        os.close(null)
+
+
+def _kill(proc: subprocess.Popen[Any], sig: int) -> None:
+    try:
+        os.kill(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def _was_tty(fd: int) -> bool:
+    """Whether ``fd`` is a terminal, or a terminal that hung up (isatty says no, the device says tty)."""
+    if _isatty(fd):
+        return True
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return False
+    return target.startswith(("/dev/pts/", "/dev/tty"))
+
+
+def merge_knobs(scenario: Scenario | None, cli: dict[str, float], where: str) -> dict[str, dict[str, float]]:
     knobs = {"down": dict(scenario.down) if scenario else {}, "up": dict(scenario.up) if scenario else {}}
     for d in (("down", "up") if where == "both" else (where,)):
         knobs[d].update(cli)
@@ -263,7 +473,7 @@ def _merge_knobs(scenario: Scenario | None, cli: dict[str, float], where: str) -
 
 
 def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, size: int,
-         knobs: dict[str, dict[str, float]]) -> int:
+         knobs: dict[str, dict[str, float]], interrupts: _Interrupts) -> int:
     www = os.path.join(tmp, "www")
     os.mkdir(www)
     name = f"demo-{scenario.name if scenario else 'file'}-{size}.bin"
@@ -274,7 +484,7 @@ def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, 
     if scenario is not None and scenario.server_cc:
         _set_server_cc(lab, scenario.server_cc)
     if ns.server == "nginx":
-        from .nginx import start_nginx
+        from rawtui.lab.nginx import start_nginx
 
         handle = start_nginx(lab, www, port=80)
         _start_ready(lab, lab.server_ns, [sys.executable, "-m", "rawtui.lab.server", "--sample-port", "80",
@@ -313,9 +523,17 @@ def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, 
         _say(f"scenario {scenario.name}: {scenario.title}")
         _say(textwrap.fill(scenario.explanation, 100, initial_indent="  ", subsequent_indent="  "))
         _say(f"  look for: {scenario.look_for}")
-    code = subprocess.call(lab.exec_argv(lab.client_ns, argv_child), env=child_env())
-    if driver is not None:
-        driver.stop()
+    # the child shares our terminal (and process group): a signal from the terminal reaches it too; the
+    # others are forwarded by _Interrupts.end_child
+    try:
+        child = interrupts.child = subprocess.Popen(lab.exec_argv(lab.client_ns, argv_child), env=child_env())
+        # polled, not Popen.wait(): on a KeyboardInterrupt that one waits 0.25 s more for the child before
+        # letting the clean-up start
+        while (code := child.poll()) is None:
+            time.sleep(0.05)
+    finally:
+        if driver is not None:
+            driver.stop()
     try:
         with LabControl(control) as ctl:
             stats: dict[str, Any] | None = ctl.state()["stats"]
@@ -406,4 +624,7 @@ def _read_events(path: str) -> list[Any]:
 
 
 def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        pass  # the terminal is gone (EIO): nobody left to tell

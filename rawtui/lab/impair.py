@@ -20,7 +20,7 @@ what leaves the router always carries real checksums (a corrupted frame is then 
 The relay also serves the lab's control socket (:class:`rawtui.lab.control.ControlHub`): knob changes
 come in as JSON lines, knob states, the relay's counters and the lab server's TCP_INFO samples go out.
 
-Measured on the 2-core lab machine (tests/test_lab_impair.py): see ``RELAY_THROUGHPUT`` below.
+Measured on the 2-core lab machine (tests/lab/test_lab_impair.py): see ``RELAY_THROUGHPUT`` below.
 """
 
 from __future__ import annotations
@@ -48,11 +48,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from ..wire.checksum import checksum_from_residue, pseudo_header_residue, residue
+from rawtui.wire.checksum import checksum_from_residue, pseudo_header_residue, residue
 
 if TYPE_CHECKING:
-    from .control import ControlHub
-    from .topology import Lab
+    from rawtui.lab.control import ControlHub
+    from rawtui.lab.topology import Lab
 
 __all__ = [
     "DIRECTIONS",
@@ -76,7 +76,7 @@ DEFAULT_QUEUE = 100  # bottleneck queue (frames) when a rate is set and no queue
 STATS_EVERY = 0.25  # seconds between counter broadcasts on the control socket
 BATCH = 512  # frames drained from one socket before the other side gets a turn
 DELAY_LOG = 10_000  # per direction, the delays (ms) chosen for the last this many delayed frames
-# Measured in tests/test_lab_impair.py::test_relay_throughput (no knobs, 1514-byte frames, 2 cores).
+# Measured in tests/lab/test_lab_impair.py::test_relay_throughput (no knobs, 1514-byte frames, 2 cores).
 RELAY_THROUGHPUT = "60-95k frames/s (0.7-1.15 Gbit/s of 1514-byte frames) with no knob on, 40-80k with one"
 
 STAT_NAMES = (
@@ -615,7 +615,7 @@ class Relay:
         self.s.pipe = self.pipes["up"]
         self.hub: ControlHub | None = None
         if control:
-            from .control import ControlHub
+            from rawtui.lab.control import ControlHub
 
             self.hub = ControlHub(control, self._command)
             self._broadcast_knobs("no impairment yet: a perfect link")

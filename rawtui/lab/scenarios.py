@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..stack.events import (
+from rawtui.events import (
     ChecksumDrop,
     DupAck,
     DupData,

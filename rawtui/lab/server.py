@@ -321,7 +321,7 @@ def parse_tcp_info(raw: bytes) -> dict[str, int]:
 
 
 def tcp_info_message(info: dict[str, int], peer_port: int, sample_t: float) -> dict[str, object]:
-    """The control-socket message (fields of :class:`rawtui.stack.events.ServerTcpInfo`) for one sample."""
+    """The control-socket message (fields of :class:`rawtui.events.ServerTcpInfo`) for one sample."""
     mss = info["snd_mss"]
     ssthresh = info["snd_ssthresh"]
     ca = info["ca_state"]

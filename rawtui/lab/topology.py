@@ -94,7 +94,7 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return res
 
 
-def _list_netns() -> list[str]:
+def list_netns() -> list[str]:
     res = _ip("netns", "list", check=False)
     names = []
     for line in res.stdout.splitlines():
@@ -207,7 +207,7 @@ def _empty_and_delete_netns(ns: str, timeout: float = _KILL_TIMEOUT) -> None:
 
 def _delete_netns(ns: str) -> None:
     res = _ip("netns", "delete", ns, check=False)
-    if res.returncode != 0 and ns in _list_netns():
+    if res.returncode != 0 and ns in list_netns():
         raise LabError(f"could not delete network namespace {ns}: {res.stderr.strip()}")
 
 
@@ -303,7 +303,7 @@ class Lab:
         except OSError as exc:
             raise LabError(f"cannot create {LAB_RUN_DIR}: {exc.strerror}") from exc
         pid_file = _pid_file(self.prefix)
-        existing = set(_list_netns())
+        existing = set(list_netns())
         clash = [ns for ns in self.namespaces if ns in existing]
         if clash or (pid_file.exists() and _creator_alive(pid_file)):
             what = ", ".join(clash) if clash else str(pid_file)
@@ -553,7 +553,7 @@ def cleanup_stale_labs(prefix_pattern: str = DEFAULT_PREFIX_PATTERN) -> list[str
         return []
     ns_re = re.compile(rf"^({prefix_pattern})-[{''.join(_NS_SUFFIXES)}]$")
     by_prefix: dict[str, list[str]] = {}
-    for ns in _list_netns():
+    for ns in list_netns():
         m = ns_re.match(ns)
         if m:
             by_prefix.setdefault(m.group(1), []).append(ns)
@@ -565,7 +565,7 @@ def cleanup_stale_labs(prefix_pattern: str = DEFAULT_PREFIX_PATTERN) -> list[str
             try:
                 _empty_and_delete_netns(ns)
             except LabError:
-                if ns in _list_netns():  # not deleted; otherwise only a process refused to die
+                if ns in list_netns():  # not deleted; otherwise only a process refused to die
                     continue
             removed.append(ns)
         try:

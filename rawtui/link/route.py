@@ -623,11 +623,11 @@ def _matched(
         type=_ROUTE_TYPES.get(reply["type"], str(reply["type"])),
         gateway=reply.get("RTA_GATEWAY"),
         iface=names.get(oif) if oif else None,
-        rule=_selecting_rule(rules, table, fib["dst_len"] if fib is not None else None, dst, src, oifname),
+        rule=selecting_rule(rules, table, fib["dst_len"] if fib is not None else None, dst, src, oifname),
     )
 
 
-def _selecting_rule(
+def selecting_rule(
     rules: list[Any],
     table: int,
     prefixlen: int | None,

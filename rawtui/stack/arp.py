@@ -7,10 +7,10 @@ silently followed. Unsolicited replies and replies from other IPs are ignored (a
 
 from __future__ import annotations
 
-from ..wire.arp import OP_REPLY, OP_REQUEST, ArpPacket, build_arp
-from ..wire.ethernet import BROADCAST, ETH_P_ARP, build_ethernet, mac_str
-from ..wire.ipv4 import ip_str
-from .events import ArpIgnored, ArpReply, ArpRequest, Event
+from rawtui.stack.events import ArpIgnored, ArpReply, ArpRequest, Event
+from rawtui.wire.arp import OP_REPLY, OP_REQUEST, ArpPacket, build_arp
+from rawtui.wire.ethernet import BROADCAST, ETH_P_ARP, build_ethernet, mac_str
+from rawtui.wire.ipv4 import ip_str
 
 
 class ArpResolver:

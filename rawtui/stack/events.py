@@ -1,8 +1,10 @@
-"""The one typed event stream.
+"""The stack's events, and the base and registry of the one typed event stream.
 
 Every receipt and decision of the stack is one of these small records. The same stream feeds the
 headless view, the Textual app, the NDJSON log (`--events`) and the replay. ``t`` is seconds since the
-session started (the stack is handed relative times, so it never reads a clock).
+session started (the stack is handed relative times, so it never reads a clock). Events of the layers
+above live with their owners (:mod:`rawtui.http.events`, :mod:`rawtui.download.events`,
+:mod:`rawtui.lab.events`); :mod:`rawtui.events` gathers them all.
 
 Serialisation: :func:`to_dict` gives ``{"t": ..., "type": ..., <fields>}``; :func:`from_dict` inverts it.
 """
@@ -10,35 +12,30 @@ Serialisation: :func:`to_dict` gives ``{"t": ..., "type": ..., <fields>}``; :fun
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .tcp_states import State
+from rawtui.stack.tcp_states import State
+
+EVENT_TYPES: dict[str, type[Event]] = {}  # NDJSON name -> class: every subclass that sets ``type``
 
 
 @dataclass(slots=True)
 class Event:
-    """Base class. Subclasses set ``type`` (the NDJSON name)."""
+    """Base class. Subclasses set ``type`` (the NDJSON name) and are registered in :data:`EVENT_TYPES`
+    by that alone; the owners of the other events (``http.events``, ``download.events``,
+    ``lab.events``) subclass it the same way, and :mod:`rawtui.events` imports them all."""
 
     type: ClassVar[str] = "event"
     t: float
 
-
-@dataclass(slots=True)
-class Route(Event):
-    """Which interface, source address and next hop the session uses, and why."""
-
-    type: ClassVar[str] = "route"
-    iface: str
-    ifindex: int
-    src_ip: str
-    src_mac: str
-    dst_ip: str
-    gateway: str | None  # None when the destination is on-link
-    next_hop: str
-    mtu: int
-    reason: str  # "kernel route" or "-i IFACE"
-    warning: str | None = None
+    def __init_subclass__(cls) -> None:  # no super(): dataclass(slots=True) remakes the class
+        name = cls.__dict__.get("type")
+        if isinstance(name, str):
+            known = EVENT_TYPES.get(name)
+            if known is not None and known.__qualname__ != cls.__qualname__:
+                raise TypeError(f"two event classes named {name!r}: {known.__qualname__}, {cls.__qualname__}")
+            EVENT_TYPES[name] = cls  # the slotted class dataclass() makes replaces the first one
 
 
 @dataclass(slots=True)
@@ -196,90 +193,6 @@ class Window(Event):
     rcv_nxt: int = 0  # relative: bytes received in order
 
 
-@dataclass(slots=True)
-class Progress(Event):
-    type: ClassVar[str] = "progress"
-    bytes: int
-    total: int | None
-    speed_bps: float  # bytes per second, recent
-
-
-@dataclass(slots=True)
-class HttpResponse(Event):
-    type: ClassVar[str] = "http_response"
-    status: int
-    reason: str
-    content_length: int | None
-    headers: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class Redirect(Event):
-    type: ClassVar[str] = "redirect"
-    status: int
-    location: str
-    hop: int
-
-
-@dataclass(slots=True)
-class Done(Event):
-    type: ClassVar[str] = "done"
-    bytes: int
-    sha256: str
-    duration_s: float
-    path: str
-    counters: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Error(Event):
-    type: ClassVar[str] = "error"
-    message: str
-    exit_code: int
-
-
-@dataclass(slots=True)
-class Info(Event):
-    """A plain-words note for the user (warnings, firewall rule installed/removed, ...)."""
-
-    type: ClassVar[str] = "info"
-    message: str
-    level: str = "info"  # "info" or "warning"
-
-
-@dataclass(slots=True)
-class TlsInfo(Event):
-    """The TLS handshake finished: what was negotiated and who the server proved to be."""
-
-    type: ClassVar[str] = "tls"
-    version: str
-    cipher: str
-    alpn: str | None
-    subject: str
-    issuer: str
-    not_after: str
-    verified: bool
-    handshake_ms: float
-
-
-@dataclass(slots=True)
-class TlsRecord(Event):
-    """A TLS record began in the byte stream (its header only: the content stays encrypted)."""
-
-    type: ClassVar[str] = "tls_record"
-    direction: str  # "in" (from the server) or "out"
-    content_type: str  # "Handshake", "ApplicationData", "Alert", "ChangeCipherSpec"...
-    length: int
-
-
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls
-    for cls in (
-        Route, ArpRequest, ArpReply, ArpIgnored, TcpState, Handshake, SegmentIn, SegmentOut, Retransmit,
-        DupData, OutOfOrder, DupAck, ChecksumDrop, Malformed, Window, Progress, HttpResponse, Redirect,
-        Done, Error, Info, TlsInfo, TlsRecord,
-    )
-}
 
 
 def to_dict(ev: Event) -> dict[str, Any]:
@@ -306,73 +219,5 @@ def from_dict(d: dict[str, Any]) -> Event:
     return cls(**kwargs)
 
 
-# -- the teaching lab's side channel (rawtui.lab.control); ``t`` is when rawtui received the message ----
 
 
-@dataclass(slots=True)
-class ServerTcpInfo(Event):
-    """Ground truth: the lab server's own TCP state for a connection (getsockopt TCP_INFO), sampled every
-    ~10 ms while it sends. Rates are bytes per second, like ``Progress.speed_bps``."""
-
-    type: ClassVar[str] = "server_tcp_info"
-    cwnd_bytes: int  # snd_cwnd * snd_mss
-    ssthresh_bytes: int | None  # None while still in the first slow start (ssthresh "infinite")
-    rtt_ms: float  # the server's smoothed RTT
-    rttvar_ms: float
-    retrans_total: int  # segments the server has retransmitted (tcpi_total_retrans)
-    pacing_bps: int
-    delivery_bps: int
-    mss: int
-    ca_state: str = "open"  # open, disorder, cwr, recovery (fast retransmit), loss (after an RTO)
-    state: str = ""  # the server socket's TCP state, e.g. "ESTABLISHED"
-    rto_ms: float = 0.0
-    backoff: int = 0  # consecutive RTO expiries right now (tcpi_retransmits)
-    unacked: int = 0  # segments in flight
-    lost: int = 0  # segments the server currently believes lost
-    retrans_out: int = 0  # retransmitted segments not yet acknowledged (tcpi_retrans)
-    bytes_acked: int = 0
-    bytes_retrans: int = 0
-    snd_wnd: int = 0  # our advertised window as the server sees it, bytes
-    probes: int = 0  # zero-window probes sent without an answer
-    total_rto: int = 0  # RTO expiries so far (kernel >= 6.7; 0 before)
-    reord_seen: int = 0  # reordering events the server detected
-    peer_port: int = 0  # the connection's client port (rawtui's local port)
-    sample_t: float = 0.0  # when the server took the sample (its monotonic clock, seconds)
-
-
-@dataclass(slots=True)
-class LabKnobs(Event):
-    """The impairments now in force on the lab's router, per direction (``down`` = server to client):
-    ``loss``, ``reorder``, ``dup``, ``corrupt`` (%), ``delay_ms``, ``jitter_ms``, ``rate_bps`` (0 =
-    unlimited), ``queue`` (frames), ``blackout_s`` (seconds left). ``note`` says what just changed."""
-
-    type: ClassVar[str] = "lab_knobs"
-    down: dict[str, float] = field(default_factory=dict)
-    up: dict[str, float] = field(default_factory=dict)
-    note: str = ""
-
-
-@dataclass(slots=True)
-class LabStats(Event):
-    """The router's counters per direction: frames_in/out, lost, blackout_drops, queue_drops, corrupted,
-    duplicated, reordered, queue_len, queue_max, ... (sent every 0.25 s while they change)."""
-
-    type: ClassVar[str] = "lab_stats"
-    down: dict[str, int] = field(default_factory=dict)
-    up: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class LabScenario(Event):
-    """Which teaching scenario the lab runs, and what to look for on screen."""
-
-    type: ClassVar[str] = "lab_scenario"
-    name: str
-    title: str
-    explanation: str
-    look_for: str = ""
-
-
-for _cls in (ServerTcpInfo, LabKnobs, LabStats, LabScenario):
-    EVENT_TYPES[_cls.type] = _cls
-del _cls

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import struct
 
-from ..errors import LinkError, TcpError
-from ..wire.arp import parse_arp
-from ..wire.checksum import checksum_from_residue, residue
-from ..wire.errors import ChecksumError, WireError
-from ..wire.ethernet import ETH_P_ARP, ETH_P_IP, parse_ethernet
-from ..wire.ipv4 import PROTO_TCP, ip_str, parse_ipv4
-from ..wire.tcp import NO_OPTIONS, TcpSegment, parse_options, parse_tcp
-from .arp import ArpResolver
-from .events import ChecksumDrop, Event, Malformed
-from .tcp import TcpConnection
-from .tcp_states import OVER
+from rawtui.errors import LinkError, TcpError
+from rawtui.stack.arp import ArpResolver
+from rawtui.stack.events import ChecksumDrop, Event, Malformed
+from rawtui.stack.tcp import TcpConnection
+from rawtui.stack.tcp_states import OVER
+from rawtui.wire.arp import parse_arp
+from rawtui.wire.checksum import checksum_from_residue, residue
+from rawtui.wire.errors import ChecksumError, WireError
+from rawtui.wire.ethernet import ETH_P_ARP, ETH_P_IP, parse_ethernet
+from rawtui.wire.ipv4 import PROTO_TCP, ip_str, parse_ipv4
+from rawtui.wire.tcp import NO_OPTIONS, TcpSegment, parse_options, parse_tcp
 
 # What the link layer knows about a received frame's checksum (PACKET_AUXDATA).
 CSUM_UNKNOWN = 0  # verify it ourselves

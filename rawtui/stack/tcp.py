@@ -3,7 +3,7 @@
 No sockets, clocks, threads or randomness: the caller passes ``now`` (seconds) into every call, feeds
 checksum-verified segments with :meth:`TcpConnection.on_segment`, calls :meth:`TcpConnection.on_timer`
 when ``now >= next_deadline``, and drains :meth:`take_segments` (TCP header + payload, checksum filled)
-and :meth:`take_events` (typed records from :mod:`rawtui.stack.events`).
+and :meth:`take_events` (typed records from :mod:`rawtui.events`).
 
 Sequence numbers are modulo 2**32 (``seq_lt`` and friends). The receive side works internally in
 *stream offsets* (bytes after the peer's SYN, unbounded integers), converted at the edge, so the
@@ -18,24 +18,9 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..errors import TcpError
-from ..wire.checksum import pseudo_header_residue
-from ..wire.ipv4 import PROTO_TCP
-from ..wire.tcp import (
-    ACK,
-    FIN,
-    NO_OPTIONS,
-    PSH,
-    RST,
-    SYN,
-    TcpOptions,
-    TcpSegment,
-    build_pure_ack,
-    build_tcp,
-    flags_str,
-)
-from .congestion import CongestionControl, CongestionFactory, Reno
-from .events import (
+from rawtui.errors import TcpError
+from rawtui.stack.congestion import CongestionControl, CongestionFactory, Reno
+from rawtui.stack.events import (
     DupAck,
     DupData,
     Event,
@@ -47,23 +32,38 @@ from .events import (
     TcpState,
     Window,
 )
-from .reassembly import Reassembly
-from .tcp_states import (
+from rawtui.stack.reassembly import Reassembly
+from rawtui.stack.tcp_states import (
     RECEIVING as _RECEIVING,
 )
-from .tcp_states import (
+from rawtui.stack.tcp_states import (
     RESET_IS_ERROR as _RESET_IS_ERROR,
 )
-from .tcp_states import (
+from rawtui.stack.tcp_states import (
     SENDING as _SENDING,
 )
-from .tcp_states import (
+from rawtui.stack.tcp_states import (
     SYNCHRONIZED as _SYNCHRONIZED,
 )
-from .tcp_states import (
+from rawtui.stack.tcp_states import (
     Input,
     State,
     next_state,
+)
+from rawtui.wire.checksum import pseudo_header_residue
+from rawtui.wire.ipv4 import PROTO_TCP
+from rawtui.wire.tcp import (
+    ACK,
+    FIN,
+    NO_OPTIONS,
+    PSH,
+    RST,
+    SYN,
+    TcpOptions,
+    TcpSegment,
+    build_pure_ack,
+    build_tcp,
+    flags_str,
 )
 
 M32 = 0xFFFFFFFF
@@ -312,7 +312,7 @@ class TcpConnection:
         return out
 
     def take_events(self) -> list[Event]:
-        """The events since the last call (:mod:`rawtui.stack.events`), in the order they happened."""
+        """The events since the last call (:mod:`rawtui.events`), in the order they happened."""
         ev = self._events
         self._events = []
         return ev

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .errors import WireError
+from rawtui.wire.errors import WireError
 
 OP_REQUEST = 1
 OP_REPLY = 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .errors import WireError
+from rawtui.wire.errors import WireError
 
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806

@@ -6,8 +6,8 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from .checksum import internet_checksum, residue
-from .errors import ChecksumError, WireError
+from rawtui.wire.checksum import internet_checksum, residue
+from rawtui.wire.errors import ChecksumError, WireError
 
 PROTO_TCP = 6
 FLAG_DF = 0x2

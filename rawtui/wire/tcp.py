@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .checksum import checksum_from_residue, pseudo_header_residue, residue
-from .errors import ChecksumError, WireError
-from .ipv4 import PROTO_TCP
+from rawtui.wire.checksum import checksum_from_residue, pseudo_header_residue, residue
+from rawtui.wire.errors import ChecksumError, WireError
+from rawtui.wire.ipv4 import PROTO_TCP
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 _FLAG_LETTERS = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "A"), (URG, "U"), (ECE, "E"), (CWR, "C"))

@@ -1,0 +1,73 @@
+"""Events of the teaching lab's side channel (:mod:`rawtui.lab.control`); ``t`` is when rawtui
+received the message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from rawtui.stack.events import Event
+
+
+@dataclass(slots=True)
+class ServerTcpInfo(Event):
+    """Ground truth: the lab server's own TCP state for a connection (getsockopt TCP_INFO), sampled every
+    ~10 ms while it sends. Rates are bytes per second, like ``Progress.speed_bps``."""
+
+    type: ClassVar[str] = "server_tcp_info"
+    cwnd_bytes: int  # snd_cwnd * snd_mss
+    ssthresh_bytes: int | None  # None while still in the first slow start (ssthresh "infinite")
+    rtt_ms: float  # the server's smoothed RTT
+    rttvar_ms: float
+    retrans_total: int  # segments the server has retransmitted (tcpi_total_retrans)
+    pacing_bps: int
+    delivery_bps: int
+    mss: int
+    ca_state: str = "open"  # open, disorder, cwr, recovery (fast retransmit), loss (after an RTO)
+    state: str = ""  # the server socket's TCP state, e.g. "ESTABLISHED"
+    rto_ms: float = 0.0
+    backoff: int = 0  # consecutive RTO expiries right now (tcpi_retransmits)
+    unacked: int = 0  # segments in flight
+    lost: int = 0  # segments the server currently believes lost
+    retrans_out: int = 0  # retransmitted segments not yet acknowledged (tcpi_retrans)
+    bytes_acked: int = 0
+    bytes_retrans: int = 0
+    snd_wnd: int = 0  # our advertised window as the server sees it, bytes
+    probes: int = 0  # zero-window probes sent without an answer
+    total_rto: int = 0  # RTO expiries so far (kernel >= 6.7; 0 before)
+    reord_seen: int = 0  # reordering events the server detected
+    peer_port: int = 0  # the connection's client port (rawtui's local port)
+    sample_t: float = 0.0  # when the server took the sample (its monotonic clock, seconds)
+
+
+@dataclass(slots=True)
+class LabKnobs(Event):
+    """The impairments now in force on the lab's router, per direction (``down`` = server to client):
+    ``loss``, ``reorder``, ``dup``, ``corrupt`` (%), ``delay_ms``, ``jitter_ms``, ``rate_bps`` (0 =
+    unlimited), ``queue`` (frames), ``blackout_s`` (seconds left). ``note`` says what just changed."""
+
+    type: ClassVar[str] = "lab_knobs"
+    down: dict[str, float] = field(default_factory=dict)
+    up: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass(slots=True)
+class LabStats(Event):
+    """The router's counters per direction: frames_in/out, lost, blackout_drops, queue_drops, corrupted,
+    duplicated, reordered, queue_len, queue_max, ... (sent every 0.25 s while they change)."""
+
+    type: ClassVar[str] = "lab_stats"
+    down: dict[str, int] = field(default_factory=dict)
+    up: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LabScenario(Event):
+    """Which teaching scenario the lab runs, and what to look for on screen."""
+
+    type: ClassVar[str] = "lab_scenario"
+    name: str
+    title: str
+    explanation: str
+    look_for: str = ""

@@ -1,1 +1,0 @@
-"""One widget per screen area. Each reads the app's :class:`~rawtui.tui.model.ViewModel` when it renders."""

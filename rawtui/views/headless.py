@@ -1,0 +1,177 @@
+"""The headless view: a rich progress bar on stderr while the file arrives, then a one-screen summary.
+
+rich is imported when there is something to draw: ``-q`` (quiet) never loads it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rawtui import events as E
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+class HeadlessView:
+    """Listens to the event stream; draws on stderr. Cheap for the per-packet events it ignores."""
+
+    def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
+        self._console = console
+        self.quiet = quiet
+        self.route: E.Route | None = None
+        self.arp: E.ArpReply | None = None
+        self.handshake: E.Handshake | None = None
+        self.response: E.HttpResponse | None = None
+        self.tls: E.TlsInfo | None = None
+        self.done: E.Done | None = None
+        self.error: E.Error | None = None
+        self.window: E.Window | None = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __call__(self, ev: E.Event) -> None:
+        t = ev.type
+        if t in ("segment_in", "segment_out", "window", "dup_ack", "out_of_order", "dup_data"):
+            if t == "window":
+                self.window = ev  # type: ignore[assignment]
+            return
+        if t == "progress":
+            self._on_progress(ev)  # type: ignore[arg-type]
+        elif t == "route":
+            self.route = ev  # type: ignore[assignment]
+            self._say(f"route: {ev.dst_ip} via {ev.gateway or 'on-link'} on {ev.iface} "  # type: ignore[attr-defined]
+                      f"({_esc(ev.reason)})")  # type: ignore[attr-defined]
+        elif t == "arp_reply":
+            self.arp = ev  # type: ignore[assignment]
+            self._say(f"arp: {ev.ip} is at {ev.mac} ({ev.rtt_ms:.2f} ms)")  # type: ignore[attr-defined]
+        elif t == "arp_request" and ev.attempt > 1:  # type: ignore[attr-defined]
+            self._say(f"arp: no reply yet, asking again for {ev.target_ip} (try {ev.attempt})")  # type: ignore[attr-defined]
+        elif t == "handshake":
+            self.handshake = ev  # type: ignore[assignment]
+        elif t == "tls":
+            self.tls = ev  # type: ignore[assignment]
+        elif t == "http_response":
+            self.response = ev  # type: ignore[assignment]
+        elif t == "redirect":
+            self._say(f"redirect {ev.hop}: {_esc(ev.location)}")  # type: ignore[attr-defined]
+        elif t == "info" and ev.level == "warning":  # type: ignore[attr-defined]
+            self._say(f"[yellow]warning:[/] {_esc(ev.message)}")  # type: ignore[attr-defined]
+        elif t == "done":
+            self.done = ev  # type: ignore[assignment]
+            self._stop_progress()
+            if not self.quiet:
+                self.console.print(self.summary())
+        elif t == "error":
+            self.error = ev  # type: ignore[assignment]
+            self._stop_progress()
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, emoji=False)
+        return self._console
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text, highlight=False)
+
+    def _on_progress(self, ev: E.Progress) -> None:
+        if self.quiet:
+            return
+        if self._progress is None:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                TimeRemainingColumn(), console=self.console, transient=True,
+            )
+            self._progress.start()
+            name = self.route.dst_ip if self.route else "download"
+            self._task = self._progress.add_task(name, total=ev.total)
+        assert self._task is not None
+        self._progress.update(self._task, completed=ev.bytes, total=ev.total)
+
+    def _stop_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def close(self) -> None:
+        self._stop_progress()
+
+    def summary(self) -> Table:
+        from rich.table import Table
+
+        d = self.done
+        assert d is not None
+        c = d.counters
+        tbl = Table(show_header=False, box=None, padding=(0, 1))
+        tbl.add_column(style="bold cyan", justify="right")
+        tbl.add_column()
+        if self.route:
+            r = self.route
+            tbl.add_row("interface", _esc(f"{r.iface}  {r.src_ip}  {r.src_mac}  mtu {r.mtu}  ({r.reason})"))
+            gw = f"{r.gateway}" if r.gateway else f"{r.next_hop} (on-link)"
+            mac = self.arp.mac if self.arp else "?"
+            arp = f"  arp {self.arp.rtt_ms:.2f} ms" if self.arp else ""
+            tbl.add_row("next hop", _esc(f"{gw}  is at {mac}{arp}"))
+        if self.handshake:
+            h = self.handshake
+            opts = [f"mss {h.mss}"]
+            if h.wscale is not None:
+                opts.append(f"wscale {h.peer_wscale}/{h.wscale}")
+            if h.sack:
+                opts.append("sack")
+            if h.timestamps:
+                opts.append("timestamps")
+            tbl.add_row("handshake", f"{h.rtt_ms:.2f} ms  port {h.local_port} -> {h.remote_port}  "
+                        + ", ".join(opts))
+        if self.tls:
+            x = self.tls
+            tbl.add_row("tls", _esc(f"{x.version} {x.cipher}  alpn {x.alpn or '-'}  handshake {x.handshake_ms:.2f} ms"))
+            if x.verified:
+                tbl.add_row("certificate", _esc(f"{x.subject}  issued by {x.issuer}  expires {x.not_after}"))
+            else:
+                tbl.add_row("certificate", "[bold red]not verified (--insecure)[/]")
+        if self.response:
+            tbl.add_row("response", _esc(f"HTTP {self.response.status} {self.response.reason}"))
+        speed = d.bytes / d.duration_s if d.duration_s > 0 else 0.0
+        tbl.add_row("saved", _esc(f"{d.path}  {d.bytes:,} bytes in {d.duration_s:.2f} s  "
+                    f"({human_bytes(speed)}/s)"))
+        tbl.add_row("sha256", d.sha256)
+        tbl.add_row("tcp", f"retransmissions {c.get('retransmits', 0)}  dup data {c.get('dup_data', 0)}  "
+                    f"out-of-order {c.get('out_of_order', 0)}  dup acks sent {c.get('dup_acks_sent', 0)}")
+        tbl.add_row("checksums", f"dropped ipv4 {c.get('csum_drop_ipv4', 0)} tcp {c.get('csum_drop_tcp', 0)}  "
+                    f"offloaded {c.get('csum_offloaded', 0)}  kernel-verified {c.get('csum_kernel_verified', 0)}"
+                    f"  malformed {c.get('malformed', 0)}")
+        if self.window and self.window.srtt_ms is not None:
+            w = self.window
+            tbl.add_row("rtt", f"srtt {w.srtt_ms:.2f} ms  rttvar {w.rttvar_ms or 0:.2f} ms  rto {w.rto_ms:.0f} ms")
+        return tbl
+
+
+def _esc(text: str) -> str:
+    """Text from the network or the user, shown as it is: no rich markup (``[...]``) in it is obeyed."""
+    from rich.markup import escape
+
+    return escape(text)

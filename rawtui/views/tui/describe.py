@@ -1,0 +1,309 @@
+"""Words for packets: one-line summaries, the packet-list filter, and the decoded-layers tree.
+
+Pure functions over events (and the view model for addresses): no Textual here, so they are tested
+directly. Events carry decoded fields, not frames; the tree rebuilds the layers from those fields and the
+session's addresses, and shows a hex dump only when an event carries raw bytes (a ``raw`` attribute).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rich.text import Text
+
+from rawtui.events import (
+    ArpIgnored,
+    ArpReply,
+    ArpRequest,
+    ChecksumDrop,
+    Event,
+    Malformed,
+    SegmentIn,
+    SegmentOut,
+    TlsRecord,
+)
+from rawtui.views.tui.model import ViewModel
+
+_FLAG_NAMES = {"F": "FIN", "S": "SYN", "R": "RST", "P": "PSH", "A": "ACK", "U": "URG", "E": "ECE", "C": "CWR"}
+_FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20, "E": 0x40, "C": 0x80}
+_NOTES = {
+    "dup": "duplicate data: the server resent bytes we already had",
+    "ooo": "out of order: arrived beyond a hole, kept in the reassembly buffer",
+    "out-of-window": "outside the receive window: dropped",
+    "challenge": "challenge ACK (RFC 5961)",
+    "retransmit": "our retransmission",
+    "dup-ack": "duplicate ACK: tells the server about the hole (with SACK blocks)",
+    "probe": "zero-window probe",
+    "window-update": "window update",
+}
+
+FILTER_HELP = (
+    "in  out  arp  tcp  tls  data  retrans  dup  ooo  drop  flags:R  flags:SA  t>1.5  t<2  !term  text"
+)
+
+
+def direction(ev: Event) -> str:
+    """``out`` for what we sent, ``in`` for what we received (or dropped)."""
+    if ev.type == "tls_record":
+        return "out" if getattr(ev, "direction", "in") == "out" else "in"
+    return "out" if ev.type in ("segment_out", "arp_request") else "in"
+
+
+def protocol(ev: Event) -> str:
+    if ev.type.startswith("arp"):
+        return "ARP"
+    if ev.type.startswith("segment"):
+        return "TCP"
+    if ev.type == "checksum_drop":
+        return getattr(ev, "layer", "").upper() or "?"
+    if ev.type == "tls_record":
+        return "TLS"
+    return "?"
+
+
+def window_bytes(ev: SegmentIn | SegmentOut, out_shift: int = 0) -> int:
+    """The receive window a segment advertises, in bytes. Received segments carry it scaled already; the
+    ones we send carry the 16-bit field, to be shifted by our window scale ``out_shift`` (not in a SYN)."""
+    if isinstance(ev, SegmentOut) and "S" not in ev.flags:
+        return ev.window << out_shift
+    return ev.window
+
+
+def summary(ev: Event, *, short: bool = False, out_shift: int = 0) -> str:
+    """A one-line description, as in a capture tool's Info column (``short``: for narrow lists).
+    ``out_shift``: our window scale, to show the windows we advertise in bytes."""
+    if isinstance(ev, (SegmentIn, SegmentOut)) and short:
+        if ev.length:
+            s = f"{ev.flags:<3}{ev.seq}:{ev.seq + ev.length} ack {ev.ack}"
+        else:
+            s = f"{ev.flags:<3}ack {ev.ack} win {window_bytes(ev, out_shift)}"
+        return s + (f" [{ev.note}]" if ev.note else "")
+    if isinstance(ev, (SegmentIn, SegmentOut)):
+        s = f"{ev.flags:<3} seq={ev.seq} ack={ev.ack} win={window_bytes(ev, out_shift)} len={ev.length}"
+        if ev.sack:
+            s += " sack=" + ",".join(f"{a}-{b}" for a, b in ev.sack)
+        if ev.note:
+            s += f" [{ev.note}]"
+        return s
+    if isinstance(ev, ArpRequest):
+        return f"ARP who-has {ev.target_ip}? (try {ev.attempt})"
+    if isinstance(ev, ArpReply):
+        return f"ARP {ev.ip} is-at {ev.mac} ({ev.rtt_ms:.2f} ms)"
+    if isinstance(ev, ArpIgnored):
+        return f"ARP ignored: {ev.ip} is-at {ev.mac}, {ev.reason}"
+    if isinstance(ev, ChecksumDrop):
+        return f"DROP bad {ev.layer.upper()} checksum ({ev.length} B)"
+    if isinstance(ev, Malformed):
+        return f"DROP malformed ({ev.length} B): {ev.reason}"
+    if isinstance(ev, TlsRecord):
+        return f"TLS {ev.content_type} record, {ev.length:,} B"
+    return ev.type
+
+
+def row_style(ev: Event) -> str:
+    """A Rich style for the row, by what happened."""
+    note = getattr(ev, "note", "")
+    if ev.type in ("checksum_drop", "malformed"):
+        return "bold red"
+    if note in ("retransmit", "dup"):
+        return "bold red" if note == "retransmit" else "red"
+    if note in ("ooo",):
+        return "magenta"
+    if note == "dup-ack":
+        return "yellow"
+    if ev.type.startswith("arp"):
+        return "cyan"
+    if ev.type == "tls_record":
+        return "blue" if getattr(ev, "content_type", "") == "ApplicationData" else "bold blue"
+    flags = getattr(ev, "flags", "")
+    if "R" in flags:
+        return "bold red"
+    if "S" in flags or "F" in flags:
+        return "bold green"
+    return ""
+
+
+def styled_summary(ev: Event, *, short: bool = False, out_shift: int = 0) -> Text:
+    return Text(summary(ev, short=short, out_shift=out_shift), style=row_style(ev), overflow="ellipsis",
+                no_wrap=True)
+
+
+# -- the filter ------------------------------------------------------------------------------------
+
+Predicate = Callable[[Event], bool]
+
+_T_RE = re.compile(r"^t([<>]=?)(\d+(?:\.\d*)?)$")
+
+
+def _term(token: str) -> Predicate:
+    tok = token.lower()
+    if tok in ("in", "out"):
+        return lambda e: direction(e) == tok
+    if tok == "arp":
+        return lambda e: e.type.startswith("arp")
+    if tok == "tcp":
+        return lambda e: e.type.startswith("segment")
+    if tok == "tls":
+        return lambda e: e.type == "tls_record"
+    if tok == "data":
+        return lambda e: getattr(e, "length", 0) > 0 and e.type.startswith("segment")
+    if tok in ("retrans", "retransmit", "rexmit", "retransmission"):
+        return lambda e: getattr(e, "note", "") in ("retransmit", "dup")
+    if tok in ("dup", "dupack", "dup-ack"):
+        return lambda e: getattr(e, "note", "") in ("dup", "dup-ack")
+    if tok in ("ooo", "out-of-order"):
+        return lambda e: getattr(e, "note", "") == "ooo"
+    if tok in ("drop", "drops", "bad", "cksum", "checksum", "malformed"):
+        return lambda e: e.type in ("checksum_drop", "malformed")
+    if tok.startswith("flags:"):
+        want = token.split(":", 1)[1].upper()
+        return lambda e: e.type.startswith("segment") and all(f in getattr(e, "flags", "") for f in want)
+    m = _T_RE.match(tok)
+    if m:
+        op, val = m.group(1), float(m.group(2))
+        ops: dict[str, Predicate] = {
+            "<": lambda e: e.t < val, "<=": lambda e: e.t <= val,
+            ">": lambda e: e.t > val, ">=": lambda e: e.t >= val,
+        }
+        return ops[op]
+    return lambda e: tok in summary(e).lower() or tok in e.type
+
+
+def _negate(p: Predicate) -> Predicate:
+    return lambda e: not p(e)
+
+
+def parse_filter(text: str) -> Predicate | None:
+    """A predicate for the packet list: every space-separated term must match (``!term`` negates).
+    None for an empty filter (everything matches)."""
+    terms: list[Predicate] = []
+    for token in text.split():
+        if token.startswith("!") and len(token) > 1:
+            terms.append(_negate(_term(token[1:])))
+        else:
+            terms.append(_term(token))
+    if not terms:
+        return None
+    return lambda e: all(p(e) for p in terms)
+
+
+# -- the decoded-layers tree -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Node:
+    label: str
+    children: list[Node] = field(default_factory=list)
+
+    def add(self, label: str) -> Node:
+        n = Node(label)
+        self.children.append(n)
+        return n
+
+
+def _flags(flags: str) -> str:
+    bits = sum(_FLAG_BITS.get(f, 0) for f in flags)
+    names = ", ".join(_FLAG_NAMES.get(f, f) for f in flags)
+    return f"0x{bits:03x} [{names}]"
+
+
+def hexdump(raw: bytes, width: int = 16) -> list[str]:
+    lines = []
+    for off in range(0, len(raw), width):
+        chunk = raw[off:off + width]
+        hx = " ".join(f"{b:02x}" for b in chunk)
+        asc = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{off:04x}  {hx:<{width * 3}} {asc}")
+    return lines
+
+
+def detail_tree(no: int, ev: Event, model: ViewModel) -> Node:
+    """The decoded layers of packet ``no``, rebuilt from its event and the session's addresses."""
+    d = direction(ev)
+    arrow = "sent" if d == "out" else "received"
+    root = Node(f"#{no} {arrow} at t={ev.t:.6f} s")
+    r = model.route
+    our_ip, our_mac = (r.src_ip, r.src_mac) if r else ("?", "?")
+    peer_ip = r.dst_ip if r else "?"
+    hop_mac = model.arp_mac or "?"
+    hs = model.handshake
+
+    if isinstance(ev, (SegmentIn, SegmentOut)):
+        src_mac, dst_mac = (our_mac, hop_mac) if d == "out" else (hop_mac, our_mac)
+        eth = root.add("Ethernet II")
+        eth.add(f"src {src_mac}")
+        eth.add(f"dst {dst_mac}")
+        eth.add("type 0x0800 (IPv4)")
+        ip = root.add("IPv4")
+        src_ip, dst_ip = (our_ip, peer_ip) if d == "out" else (peer_ip, our_ip)
+        ip.add(f"src {src_ip}")
+        ip.add(f"dst {dst_ip}")
+        ip.add("protocol 6 (TCP)")
+        ip.add(f"length {40 + ev.length} (no options)")
+        tcp = root.add("TCP")
+        if hs is not None:
+            sp, dp = (hs.local_port, hs.remote_port) if d == "out" else (hs.remote_port, hs.local_port)
+            tcp.add(f"ports {sp} -> {dp}")
+            isn_seq, isn_ack = (hs.isn, hs.peer_isn) if d == "out" else (hs.peer_isn, hs.isn)
+            tcp.add(f"seq {ev.seq}  (raw {(isn_seq + ev.seq) % 2**32})")
+            tcp.add(f"ack {ev.ack}  (raw {(isn_ack + ev.ack) % 2**32})")
+        else:
+            tcp.add(f"seq {ev.seq} (relative)")
+            tcp.add(f"ack {ev.ack} (relative)")
+        tcp.add(f"flags {_flags(ev.flags)}")
+        shift = model.out_shift
+        if isinstance(ev, SegmentOut) and "S" not in ev.flags and shift:
+            tcp.add(f"window {ev.window:,} x {1 << shift} (scale {shift}) = {window_bytes(ev, shift):,} B")
+        else:
+            tcp.add(f"window {ev.window:,} B")
+        tcp.add(f"payload {ev.length:,} B")
+        if ev.sack:
+            sack = tcp.add(f"SACK blocks ({len(ev.sack)})")
+            for a, b in ev.sack:
+                sack.add(f"{a} - {b}  ({b - a} bytes)")
+        if ev.note:
+            root.add("Analysis").add(_NOTES.get(ev.note, ev.note))
+    elif isinstance(ev, (ArpRequest, ArpReply, ArpIgnored)):
+        eth = root.add("Ethernet II")
+        arp = root.add("ARP")
+        if isinstance(ev, ArpRequest):
+            eth.add(f"src {our_mac}")
+            eth.add("dst ff:ff:ff:ff:ff:ff (broadcast)")
+            arp.add("operation 1 (request)")
+            arp.add(f"sender {our_ip} / {our_mac}")
+            arp.add(f"target {ev.target_ip} / 00:00:00:00:00:00")
+            arp.add(f"attempt {ev.attempt}")
+        else:
+            eth.add(f"src {ev.mac}")
+            eth.add(f"dst {our_mac}")
+            arp.add("operation 2 (reply)")
+            arp.add(f"sender {ev.ip} / {ev.mac}")
+            arp.add(f"target {our_ip} / {our_mac}")
+            if isinstance(ev, ArpReply):
+                arp.add(f"round trip {ev.rtt_ms:.3f} ms")
+            else:
+                root.add("Analysis").add(f"ignored: {ev.reason}")
+        eth.add("type 0x0806 (ARP)")
+    elif isinstance(ev, TlsRecord):
+        tls = root.add("TLS record")
+        tls.add(f"content type {ev.content_type}")
+        tls.add(f"length {ev.length:,} B")
+        root.add("Analysis").add(
+            "the record's header, read from the TCP byte stream; its content is encrypted (--keylog lets "
+            "Wireshark decrypt a capture)" if ev.content_type == "ApplicationData" else
+            "the record's header, read from the TCP byte stream")
+    else:
+        drop = root.add("Dropped frame")
+        drop.add(summary(ev))
+        if isinstance(ev, ChecksumDrop):
+            drop.add("the frame arrived damaged: its checksum does not match its bytes")
+    raw = getattr(ev, "raw", None)
+    if isinstance(raw, (bytes, bytearray)):
+        hx = root.add(f"Hex dump ({len(raw)} bytes)")
+        for line in hexdump(bytes(raw)):
+            hx.add(line)
+    else:
+        root.add("Hex dump").add("not recorded: events carry fields, not frames")
+    return root

@@ -1,0 +1,82 @@
+"""The connection ladder: SYN, SYN-ACK, ACK, the request, the response, data, FIN/RST, with times."""
+
+from __future__ import annotations
+
+from rich.console import RenderableType
+from rich.text import Text
+
+from rawtui.views.tui.model import LadderStep
+from rawtui.views.tui.widgets.base import ModelPanel
+
+TIME_W = 8  # "12.3456 "
+
+
+def _arrow(step: LadderStep, width: int) -> Text:
+    """An arrow ``width`` cells wide between the client (left) and server (right) lines."""
+    inner = max(4, width - 2)
+    data = step.style == "data"
+    line = "═" if data else "─"
+    label = f" {step.label} " if not data else f" data x{step.count:,} "
+    label = label[: max(0, inner - 3)]
+    free = inner - len(label) - 1
+    left = free // 2
+    right = free - left
+    style = "bold dodger_blue1" if data else (step.style or ("bold" if step.direction == "out" else "bold cyan"))
+    t = Text("│", "dim")
+    if step.direction == "out":
+        t.append(line * left + label + line * right + "▶", style)
+    else:
+        t.append("◀" + line * left + label + line * right, style)
+    t.append("│", "dim")
+    return t
+
+
+class LadderPanel(ModelPanel):
+    def titles(self) -> None:
+        m = self.model
+        hs = m.handshake
+        self.set_titles(f"Connection · {m.tcp_state}", f"handshake RTT {hs.rtt_ms:.1f} ms" if hs else "")
+
+    def render(self) -> RenderableType:
+        m = self.model
+        width = max(20, self.content_size.width)
+        height = max(3, self.content_size.height)
+        diagram_w = width - TIME_W
+        head = Text(" " * (TIME_W - 3) + "client", "bold")
+        head.append(" " * max(1, diagram_w - 9) + "server", "bold")
+        rows: list[Text] = [head]
+        room = height - 2
+        steps = m.ladder
+        if not steps:
+            body = [Text(" " * TIME_W) + Text("│", "dim") + Text(" " * (diagram_w - 2)) + Text("│", "dim")]
+        else:
+            if len(steps) > room:
+                k = max(1, room // 2)
+                shown: list[LadderStep | None] = [*steps[:k], None, *steps[len(steps) - (room - k - 1):]]
+            else:
+                shown = list(steps)
+            body = []
+            for st in shown:
+                if st is None:
+                    body.append(Text(" " * TIME_W + "⋮" + " " * (diagram_w - 2) + "⋮", "dim"))
+                else:
+                    body.append(Text(f"{st.t:7.4f} ", "dim") + _arrow(st, diagram_w))
+        rows.extend(body)
+        while len(rows) < height - 1:
+            rows.append(Text(" " * TIME_W) + Text("│", "dim") + Text(" " * (diagram_w - 2)) + Text("│", "dim"))
+        rows.append(self._options())
+        return Text("\n", no_wrap=True, overflow="ellipsis").join(rows[:height])
+
+    def _options(self) -> Text:
+        hs = self.model.handshake
+        if hs is None:
+            return Text(" options: not negotiated yet", "dim")
+
+        def yes(flag: bool) -> tuple[str, str]:
+            return ("✓", "bold green") if flag else ("✗", "red")
+
+        ws = f"{hs.wscale if hs.wscale is not None else '-'}/{hs.peer_wscale if hs.peer_wscale is not None else '-'}"
+        return Text.assemble(
+            "MSS ", (str(hs.mss), "bold"), " · ws ", (ws, "bold"),
+            " · SACK ", yes(hs.sack), " · TS ", yes(hs.timestamps), overflow="ellipsis", no_wrap=True,
+        )

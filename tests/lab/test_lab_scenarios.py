@@ -1,0 +1,188 @@
+"""Every teaching scenario, end to end: `rawtui demo --headless --scenario X` builds its own lab, downloads
+the file through the impaired router and exits 0 only when the file is byte-exact *and* the phenomenon
+was seen in the event stream. The checks are also shown to fail on a clean download (they are not
+vacuous), and to read the right things from hand-made event streams.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import child_env
+
+from rawtui.errors import RawtuiError
+from rawtui.events import DupAck, Handshake, OutOfOrder, SegmentIn, SegmentOut, ServerTcpInfo
+from rawtui.lab.demo import list_scenarios
+from rawtui.lab.demo import main as demo_main
+from rawtui.lab.scenarios import MIB, SCENARIOS, load_events, sawtooth_cycles
+from rawtui.lab.topology import list_netns
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+lab_test = pytest.mark.lab
+
+
+def _demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = child_env()
+    try:
+        res = subprocess.run([sys.executable, "-m", "rawtui", "demo", "--headless", *args], capture_output=True,
+                             text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"rawtui demo {' '.join(args)} did not finish in {timeout} s: {exc.stderr!r}"[-3000:], pytrace=False)
+    m = re.search(r"^lab (rt[0-9a-f]{6}):", res.stderr, re.MULTILINE)
+    assert m, res.stderr[-3000:]
+    left = [ns for ns in list_netns() if ns.startswith(m.group(1))]
+    assert not left, f"the demo left namespaces behind: {left}"
+    return res
+
+
+@lab_test
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario_passes(name: str, tmp_path: Path) -> None:
+    events = tmp_path / "events.ndjson"
+    res = _demo("--scenario", name, "--events", str(events), "--seed", "1")
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert "PASS  file byte-exact" in res.stderr
+    assert f"PASS  {name}:" in res.stderr
+    evs = load_events(str(events))
+    kinds = {e.type for e in evs}
+    assert {"lab_scenario", "lab_knobs", "server_tcp_info", "done"} <= kinds, kinds
+    # the check says the same thing when run again on the recorded stream
+    assert SCENARIOS[name].check(evs) == []
+
+
+@lab_test
+def test_checks_fail_on_a_clean_download(tmp_path: Path) -> None:
+    """Without impairments no phenomenon (but slow start, which every connection has) is reported."""
+    events = tmp_path / "events.ndjson"
+    res = _demo("--size", "3M", "--events", str(events))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "PASS  file byte-exact" in res.stderr
+    evs = load_events(str(events))
+    for name, scenario in SCENARIOS.items():
+        if name == "slow-start":
+            continue
+        assert scenario.check(evs), f"the {name} check passed on a clean download"
+
+
+@lab_test
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario_at_its_smallest_size(name: str) -> None:
+    """At the smallest size it accepts (below its default) each scenario still shows its phenomenon: the
+    knobs scale down with the file (see Scenario.for_size)."""
+    s = SCENARIOS[name]
+    assert s.min_size < s.size
+    res = _demo("--scenario", name, "--size", str(s.min_size), "--seed", "1")
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert f"({s.min_size:,} bytes)" in res.stderr
+    assert "PASS  file byte-exact" in res.stderr
+    assert f"PASS  {name}:" in res.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# sizes (no root needed)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_a_size_too_small_is_refused_up_front(name: str) -> None:
+    s = SCENARIOS[name]
+    with pytest.raises(RawtuiError) as info:
+        demo_main(["--headless", "--scenario", name, "--size", str(s.min_size - 1)])  # before any lab
+    assert info.value.exit_code == 2
+    assert info.value.message.startswith(f"scenario {name} needs --size of at least {s.min_size // MIB} MB")
+    assert s.size_problem(s.min_size) is None and s.size_problem(s.size) is None
+    if s.max_size is not None:
+        assert s.size_problem(s.max_size + 1) is not None
+
+
+def test_zero_window_at_5m_is_one_line_and_exit_2() -> None:
+    env = child_env()
+    res = subprocess.run([sys.executable, "-m", "rawtui", "demo", "--headless", "--scenario", "zero-window",
+                          "--size", "5M"], capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and res.stdout == ""
+    assert res.stderr.startswith("rawtui: error: scenario zero-window needs --size of at least 10 MB (got 5 MB): ")
+
+
+def test_list_scenarios_gives_the_sizes_each_accepts() -> None:
+    text = list_scenarios()
+    for name, s in SCENARIOS.items():
+        assert f"{name}  ({s.size // MIB} MB; {s.size_range()})" in text
+    assert "zero-window  (12 MB; --size 10 MB or more)" in text
+
+
+def test_knobs_follow_the_size() -> None:
+    """The default size gets the scenario as written; a smaller file gets knobs it can show the phenomenon
+    with, and the explanation says what they are."""
+    for s in SCENARIOS.values():
+        assert s.for_size(s.size) == s
+    saw = SCENARIOS["sawtooth"].for_size(MIB)
+    assert (saw.down["rate_bps"], saw.down["queue"]) == (5_000_000, 10)
+    assert saw.explanation.startswith("A 5 Mbit/s bottleneck with a 10-frame queue")
+    assert SCENARIOS["sawtooth"].for_size(3 * MIB).down == SCENARIOS["sawtooth"].down
+    to = SCENARIOS["timeout"].for_size(MIB)
+    assert [a.at_bytes for a in to.actions] == [MIB // 3]
+    assert to.actions[0].cmd == SCENARIOS["timeout"].actions[0].cmd
+    assert to.down["rate_bps"] == 4_200_000  # 1 MB in about 2 s
+    assert to.explanation.startswith("After 341 KB the link goes dark")
+    assert SCENARIOS["timeout"].explanation.startswith("After 1 MB the link goes dark")
+
+
+# ---------------------------------------------------------------------------------------------------
+# the checks on hand-made streams (no root needed)
+
+
+def _ti(t: float, cwnd: int, ss: int | None = None, ca: str = "open", **kw: object) -> ServerTcpInfo:
+    return ServerTcpInfo(t, cwnd * 1000, None if ss is None else ss * 1000, 10.0, 1.0, 0, 0, 0, 1000,
+                         ca_state=ca, state="ESTABLISHED", peer_port=4000, sample_t=t, **kw)  # type: ignore[arg-type]
+
+
+def _hs() -> Handshake:
+    return Handshake(0.0, 4000, 80, 1, 1, 1460, 1460, 7, 7, True, True, 1.0)
+
+
+def test_fast_retransmit_check_needs_three_dup_acks_then_a_fill() -> None:
+    fr = SCENARIOS["fast-retransmit"]
+    base = [_hs(), _ti(0.1, 10), _ti(0.2, 40, 20, "recovery")]
+    stream = base + [
+        OutOfOrder(1.0, 2449, 1448, 1001, 1448), DupAck(1.0, 1001, 1),
+        DupAck(1.001, 1001, 2), DupAck(1.002, 1001, 3),
+        SegmentIn(1.02, 1001, 1, "A", 65535, 1448, note="fill"),
+    ]
+    assert fr.check(stream) == []
+    two = [e for e in stream if not (isinstance(e, DupAck) and e.count == 3)]
+    assert fr.check(two)
+    slow = [*stream[:-1], SegmentIn(1.5, 1001, 1, "A", 65535, 1448, note="fill")]
+    assert fr.check(slow), "a hole filled after the RTO is not a fast retransmit"
+
+
+def test_zero_window_check() -> None:
+    zw = SCENARIOS["zero-window"]
+    stream = [
+        SegmentOut(1.0, 1, 100, "A", 0, 0),
+        SegmentIn(1.2, 99, 1, "A", 65535, 0, note="old"),
+        SegmentOut(1.2, 1, 100, "A", 0, 0),
+        SegmentIn(1.6, 99, 1, "A", 65535, 0, note="old"),
+        SegmentOut(1.6, 1, 100, "A", 0, 0),
+        SegmentOut(3.0, 1, 100, "A", 512, 0, note="window-update"),
+    ]
+    assert zw.check(stream) == []
+    assert zw.check([e for e in stream if not isinstance(e, SegmentIn)])  # no probe
+    assert zw.check([e for e in stream if not (isinstance(e, SegmentOut) and e.window == 0)])
+
+
+def test_sawtooth_cycles_are_climbs_ended_by_a_cut() -> None:
+    samples = [_ti(0.0, 10), _ti(0.1, 40)]  # slow start: not a tooth
+    t = 0.2
+    for _ in range(3):
+        samples.append(_ti(t, 30, 15, "recovery"))
+        for w in range(15, 30):
+            t += 0.01
+            samples.append(_ti(t, w, 15))
+        t += 0.01
+    cycles = sawtooth_cycles(samples)
+    assert [(a.cwnd_bytes // 1000, b.cwnd_bytes // 1000) for a, b in cycles] == [(15, 29), (15, 29)]
+    assert SCENARIOS["sawtooth"].check([_hs(), *samples])  # 2 teeth and no queue drops: not enough

@@ -1,0 +1,355 @@
+"""rawtui.link.afpacket: the BPF program (checked by a small cBPF interpreter) and a real veth pair."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import child_env
+
+from rawtui.errors import LinkError, PrivilegeError
+from rawtui.link import afpacket
+from rawtui.link.afpacket import PacketSocket, build_filter
+
+REPO = Path(__file__).resolve().parents[2]
+
+SERVER_IP, CLIENT_IP = "10.9.0.1", "10.9.0.2"
+SERVER_MAC, CLIENT_MAC = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
+
+
+# --- frames built by hand --------------------------------------------------------------------------
+
+
+def ether(payload: bytes, ethertype: int, dst: bytes = CLIENT_MAC, src: bytes = SERVER_MAC) -> bytes:
+    return dst + src + struct.pack("!H", ethertype) + payload
+
+
+def vlan(payload: bytes, ethertype: int, vid: int = 5) -> bytes:
+    return ether(struct.pack("!HH", vid, ethertype) + payload, 0x8100)
+
+
+def ipv4(
+    payload: bytes,
+    src: str = SERVER_IP,
+    dst: str = CLIENT_IP,
+    proto: int = 6,
+    options: bytes = b"",
+    frag: int = 0x4000,
+) -> bytes:
+    ihl = 5 + len(options) // 4
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x40 | ihl, 0, 4 * ihl + len(payload), 1, frag, 64, proto, 0,
+        socket.inet_aton(src), socket.inet_aton(dst),
+    )  # fmt: skip
+    return header + options + payload
+
+
+def tcp(sport: int = 8080, dport: int = 40000, flags: int = 0x12, data: bytes = b"") -> bytes:
+    return struct.pack("!HHIIBBHHH", sport, dport, 1000, 2000, 5 << 4, flags, 65535, 0, 0) + data
+
+
+def arp(sender_ip: str = SERVER_IP, target_ip: str = CLIENT_IP) -> bytes:
+    body = struct.pack(
+        "!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1,
+        SERVER_MAC, socket.inet_aton(sender_ip), b"\0" * 6, socket.inet_aton(target_ip),
+    )  # fmt: skip
+    return body + b"\0" * 18  # padded to the Ethernet minimum
+
+
+def tcp_frame(**kwargs: Any) -> bytes:
+    ports = {key: kwargs.pop(key) for key in ("sport", "dport") if key in kwargs}
+    return ether(ipv4(tcp(**ports), **kwargs), 0x0800)
+
+
+# --- a classic BPF interpreter, enough for the instructions build_filter uses ------------------------
+
+
+def run_bpf(program: list[tuple[int, int, int, int]], packet: bytes) -> int:
+    a = x = pc = 0
+    while True:
+        code, jt, jf, k = program[pc]
+        pc += 1
+        if code in (0x20, 0x28, 0x30, 0x48):  # ld [k] (w, h, b), ldh [x + k]
+            size = {0x20: 4, 0x28: 2, 0x30: 1, 0x48: 2}[code]
+            at = k + (x if code == 0x48 else 0)
+            if at + size > len(packet):
+                return 0  # the kernel rejects a load past the end
+            a = int.from_bytes(packet[at : at + size], "big")
+        elif code == 0xB1:  # ldxb 4*([k]&0xf)
+            if k >= len(packet):
+                return 0
+            x = 4 * (packet[k] & 0xF)
+        elif code == 0x15:  # jeq #k
+            pc += jt if a == k else jf
+        elif code == 0x45:  # jset #k
+            pc += jt if a & k else jf
+        elif code == 0x06:  # ret #k
+            return k
+        else:
+            raise AssertionError(f"unexpected BPF opcode {code:#x}")
+
+
+FILTERED = build_filter(SERVER_IP, 8080, 40000)
+
+
+@pytest.mark.parametrize(
+    ("frame", "accepted"),
+    [
+        (ether(arp(), 0x0806), True),
+        (tcp_frame(), True),
+        (tcp_frame(options=b"\x01\x01\x01\x00"), True),  # IHL 6: the ports move by 4 bytes
+        (tcp_frame(options=b"\x01" * 40), True),  # IHL 15
+        (tcp_frame(src="10.9.0.3"), False),
+        (tcp_frame(sport=8081), False),
+        (tcp_frame(dport=40001), False),
+        (tcp_frame(sport=40000, dport=8080), False),
+        (ether(ipv4(b"\0" * 8, proto=17), 0x0800), False),  # UDP
+        (ether(b"\x60" + b"\0" * 60, 0x86DD), False),  # IPv6
+        (tcp_frame(frag=0x2000), True),  # first fragment: has the TCP header
+        (tcp_frame(frag=0x0010), False),  # later fragment: no TCP header
+        (vlan(ipv4(tcp()), 0x0800), True),
+        (vlan(ipv4(tcp(), options=b"\x01\x01\x01\x00"), 0x0800), True),
+        (vlan(ipv4(tcp(dport=1)), 0x0800), False),
+        (vlan(arp(), 0x0806), True),
+        (ether(ipv4(tcp())[:21], 0x0800), False),  # cut inside the TCP header
+        (b"\xff" * 13, False),
+    ],
+)
+def test_filter_accepts_exactly_arp_and_the_connection(frame: bytes, accepted: bool) -> None:
+    assert (run_bpf(FILTERED, frame) != 0) is accepted
+
+
+def test_filter_without_ports_accepts_any_tcp_from_the_host() -> None:
+    program = build_filter(SERVER_IP)
+    assert run_bpf(program, tcp_frame(sport=1, dport=2))
+    assert run_bpf(program, tcp_frame(frag=0x0010))
+    assert not run_bpf(program, tcp_frame(src="10.9.0.3"))
+    only_local = build_filter(SERVER_IP, local_port=40000)
+    assert run_bpf(only_local, tcp_frame(sport=1))
+    assert not run_bpf(only_local, tcp_frame(dport=1))
+
+
+def test_filter_jumps_stay_inside_the_program() -> None:
+    for index, (code, jt, jf, _k) in enumerate(FILTERED):
+        assert 0 <= jt < 256 and 0 <= jf < 256
+        if code != 0x06:
+            assert index + 1 + max(jt, jf) < len(FILTERED)
+    assert FILTERED[-1] == (0x06, 0, 0, 0)
+
+
+def test_unknown_interface_is_a_link_error() -> None:
+    with pytest.raises(LinkError, match="unknown interface 'rtlink-nope0'"):
+        PacketSocket("rtlink-nope0")
+
+
+def test_missing_privilege_is_a_privilege_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(afpacket.socket, "if_nametoindex", lambda _name: 7)
+    monkeypatch.setattr(afpacket.socket, "socket", refuse)
+    with pytest.raises(PrivilegeError, match="CAP_NET_RAW") as caught:
+        PacketSocket("eth9")
+    assert caught.value.exit_code == 3
+
+
+# --- lab: a veth pair va <-> vb inside a throwaway namespace -----------------------------------------
+
+
+def run_in(ns: str, code: str, *args: str) -> Any:
+    """Run Python code inside namespace ns; return the JSON it prints last."""
+    done = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", code, *args],
+        check=False, capture_output=True, text=True, timeout=60, cwd=REPO,
+        env=child_env(),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def sh(ns: str, *command: str) -> str:
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, *command], check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture
+def netns() -> Iterator[Callable[[], str]]:
+    """A factory of empty namespaces (IPv6 off, so the kernel stays quiet), all deleted afterwards."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"rtlink-{secrets.token_hex(4)}"
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        made.append(name)
+        sh(name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+        return name
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.fixture
+def veth_ns(netns: Callable[[], str]) -> str:
+    ns = netns()
+    sh(ns, "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb")
+    sh(ns, "ip", "link", "set", "va", "up")
+    sh(ns, "ip", "link", "set", "vb", "up")
+    return ns
+
+
+EXCHANGE = """
+import json, select, sys, time
+from rawtui.link.afpacket import PacketSocket, CSUM_UNKNOWN, CSUM_NOT_READY, CSUM_KERNEL_VALID
+
+ring = sys.argv[1] == "ring"
+early, frames = bytes.fromhex(sys.argv[2]), [bytes.fromhex(f) for f in sys.argv[3:]]
+rx, tx = PacketSocket("vb", ring=ring), PacketSocket("va", ring=ring)
+out = {"rx_mac": rx.mac.hex(":"), "rx_index": rx.ifindex, "tx_mac": tx.mac.hex(":"), "ring": rx.uses_ring}
+tx.send(early)
+time.sleep(0.2)
+rx.set_filter("10.9.0.1", 8080, 40000)
+out["empty_after_filter"] = rx.recv() is None
+out["sent"] = [tx.send(f) for f in frames]
+got, deadline = [], time.monotonic() + 2
+while len(got) < len(frames) and time.monotonic() < deadline:
+    select.select([rx], [], [], 0.1)
+    got += rx.recv_many()
+time.sleep(0.2)
+got += rx.recv_many()
+out["got"] = [frame.hex() for frame, _ in got]
+out["csum"] = [c in (CSUM_UNKNOWN, CSUM_NOT_READY, CSUM_KERNEL_VALID) for _, c in got]
+out["tx_reads_back_own"] = tx.recv() is not None
+out["rx_empty_at_end"] = rx.recv() is None
+rx.close(); tx.close()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("mode", ["ring", "recvmsg"])
+def test_filtered_socket_receives_exactly_the_matching_frames(veth_ns: str, mode: str) -> None:
+    links = {link["ifname"]: link for link in json.loads(sh(veth_ns, "ip", "-j", "link", "show"))}
+    vb_mac = bytes.fromhex(links["vb"]["address"].replace(":", ""))
+    matching = [
+        ether(arp(), 0x0806, dst=vb_mac),
+        ether(ipv4(tcp(data=b"hello")), 0x0800, dst=vb_mac),
+        ether(ipv4(tcp(), options=b"\x01\x01\x01\x00"), 0x0800, dst=vb_mac),
+    ]
+    others = [
+        ether(ipv4(tcp(sport=8081)), 0x0800, dst=vb_mac),
+        ether(ipv4(tcp(dport=40001)), 0x0800, dst=vb_mac),
+        ether(ipv4(tcp(), src="10.9.0.3"), 0x0800, dst=vb_mac),
+        ether(ipv4(b"\0" * 8, proto=17), 0x0800, dst=vb_mac),
+    ]
+    early = ether(ipv4(tcp(sport=1)), 0x0800, dst=vb_mac)  # queued before the filter: drained
+    frames = [others[0], matching[0], others[1], matching[1], others[2], matching[2], others[3]]
+    out = run_in(veth_ns, EXCHANGE, mode, early.hex(), *(frame.hex() for frame in frames))
+
+    assert out["ring"] is (mode == "ring")
+    assert out["rx_mac"] == links["vb"]["address"]
+    assert out["tx_mac"] == links["va"]["address"]
+    assert out["rx_index"] == links["vb"]["ifindex"]
+    assert out["empty_after_filter"] is True
+    assert all(out["sent"])
+    assert out["got"] == [frame.hex() for frame in matching]
+    assert all(out["csum"])
+    assert out["tx_reads_back_own"] is False
+    assert out["rx_empty_at_end"] is True
+
+
+@pytest.mark.lab
+def test_kernel_stripped_vlan_tag_arrives_untagged(veth_ns: str) -> None:
+    links = {link["ifname"]: link for link in json.loads(sh(veth_ns, "ip", "-j", "link", "show"))}
+    vb_mac = bytes.fromhex(links["vb"]["address"].replace(":", ""))
+    payload = ipv4(tcp(data=b"tagged"))
+    tagged = ether(struct.pack("!HH", 5, 0x0800) + payload, 0x8100, dst=vb_mac)
+    out = run_in(veth_ns, EXCHANGE, "ring", tagged.hex(), tagged.hex())
+    assert out["got"] == [ether(payload, 0x0800, dst=vb_mac).hex()]
+
+
+KERNEL_TCP = """
+import json, select, socket, subprocess, sys, time
+from rawtui.link.afpacket import PacketSocket, CSUM_NOT_READY
+
+client_ns = sys.argv[1]
+server = socket.create_server(("10.9.0.1", 8080))
+with PacketSocket("vb") as rx:
+    rx.set_filter("10.9.0.2", 40000, 8080)
+    code = ("import socket; s = socket.create_connection(('10.9.0.1', 8080), timeout=5, "
+            "source_address=('10.9.0.2', 40000)); s.sendall(b'x' * 100000); s.close()")
+    subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-c", code], check=True, timeout=20)
+    conn, _ = server.accept()
+    while conn.recv(65536):
+        pass
+    time.sleep(0.2)
+    got = rx.recv_many(10000)
+print(json.dumps({"frames": len(got), "not_ready": sum(c == CSUM_NOT_READY for _, c in got),
+                  "largest": max(len(f) for f, _ in got)}))
+"""
+
+
+@pytest.mark.lab
+def test_kernel_tcp_frames_with_checksum_offload_are_flagged(netns: Callable[[], str]) -> None:
+    server_ns, client_ns = netns(), netns()
+    sh(server_ns, "ip", "link", "add", "vb", "type", "veth", "peer", "name", "va", "netns", client_ns)
+    sh(server_ns, "ip", "addr", "add", "10.9.0.1/24", "dev", "vb")
+    sh(client_ns, "ip", "addr", "add", "10.9.0.2/24", "dev", "va")
+    for ns, name in ((server_ns, "vb"), (client_ns, "va")):
+        sh(ns, "ip", "link", "set", name, "up")
+    out = run_in(server_ns, KERNEL_TCP, client_ns)
+    assert out["frames"] >= 3
+    assert out["not_ready"] >= 1  # veth's tx checksum offload: the kernel says so in PACKET_AUXDATA
+
+
+BIG_FRAMES = """
+import json, select, sys, time
+from rawtui.link.afpacket import PacketSocket, RING_FRAMES
+
+frames = [bytes.fromhex(f) for f in sys.argv[1:]]
+rx, tx = PacketSocket("vb"), PacketSocket("va")
+rx.set_filter("10.9.0.1", 8080, 40000)
+for f in frames:
+    assert tx.send(f)
+time.sleep(0.2)
+got = [bytes(f).hex() for f, _ in rx.recv_many(100)]
+rx.kernel_stats()
+# overflow the ring: more frames than slots, none read; the kernel drops the rest and says so
+small = frames[0]
+for _ in range(RING_FRAMES + 300):
+    tx.send(small)
+time.sleep(0.3)
+packets, drops = rx.kernel_stats()
+n = 0
+while rx.recv() is not None:
+    n += 1
+print(json.dumps({"ring": rx.uses_ring, "got": got, "packets": packets, "drops": drops, "read": n,
+                  "slots": RING_FRAMES}))
+"""
+
+
+@pytest.mark.lab
+def test_ring_frames_bigger_than_a_slot_arrive_whole_and_in_order_and_drops_are_counted(veth_ns: str) -> None:
+    for name in ("va", "vb"):
+        sh(veth_ns, "ip", "link", "set", name, "mtu", "9000")
+    links = {link["ifname"]: link for link in json.loads(sh(veth_ns, "ip", "-j", "link", "show"))}
+    vb_mac = bytes.fromhex(links["vb"]["address"].replace(":", ""))
+    sizes = [100, 8000, 1400, 3000, 5]  # payload bytes: 2nd and 4th do not fit a 2 KB slot
+    frames = [ether(ipv4(tcp(data=bytes([i]) * n)), 0x0800, dst=vb_mac) for i, n in enumerate(sizes)]
+    out = run_in(veth_ns, BIG_FRAMES, *(f.hex() for f in frames))
+    assert out["ring"] is True
+    assert out["got"] == [f.hex() for f in frames]
+    assert out["read"] == out["slots"]  # a full ring: every slot held a frame
+    assert out["drops"] >= 300 - 5 and out["packets"] >= out["slots"] + out["drops"] - 5
