@@ -252,6 +252,32 @@ def child_env(extra: dict[str, str] | None = None, **more: str) -> dict[str, str
     return env
 
 
+def sh(ns: str, *command: str) -> str:
+    """Run a command in network namespace ``ns``; its stdout (a failure raises)."""
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, *command], check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture
+def netns() -> Iterator[Callable[[], str]]:
+    """A factory of empty namespaces (IPv6 off, so the kernel stays quiet), all deleted afterwards."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"rtlink-{secrets.token_hex(4)}"
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        made.append(name)
+        sh(name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+        return name
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            subprocess.run(["ip", "netns", "del", name], check=False)
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex SHA-256 of ``data`` (of a file: ``rawtui.lab.server.sha256_file``)."""
     return hashlib.sha256(data).hexdigest()

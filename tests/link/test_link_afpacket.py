@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import secrets
 import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import child_env
+from conftest import child_env, sh
 
 from rawtui.errors import LinkError, PrivilegeError
 from rawtui.link import afpacket
@@ -174,31 +173,6 @@ def run_in(ns: str, code: str, *args: str) -> Any:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def sh(ns: str, *command: str) -> str:
-    return subprocess.run(
-        ["ip", "netns", "exec", ns, *command], check=True, capture_output=True, text=True
-    ).stdout
-
-
-@pytest.fixture
-def netns() -> Iterator[Callable[[], str]]:
-    """A factory of empty namespaces (IPv6 off, so the kernel stays quiet), all deleted afterwards."""
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"rtlink-{secrets.token_hex(4)}"
-        subprocess.run(["ip", "netns", "add", name], check=True)
-        made.append(name)
-        sh(name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
-        return name
-
-    try:
-        yield make
-    finally:
-        for name in made:
-            subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @pytest.fixture

@@ -8,17 +8,16 @@ import errno
 import json
 import os
 import re
-import secrets
 import shutil
 import struct
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
 import pytest
-from conftest import child_env, nft_tables, require_tool
+from conftest import child_env, nft_tables, require_tool, sh
 
 from rawtui.errors import LinkError, PrivilegeError
 from rawtui.link import firewall
@@ -525,33 +524,8 @@ def run_in(ns: str, code: str, *args: str, prefix: tuple[str, ...] = (), path: s
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def sh(ns: str, *command: str) -> str:
-    return subprocess.run(
-        ["ip", "netns", "exec", ns, *command], check=True, capture_output=True, text=True
-    ).stdout
-
-
 def without_handles(listing: str) -> str:
     return re.sub(r' # handle \d+|"handle": \d+', "", listing)  # the text's and the JSON's
-
-
-@pytest.fixture
-def netns() -> Iterator[Callable[[], str]]:
-    """A factory of empty namespaces (IPv6 off), all deleted afterwards."""
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"rtlink-{secrets.token_hex(4)}"
-        subprocess.run(["ip", "netns", "add", name], check=True)
-        made.append(name)
-        sh(name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
-        return name
-
-    try:
-        yield make
-    finally:
-        for name in made:
-            subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from conftest import require_tool
 from rich.console import Console
 
 from rawtui import cli
-from rawtui.tools import interfaces as ifs
 from rawtui.link import afpacket
 from rawtui.link.ethtool import Feature, Offloads, offloads_from, read_features, read_offloads
 from rawtui.link.route import (
@@ -29,6 +28,7 @@ from rawtui.link.route import (
     rule_text,
     selecting_rule,
 )
+from rawtui.tools import interfaces as ifs
 from rawtui.wire.arp import OP_REPLY, OP_REQUEST, ArpPacket, build_arp, parse_arp
 from rawtui.wire.ethernet import ETH_P_ARP, build_ethernet, mac_bytes, parse_ethernet
 from rawtui.wire.ipv4 import ip_bytes

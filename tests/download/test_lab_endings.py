@@ -24,7 +24,7 @@ import pytest
 
 pytestmark = pytest.mark.lab
 
-REPO = str(Path(__file__).resolve().parents[1])
+REPO = str(Path(__file__).resolve().parents[2])
 TOTAL = 50 << 20
 FIRST = 2 << 20
 _ports = itertools.count(9300)

@@ -1,4 +1,5 @@
-"""Every exit path removes the firewall rule and leaves no partial file: SIGTERM, Ctrl-C, kill -9."""
+"""Every exit path removes the firewall rule and leaves no partial file: SIGTERM, Ctrl-C, kill -9.
+(Endings on a terminal, the live view and ``rawtui demo``: test_lab_endings_signals.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.lab
 
-REPO = str(Path(__file__).resolve().parents[1])
+REPO = str(Path(__file__).resolve().parents[2])
 
 
 def nft_tables(lab) -> str:
@@ -27,12 +28,24 @@ def start_stalled(lab, url: str, tmp_path: Path, *extra: str) -> subprocess.Pope
     proc = lab.popen(lab.client_ns, argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                      text=True, env=dict(os.environ, PYTHONPATH=REPO))
     deadline = time.monotonic() + 20
-    while "rawtui_" not in nft_tables(lab):
+    while "rawtui_" not in nft_tables(lab) or not server_has_unsent_bytes(lab, url):
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the firewall table never appeared"
+        assert time.monotonic() < deadline, "the download never stalled (no table, or no body in flight)"
         time.sleep(0.05)
-    time.sleep(0.5)  # let the body start
     return proc
+
+
+def server_has_unsent_bytes(lab, url: str) -> bool:
+    """The body is on its way and our window is closed: the server's socket to the client holds unsent
+    bytes (``ss``; a condition, where a sleep would only hope)."""
+    port = url.split(":")[2].split("/")[0]
+    res = lab.run(lab.server_ns, ["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+                  capture_output=True, text=True, timeout=20)
+    for line in res.stdout.splitlines():  # Recv-Q Send-Q Local Peer
+        parts = line.split()
+        if len(parts) >= 4 and parts[3].startswith(f"{lab.client_ip}:") and int(parts[1]) > 0:
+            return True
+    return False
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
