@@ -20,10 +20,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from rawtui import __version__
+from rawtui.endings import SignalPipe, isatty, point_at_devnull
 from rawtui.errors import EXIT_INTERRUPTED, EXIT_USAGE, RawtuiError
 from rawtui.events import Done, Error, Event, EventSource
 from rawtui.views.ndjson import NdjsonWriter, fanout
@@ -119,13 +120,11 @@ def _say_error(message: str) -> None:
     print(f"rawtui: error: {message}", file=sys.stderr)
 
 
-class Endings:
+class Endings(SignalPipe):
     """SIGINT, SIGTERM and SIGHUP (and a terminal that hangs up without one) for one command.
 
-    The handlers only write the signal's number to a pipe: a Python handler runs in the main thread between
-    two bytecodes, maybe while that thread holds the very lock the handler would take (``Event.set``,
-    ``print``, Textual's queues), which is a deadlock no later signal can break. A daemon thread does the
-    rest:
+    The handlers only write the signal's number to a pipe (:class:`rawtui.endings.SignalPipe`); a daemon
+    thread does the rest:
 
     * the first signal sets :attr:`stop` (the source ends cleanly: firewall rule removed, no partial file)
       and tells the listeners (:meth:`on_signal`: the app leaves); the process has ``GRACE`` seconds;
@@ -139,10 +138,11 @@ class Endings:
     writer thread would die of it, and its bounded queue would then block the app for ever).
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     POLL = 0.25  # seconds between checks that the terminal is still there
+    THREAD_NAME = "rawtui-endings"
 
     def __init__(self, grace: float = GRACE, hurry: float = HURRY) -> None:
+        super().__init__()
         self.stop = threading.Event()
         self.grace, self.hurry = grace, hurry
         self.received: list[int] = []
@@ -150,37 +150,7 @@ class Endings:
         self.hung_up = False
         self._listeners: list[Callable[[bool], object]] = []
         self._actions: list[Callable[[], object]] = []
-        self._old: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
-        self._ttys = [fd for fd in (0, 1, 2) if _isatty(fd)]
-        self._pipe: tuple[int, int] | None = None
-        self._nohup = False
-
-    def __enter__(self) -> Self:
-        if threading.current_thread() is not threading.main_thread():
-            return self  # handlers can only be installed from the main thread (a caller in a test)
-        r, w = os.pipe()
-        os.set_blocking(w, False)
-        self._pipe = (r, w)
-        for s in self.SIGNALS:
-            if s == signal.SIGHUP and signal.getsignal(s) is signal.SIG_IGN:
-                self._nohup = True  # the user asked to outlive the terminal
-                continue
-            self._old[s] = signal.signal(s, self._handler)
-        threading.Thread(target=self._watch, args=(r,), name="rawtui-endings", daemon=True).start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._pipe is None:
-            return
-        for s, h in self._old.items():
-            signal.signal(s, h if h is not None else signal.SIG_DFL)
-        self._old.clear()
-        _, w = self._pipe
-        self._pipe = None
-        try:
-            os.write(w, b"\0")  # the watcher closes both ends and leaves
-        except OSError:
-            pass
+        self._ttys = [fd for fd in (0, 1, 2) if isatty(fd)]
 
     @property
     def signalled(self) -> bool:
@@ -203,50 +173,37 @@ class Endings:
             # the hang-up comes with a SIGCONT, whose handler (Textual's) would start the application
             # mode again on the terminal that is gone
             signal.signal(signal.SIGCONT, signal.SIG_DFL)
-        pipe = self._pipe
-        if pipe is not None:
-            try:
-                os.write(pipe[1], bytes([signum]))
-            except OSError:
-                pass  # the pipe is full of signals already
+        self._post(signum)
 
     # -- the watcher thread -------------------------------------------------------------------------
 
     def _watch(self, r: int) -> None:
-        w = self._pipe[1] if self._pipe is not None else -1
-        try:
-            while True:
-                timeout = self.POLL
-                if self.deadline is not None:
-                    timeout = min(timeout, max(0.0, self.deadline - time.monotonic()))
-                if select.select([r], [], [], timeout)[0]:
-                    data = os.read(r, 64)
-                    for signum in data:
-                        if signum == 0:
-                            return
-                        self._got(signum)
-                elif not self.hung_up and self._terminal_gone():
-                    if self._nohup:  # carry on without it
-                        self.hung_up = True
-                        self._detach_terminal()
-                    else:
-                        self._got(signal.SIGHUP)
-                if self.deadline is not None and time.monotonic() >= self.deadline:
-                    self._give_up()
-        finally:
-            for fd in (r, w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        while True:
+            timeout = self.POLL
+            if self.deadline is not None:
+                timeout = min(timeout, max(0.0, self.deadline - time.monotonic()))
+            if select.select([r], [], [], timeout)[0]:
+                data = os.read(r, 64)
+                for signum in data:
+                    if signum == 0:
+                        return
+                    self._got(signum)
+            elif not self.hung_up and self._terminal_gone():
+                if self._nohup:  # carry on without it
+                    self.hung_up = True
+                    point_at_devnull(self._ttys)
+                else:
+                    self._got(signal.SIGHUP)
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self._give_up()
 
     def _terminal_gone(self) -> bool:
-        return any(not _isatty(fd) for fd in self._ttys)
+        return any(not isatty(fd) for fd in self._ttys)
 
     def _got(self, signum: int) -> None:
         if self._ttys and not self.hung_up and self._terminal_gone():
             self.hung_up = True
-            self._detach_terminal()
+            point_at_devnull(self._ttys)  # Textual's writer thread would die of EIO, then its queue block
             if signum == signal.SIGHUP and self.received:
                 return  # the same hang-up, seen twice (the signal and the poll): not a second signal
         elif signum == signal.SIGHUP and self.hung_up:
@@ -262,21 +219,6 @@ class Endings:
                 listener(again)
             except Exception:  # noqa: BLE001, S110 - the deadline still holds
                 pass
-
-    def _detach_terminal(self) -> None:
-        """Point the standard streams that were the (now hung-up) terminal at /dev/null. (A reader of
-        standard input gets an end-of-file at once, as from the hung-up terminal: never a read that blocks,
-        which a stand-in pipe would give a reader that select() had just told to read.)"""
-        try:
-            null = os.open(os.devnull, os.O_RDWR)
-        except OSError:
-            return
-        for fd in self._ttys:
-            try:
-                os.dup2(null, fd)
-            except OSError:
-                pass
-        os.close(null)
 
     def _give_up(self) -> None:
         """The clean end did not come in time: the quick actions (0.3 s at most in all), then exit."""
@@ -297,12 +239,6 @@ class Endings:
                 pass
         os._exit(130)
 
-
-def _isatty(fd: int) -> bool:
-    try:
-        return os.isatty(fd)
-    except OSError:
-        return False
 
 
 def _download(argv: list[str]) -> int:
@@ -484,7 +420,7 @@ class _TerminalState:
         import termios
 
         fd = 0
-        if not _isatty(fd):
+        if not isatty(fd):
             return None
         try:
             return cls(fd, termios.tcgetattr(fd))
@@ -494,13 +430,13 @@ class _TerminalState:
     def restore(self) -> None:
         import termios
 
-        if not _isatty(self.fd):
+        if not isatty(self.fd):
             return  # gone with the terminal
         try:
             termios.tcsetattr(self.fd, termios.TCSANOW, self.attrs)
         except termios.error:
             pass
-        if _isatty(2):  # Textual's output: leave the alternate screen, show the cursor, no mouse reports
+        if isatty(2):  # Textual's output: leave the alternate screen, show the cursor, no mouse reports
             try:
                 os.write(2, b"\x1b[<u\x1b[?1049l\x1b[?25h\x1b[?1004l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1006l"
                             b"\x1b[?2004l")

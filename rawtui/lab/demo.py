@@ -34,9 +34,10 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any, Self
+from types import FrameType
+from typing import Any
 
+from rawtui.endings import SignalPipe, isatty, point_at_devnull, was_tty, write_quietly
 from rawtui.errors import EXIT_USAGE, PrivilegeError, RawtuiError
 from rawtui.lab.control import ControlError, LabControl, Subscription
 from rawtui.lab.impair import KNOB_NAMES, ImpairError, child_env, parse_ms, parse_rate, start_relay
@@ -292,7 +293,7 @@ def _demo(ns: argparse.Namespace, scenario: Scenario | None, size: int, knobs: d
             _say("rawtui: demo interrupted; lab removed")
 
 
-class _Interrupts:
+class _Interrupts(SignalPipe):
     """SIGINT, SIGTERM and SIGHUP during the demo.
 
     The first one interrupts the demo (KeyboardInterrupt where the main thread is) unless the clean-up runs
@@ -305,48 +306,23 @@ class _Interrupts:
     what is left then.
 
     The handler raises or writes to a pipe and nothing else (no lock: it runs between two bytecodes of the
-    main thread, whatever that thread holds); a daemon thread keeps the time.
+    main thread, whatever that thread holds, see :class:`rawtui.endings.SignalPipe`); a daemon thread keeps
+    the time.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    THREAD_NAME = "rawtui-demo-bound"
     CHILD_GRACE = 1.0
     HURRIED_CHILD_GRACE = 0.8  # more than the child's own bound after a second signal (rawtui.cli.HURRY)
     BOUND = 5.0
     HURRIED_BOUND = 2.0
 
     def __init__(self) -> None:
+        super().__init__()
         self.received: list[int] = []
         self._count = itertools.count(1)
         self.cleaning = False
         self.child: subprocess.Popen[Any] | None = None
         self._hurried_at = 0.0
-        self._old: dict[int, Any] = {}
-        self._pipe: tuple[int, int] | None = None
-
-    def __enter__(self) -> Self:
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        r, w = os.pipe()
-        os.set_blocking(w, False)
-        self._pipe = (r, w)
-        for s in self.SIGNALS:
-            if s == signal.SIGHUP and signal.getsignal(s) is signal.SIG_IGN:
-                continue  # nohup: the user asked to outlive the terminal
-            self._old[s] = signal.signal(s, self._handler)
-        threading.Thread(target=self._watch, args=(r, w), name="rawtui-demo-bound", daemon=True).start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h if h is not None else signal.SIG_DFL)
-        self._old.clear()
-        if self._pipe is not None:
-            w = self._pipe[1]
-            self._pipe = None
-            try:
-                os.write(w, b"\0")  # the watcher closes the pipe and leaves
-            except OSError:
-                pass
 
     @property
     def hurry(self) -> bool:
@@ -359,47 +335,30 @@ class _Interrupts:
         if n == 2:
             self._hurried_at = time.monotonic()
         self.received.append(signum)
-        if self._pipe is not None:
-            try:
-                os.write(self._pipe[1], bytes([signum]))
-            except OSError:
-                pass
+        self._post(signum)
         if n >= 3:
-            try:
-                os.write(2, b"rawtui: demo: leaving now; `rawtui lab down` removes what is left\n")
-            except OSError:
-                pass
+            write_quietly(2, b"rawtui: demo: leaving now; `rawtui lab down` removes what is left\n")
             os._exit(130)
         if n == 1 and not self.cleaning:
             raise KeyboardInterrupt
 
-    def _watch(self, r: int, w: int) -> None:
+    def _watch(self, r: int) -> None:
         deadline: float | None = None
         count = 0
-        try:
-            while True:
-                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if select.select([r], [], [], timeout)[0]:
-                    for b in os.read(r, 64):
-                        if b == 0:
-                            return
-                        count += 1
-                        now = time.monotonic()
-                        limit = now + (self.BOUND if count == 1 else self.HURRIED_BOUND)
-                        deadline = limit if deadline is None else min(deadline, limit)
-                elif deadline is not None and time.monotonic() >= deadline:
-                    try:
-                        os.write(2, b"rawtui: demo: the clean-up did not finish in time; `rawtui lab down` "
-                                    b"removes what is left\n")
-                    except OSError:
-                        pass
-                    os._exit(130)
-        finally:
-            for fd in (r, w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if select.select([r], [], [], timeout)[0]:
+                for b in os.read(r, 64):
+                    if b == 0:
+                        return
+                    count += 1
+                    now = time.monotonic()
+                    limit = now + (self.BOUND if count == 1 else self.HURRIED_BOUND)
+                    deadline = limit if deadline is None else min(deadline, limit)
+            elif deadline is not None and time.monotonic() >= deadline:
+                write_quietly(2, b"rawtui: demo: the clean-up did not finish in time; `rawtui lab down` "
+                                 b"removes what is left\n")
+                os._exit(130)
 
     def end_child(self) -> None:
         """End the download child, if it still runs: SIGTERM, ``CHILD_GRACE`` (``HURRIED_CHILD_GRACE``
@@ -425,19 +384,9 @@ class _Interrupts:
     def forget_terminal_if_gone(self) -> None:
         """After a hang-up, point our standard streams at /dev/null: the last messages then go nowhere
         instead of failing (EIO) half-way through the clean-up."""
-        ttys = [fd for fd in (0, 1, 2) if _was_tty(fd)]
-        if not ttys or all(_isatty(fd) for fd in ttys):
-            return
-        try:
-            null = os.open(os.devnull, os.O_RDWR)
-        except OSError:
-            return
-        for fd in ttys:
-            try:
-                os.dup2(null, fd)
-            except OSError:
-                pass
-        os.close(null)
+        ttys = [fd for fd in (0, 1, 2) if was_tty(fd)]
+        if ttys and not all(isatty(fd) for fd in ttys):
+            point_at_devnull(ttys)
 
 
 def _kill(proc: subprocess.Popen[Any], sig: int) -> None:
@@ -446,23 +395,6 @@ def _kill(proc: subprocess.Popen[Any], sig: int) -> None:
     except (ProcessLookupError, PermissionError):
         pass
 
-
-def _isatty(fd: int) -> bool:
-    try:
-        return os.isatty(fd)
-    except OSError:
-        return False
-
-
-def _was_tty(fd: int) -> bool:
-    """Whether ``fd`` is a terminal, or a terminal that hung up (isatty says no, the device says tty)."""
-    if _isatty(fd):
-        return True
-    try:
-        target = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        return False
-    return target.startswith(("/dev/pts/", "/dev/tty"))
 
 
 def merge_knobs(scenario: Scenario | None, cli: dict[str, float], where: str) -> dict[str, dict[str, float]]:
