@@ -18,6 +18,8 @@ Commands (one JSON object per line; an ``"id"`` is echoed in the reply)::
     {"cmd": "set", "dir": "down"|"up"|"both", "loss": 2.0, "delay_ms": 40, "jitter_ms": 5,
      "rate_bps": 20000000, "queue": 50, "reorder": 1, "dup": 1, "corrupt": 0.5}
     {"cmd": "blackout", "seconds": 3, "dir": "both"}
+    {"cmd": "arm", "dir": "down"|"up", "after_bytes": 1048576, "then": {"cmd": "blackout", ...}}
+            (run ``then`` once that many more bytes of frames have entered that direction's pipe)
     {"cmd": "reset"}        {"cmd": "state"}        {"cmd": "subscribe"}
     {"cmd": "delays", "dir": "down"|"up"|"both", "clear": true}   (the delay chosen for each recent frame)
     {"cmd": "announce", "scenario": {"name": ..., "title": ..., "explanation": ..., "look_for": ...}}

@@ -39,9 +39,9 @@ from typing import Any
 
 from rawtui.endings import SignalPipe, isatty, point_at_devnull, was_tty, write_quietly
 from rawtui.errors import EXIT_USAGE, PrivilegeError, RawtuiError
-from rawtui.lab.control import ControlError, LabControl, Subscription
+from rawtui.lab.control import ControlError, LabControl
 from rawtui.lab.impair import KNOB_NAMES, ImpairError, child_env, parse_ms, parse_rate, start_relay
-from rawtui.lab.scenarios import SCENARIOS, Action, Scenario, load_events
+from rawtui.lab.scenarios import SCENARIOS, Scenario, load_events
 from rawtui.lab.server import make_file, sha256_file
 from rawtui.lab.topology import Lab, LabError, cleanup_stale_labs
 
@@ -185,49 +185,6 @@ def list_scenarios() -> str:
                    + textwrap.indent(textwrap.fill(s.explanation, 96), "  ")
                    + f"\n  look for: {s.look_for}\n")
     return "\n".join(out)
-
-
-# ---------------------------------------------------------------------------------------------------
-# during the transfer: knob changes at given points (ground truth: the server's bytes_acked)
-
-
-class ScenarioDriver(threading.Thread):
-    """Watches the server's TCP_INFO samples and sends each action once ``bytes_acked`` reaches it."""
-
-    def __init__(self, control: str, actions: tuple[Action, ...]) -> None:
-        super().__init__(name="scenario-driver", daemon=True)
-        self._sub = Subscription(control)
-        self._ctl = LabControl(control)
-        self._actions = sorted(actions, key=lambda a: a.at_bytes)
-        self._halt = threading.Event()
-        self.fired: list[Action] = []
-        self.errors: list[str] = []
-
-    def run(self) -> None:
-        try:
-            while self._actions and not self._halt.is_set():
-                msg = self._sub.next(timeout=0.2)
-                if msg is None:
-                    if self._sub.closed:
-                        return
-                    continue
-                if msg.get("type") != "tcp_info":
-                    continue
-                acked = int(msg.get("bytes_acked") or 0)
-                while self._actions and acked >= self._actions[0].at_bytes:
-                    action = self._actions.pop(0)
-                    try:
-                        self._ctl.request(action.cmd)
-                        self.fired.append(action)
-                    except ControlError as exc:
-                        self.errors.append(f"{action.cmd}: {exc}")
-        finally:
-            self._sub.close()
-            self._ctl.close()
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join(timeout=2)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -431,10 +388,8 @@ def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, 
         for d in ("down", "up"):
             if knobs[d]:
                 ctl.request({"cmd": "set", "dir": d, **knobs[d]})
-    driver = None
-    if scenario is not None and scenario.actions:
-        driver = ScenarioDriver(control, scenario.actions)
-        driver.start()
+        for action in scenario.actions if scenario is not None else ():
+            ctl.request({"cmd": "arm", "dir": "down", "after_bytes": action.at_bytes, "then": action.cmd})
 
     events_path = os.path.abspath(ns.events) if ns.events else os.path.join(tmp, "events.ndjson")
     out = os.path.join(tmp, "downloaded.bin")
@@ -457,21 +412,17 @@ def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, 
         _say(f"  look for: {scenario.look_for}")
     # the child shares our terminal (and process group): a signal from the terminal reaches it too; the
     # others are forwarded by _Interrupts.end_child
-    try:
-        child = interrupts.child = subprocess.Popen(lab.exec_argv(lab.client_ns, argv_child), env=child_env())
-        # polled, not Popen.wait(): on a KeyboardInterrupt that one waits 0.25 s more for the child before
-        # letting the clean-up start
-        while (code := child.poll()) is None:
-            time.sleep(0.05)
-    finally:
-        if driver is not None:
-            driver.stop()
+    child = interrupts.child = subprocess.Popen(lab.exec_argv(lab.client_ns, argv_child), env=child_env())
+    # polled, not Popen.wait(): on a KeyboardInterrupt that one waits 0.25 s more for the child before
+    # letting the clean-up start
+    while (code := child.poll()) is None:
+        time.sleep(0.05)
     try:
         with LabControl(control) as ctl:
             stats: dict[str, Any] | None = ctl.state()["stats"]
     except ControlError:
         stats = None
-    return report(code, out, want, events_path, scenario, driver, stats)
+    return report(code, out, want, events_path, scenario, stats)
 
 
 def _set_server_cc(lab: Lab, cc: str) -> None:
@@ -502,7 +453,7 @@ def describe_knobs(knobs: dict[str, dict[str, float]]) -> str:
 
 
 def report(code: int, out: str, want: str, events_path: str, scenario: Scenario | None,
-           driver: ScenarioDriver | None, stats: dict[str, Any] | None = None) -> int:
+           stats: dict[str, Any] | None = None) -> int:
     """Print PASS/FAIL lines; the exit code: the child's if it failed, 1 if a check failed, else 0."""
     if code != 0:
         _say(f"FAIL  the download failed (rawtui exit code {code})")
@@ -513,9 +464,6 @@ def report(code: int, out: str, want: str, events_path: str, scenario: Scenario 
         _say(f"PASS  file byte-exact (sha256 {got})")
     else:
         _say(f"FAIL  file differs: sha256 {got}, expected {want}")
-        ok = False
-    if driver is not None and driver.errors:
-        _say("FAIL  scenario actions failed: " + "; ".join(driver.errors))
         ok = False
     events = _read_events(events_path)
     summary = router_summary(stats) if stats else ""

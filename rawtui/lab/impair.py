@@ -79,6 +79,8 @@ DELAY_LOG = 10_000  # per direction, the delays (ms) chosen for the last this ma
 # Measured in tests/lab/test_lab_impair.py::test_relay_throughput (no knobs, 1514-byte frames, 2 cores).
 RELAY_THROUGHPUT = "60-95k frames/s (0.7-1.15 Gbit/s of 1514-byte frames) with no knob on, 40-80k with one"
 
+ARMABLE = ("set", "blackout", "reset")  # what a pipe may arm to run after a number of bytes
+
 STAT_NAMES = (
     "frames_in", "frames_out", "bytes_out", "lost", "blackout_drops", "queue_drops", "corrupted",
     "duplicated", "reordered", "reorder_expired", "csum_fixed", "segmented", "send_errors", "ttl_expired",
@@ -323,11 +325,21 @@ class Pipe:
         # on, oldest first: what the relay decided, for tests and the `delays` command, not what a clock
         # measured (a frame leaves no earlier than that, later if an earlier frame was given more).
         self.delays: deque[float] = deque(maxlen=DELAY_LOG)
+        # Commands armed to run once a number of bytes (whole frames, as they reach the pipe) has passed:
+        # [bytes still to pass, command], in arming order. ``fired`` collects those whose moment came, for
+        # the relay to apply before the next frame: where a scenario acts is then a property of the data,
+        # not of how fast anything else on the machine runs.
+        self.armed: list[list[Any]] = []
+        self.fired: list[dict[str, Any]] = []
 
     @property
     def idle(self) -> bool:
-        """True when a frame may bypass the pipe: no knob, no blackout, nothing queued."""
-        return not (self.knobs.active or self.blackout_until or self._line or self._held)
+        """True when a frame may bypass the pipe: no knob, no blackout, nothing queued, nothing armed."""
+        return not (self.knobs.active or self.blackout_until or self._line or self._held or self.armed)
+
+    def arm(self, after_bytes: int, command: dict[str, Any]) -> None:
+        """Run ``command`` (by the relay) once ``after_bytes`` more bytes of frames have entered the pipe."""
+        self.armed.append([after_bytes, command])
 
     @property
     def next_deadline(self) -> float | None:
@@ -353,6 +365,15 @@ class Pipe:
     def push(self, frame: bytearray, now: float) -> None:
         st = self.stats
         st["frames_in"] += 1
+        if self.armed:
+            keep = []
+            for a in self.armed:
+                a[0] -= len(frame)
+                if a[0] < 0:  # this frame crossed the mark: it passes, the command applies to the next
+                    self.fired.append(a[1])
+                else:
+                    keep.append(a)
+            self.armed = keep
         if self.blackout_until:
             if now < self.blackout_until:
                 st["blackout_drops"] += 1
@@ -670,6 +691,7 @@ class Relay:
             for p in self.pipes.values():
                 p.set_knobs(Knobs())
                 p.blackout(0, now)
+                p.armed.clear()
             self._broadcast_knobs(cmd.get("note") or "all knobs reset: a perfect link")
             return {"knobs": self.state()}
         if name == "blackout":
@@ -684,6 +706,17 @@ class Relay:
                                         if seconds else "blackout cancelled")
             self._broadcast_knobs(note)
             return {"knobs": self.state()}
+        if name == "arm":
+            after, then = cmd.get("after_bytes"), cmd.get("then")
+            if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+                raise ImpairError("arm: after_bytes must be a whole number of bytes >= 0")
+            if not isinstance(then, dict) or then.get("cmd") not in ARMABLE:
+                raise ImpairError(f"arm: then must be a command object, one of {', '.join(ARMABLE)}")
+            dirs = self._dirs(cmd)
+            if len(dirs) != 1:
+                raise ImpairError("arm: dir must be down or up (whose bytes are counted)")
+            self.pipes[dirs[0]].arm(after, dict(then))
+            return {"knobs": self.state(), "armed": {d: len(p.armed) for d, p in self.pipes.items()}}
         if name == "state":
             return {"knobs": self.state(), "stats": self.stats()}
         if name == "delays":
@@ -693,7 +726,17 @@ class Relay:
                 for d in dirs:
                     self.pipes[d].delays.clear()
             return {"delays": delays}
-        raise ImpairError(f"unknown command {name!r} (set, reset, blackout, state, delays)")
+        raise ImpairError(f"unknown command {name!r} (set, reset, blackout, arm, state, delays)")
+
+    def _fire(self, pipe: Pipe) -> None:
+        """Apply the commands ``pipe`` armed and whose moment has come (a bad one is reported, not raised:
+        it was checked when armed)."""
+        fired, pipe.fired = pipe.fired, []
+        for cmd in fired:
+            try:
+                self._command(cmd)
+            except (ImpairError, ValueError) as exc:
+                print(f"armed command {cmd}: {exc}", file=sys.stderr, flush=True)
 
     def _broadcast_knobs(self, note: str) -> None:
         if self.hub is not None:
@@ -865,6 +908,8 @@ class Relay:
                     self._send_direct(dst, f, st)
                 else:
                     pipe.push(f, now)
+                    if pipe.fired:
+                        self._fire(pipe)
         src.count = count
         if fwd:
             st["frames_in"] += fwd

@@ -46,7 +46,8 @@ MIB = 1 << 20
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """A knob change made during the transfer, once the server has had ``at_bytes`` acknowledged."""
+    """A knob change made during the transfer, by the relay itself once ``at_bytes`` of the server's frames
+    have reached it (armed before the download starts: the moment is a point in the data, on any machine)."""
 
     at_bytes: int
     cmd: dict[str, Any]
