@@ -5,7 +5,7 @@ Data flows one way: a *source* (a live download, :mod:`rawtui.download`; a recor
 :mod:`rawtui.recording`) runs and emits typed events; *views* (:mod:`rawtui.views`: headless, the
 Textual app, the NDJSON log) and the pcap writer listen. Each event type lives with its owner
 (:mod:`rawtui.events`, :mod:`rawtui.http.events`, :mod:`rawtui.download.events`,
-:mod:`rawtui.lab.events`); importing this module registers them all, so :func:`from_dict` knows every
+:mod:`rawtui.lab.events`, :mod:`rawtui.analysis.events`); importing this module registers them all, so :func:`from_dict` knows every
 ``type`` a log can hold.
 """
 
@@ -15,9 +15,10 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from rawtui.analysis.events import Explain
 from rawtui.download.events import Done, Error, Info, Progress, Route
 from rawtui.http.events import HttpResponse, Redirect, TlsInfo, TlsRecord
-from rawtui.lab.events import LabKnobs, LabScenario, LabStats, ServerTcpInfo
+from rawtui.lab.events import LabKnobs, LabScenario, LabStats, RouterAction, ServerTcpInfo
 from rawtui.stack.events import (
     EVENT_TYPES,
     ArpIgnored,
@@ -30,7 +31,9 @@ from rawtui.stack.events import (
     Handshake,
     Malformed,
     OutOfOrder,
+    PeerRetransmit,
     Retransmit,
+    RetransmitKind,
     SegmentIn,
     SegmentOut,
     TcpState,
@@ -41,9 +44,9 @@ from rawtui.stack.events import (
 
 __all__ = [
     "EVENT_TYPES", "ArpIgnored", "ArpReply", "ArpRequest", "ChecksumDrop", "Done", "DupAck", "DupData", "Emit",
-    "Error", "Event", "EventSource", "Handshake", "HttpResponse", "Info", "LabKnobs", "LabScenario", "LabStats",
-    "Malformed", "OutOfOrder", "Progress", "Redirect", "Retransmit", "Route", "SegmentIn", "SegmentOut",
-    "ServerTcpInfo", "TcpState", "TlsInfo", "TlsRecord", "Window", "from_dict", "to_dict",
+    "Error", "Event", "EventSource", "Explain", "Handshake", "HttpResponse", "Info", "LabKnobs", "LabScenario",
+    "LabStats", "Malformed", "OutOfOrder", "PeerRetransmit", "Progress", "Redirect", "Retransmit", "RetransmitKind",
+    "Route", "RouterAction", "SegmentIn", "SegmentOut", "ServerTcpInfo", "TcpState", "TlsInfo", "TlsRecord", "Window", "from_dict", "to_dict",
 ]
 
 Emit = Callable[[Event], None]

@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"link"},
     {"http"},
     {"lab"},
+    {"analysis"},
     {"download", "recording"},
     {"views"},
     {"tools"},

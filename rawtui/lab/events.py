@@ -71,3 +71,20 @@ class LabScenario(Event):
     title: str
     explanation: str
     look_for: str = ""
+
+
+@dataclass(slots=True)
+class RouterAction(Event):
+    """One thing the lab's router did to one TCP frame: the path's truth, reported by the relay as it
+    happens. ``seq`` is relative to the sender's ISN (the relay saw the SYN / SYN-ACK), as tshark shows it."""
+
+    type: ClassVar[str] = "router_action"
+    direction: str  # "down" (server -> client) or "up" (client -> server)
+    action: str  # "drop" (random loss), "blackout", "queue-drop", "duplicate", "reorder", "corrupt"
+    seq: int
+    length: int  # TCP payload bytes
+    flags: str = ""  # TCP flags of the frame, e.g. "A", "PA"
+    sport: int = 0
+    dport: int = 0
+    router_t: float = 0.0  # the relay's monotonic clock, seconds
+    note: str = ""  # why, e.g. "loss 1 %", "blackout 3 s"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from rawtui.stack.tcp_states import State
@@ -128,6 +129,27 @@ class Retransmit(Event):
     length: int
     reason: str  # "rto", "fast", "sack", "syn", "probe"
     backoff: int = 0
+
+
+class RetransmitKind(StrEnum):
+    """How a retransmission by the peer looks from the receiver (classified by the TCP machine)."""
+
+    FAST = "fast"  # it repaired a hole we had reported with >= 3 duplicate ACKs (or SACK blocks)
+    TIMEOUT = "timeout"  # it came after a silence of the order of the sender's RTO
+    TLP = "tlp"  # a tail-loss probe: the tail resent ~2 RTT after the sender went quiet, before any RTO
+    SPURIOUS = "spurious"  # data we already had (answered with a D-SACK, RFC 2883)
+
+
+@dataclass(slots=True)
+class PeerRetransmit(Event):
+    """The peer resent data: a segment that filled a hole or repeated data we had, classified."""
+
+    type: ClassVar[str] = "peer_retransmit"
+    seq: int  # relative to the peer's ISN
+    length: int
+    kind: str  # a RetransmitKind value
+    silence_ms: float  # how long nothing had come from the peer before it
+    dup_acks: int = 0  # duplicate ACKs we had sent for the hole it filled
 
 
 @dataclass(slots=True)

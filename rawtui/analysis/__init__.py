@@ -1,0 +1,7 @@
+"""Reading the event stream: what a download's events mean (explanations, time series) — the same for a
+live download, a recording and a watched connection."""
+
+from rawtui.api import lazy
+
+__all__ = ["Explain"]
+__getattr__ = lazy(__name__, {"Explain": "events"})
