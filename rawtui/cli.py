@@ -4,7 +4,8 @@ Every error a user can hit ends as one line ``rawtui: error: ...`` on stderr and
 (0 ok, 2 usage, 3 privilege, 4 interface/route/ARP, 5 TCP, 6 HTTP, 7 output file), never a traceback.
 
 Every ending is clean and prompt (see :class:`Endings`): SIGINT, SIGTERM or SIGHUP (or a terminal that
-hangs up) stop the download the clean way (firewall rule removed, no partial file) and the process exits
+hangs up) stop the download the clean way (firewall rule removed, nothing under the final name: the body so
+far stays in FILE.part for ``-C -``) and the process exits
 within ``GRACE`` seconds whatever it was waiting for; a second signal leaves sooner still.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 import os
 import select
 import signal
@@ -21,15 +23,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rawtui import __version__
+from rawtui.analysis.explain import Explained
 from rawtui.endings import SignalPipe, isatty, point_at_devnull
-from rawtui.errors import EXIT_INTERRUPTED, EXIT_USAGE, RawtuiError
+from rawtui.errors import EXIT_INTERRUPTED, EXIT_USAGE, RawtuiError, UsageError
 from rawtui.events import Done, Error, Event, EventSource
 from rawtui.views.ndjson import NdjsonWriter, fanout
 
 if TYPE_CHECKING:
+    from rawtui.analysis.series import SeriesWriter
     from rawtui.download.forked import ForkedSource
 
 SUBCOMMANDS = ("replay", "demo", "lab", "interfaces")
@@ -39,37 +43,127 @@ EXIT_BOUND = 1.0  # seconds the interpreter may take to exit once main() has ret
 
 EPILOG = """\
 exit codes: 0 ok, 2 usage, 3 missing privilege (root or CAP_NET_RAW+CAP_NET_ADMIN),
-4 interface/route/ARP failure, 5 TCP failure (refused, reset, timeout), 6 HTTP error or bad response,
+4 interface/route/ARP failure, 5 TCP failure (refused, reset, timeout, --max-time), 6 HTTP error or bad response,
 7 output file error, 8 TLS failure (certificate refused, handshake failed), 130 interrupted.
 other commands: rawtui replay FILE, rawtui demo, rawtui lab down"""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line and exit 2 (``rawtui: error: argument --retry: ...``)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (v >= 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"{text!r}: use 0 or more seconds")
+    return v
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: use 0 or more")
+    return v
+
+
+def _rate(text: str) -> float:
+    from rawtui.download.pacing import parse_rate
+
+    try:
+        return parse_rate(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(e.message.removeprefix("bad --limit-rate ")) from None
+
+
+def _header(text: str) -> Any:
+    from rawtui.http.request import parse_header_option
+
+    try:
+        return parse_header_option(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(e.message.removeprefix("bad -H ")) from None
+
+
+def _one_line(text: str) -> str:
+    if any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} holds a line break or a control character")
+    return text
+
+
+def _continue_at(text: str) -> bool:
+    if text != "-":
+        raise argparse.ArgumentTypeError(f"{text!r}: only '-C -' is supported (continue FILE.part where it ends)")
+    return True
+
+
+def _request_options(p: argparse.ArgumentParser) -> None:
+    """curl's request and output options (see README, "Coming from curl")."""
+    p.add_argument("-O", "--remote-name", dest="output", action="append_const", const=None,
+                   help="save under the URL's own name (the default; per URL, like -o)")
+    p.add_argument("--output-dir", metavar="DIR", help="save in DIR (for -O names and relative -o)")
+    p.add_argument("-C", "--continue-at", metavar="-", type=_continue_at, default=False,
+                   help="continue FILE.part, kept by an interrupted download (Range + If-Range)")
+    p.add_argument("-H", "--header", metavar="'NAME: VALUE'", type=_header, action="append", default=[],
+                   help="add a request header, or replace rawtui's ('NAME:' removes it); repeatable")
+    p.add_argument("-A", "--user-agent", metavar="NAME", type=_one_line, help="the User-Agent header")
+    p.add_argument("-e", "--referer", metavar="URL", type=_one_line, help="the Referer header")
+    p.add_argument("--compressed", action="store_true",
+                   help="ask for gzip or deflate and decode it as it arrives")
+    p.add_argument("-I", "--head", action="store_true",
+                   help="a HEAD request: print the response headers, save no file")
+
+
 def _download_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="rawtui",
         description="Download a URL over HTTP with rawtui's own TCP/IP/ARP stack on an AF_PACKET raw socket, "
         "and watch the stack work live.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("url", help="http:// or https:// URL to download")
+    p.add_argument("url", nargs="+", help="http:// or https:// URL to download (several: one after another)")
     p.add_argument("-i", "--interface", metavar="IFACE", help="use this interface instead of the kernel's choice")
-    p.add_argument("-o", "--output", metavar="FILE",
+    p.add_argument("-o", "--output", metavar="FILE", action="append",
                    help="where to save the body (default: the URL's file name here; - for stdout)")
+    _request_options(p)
     p.add_argument("--events", metavar="FILE", help="write the event stream as NDJSON")
     p.add_argument("--pcap", metavar="FILE", help="write every frame sent and received (classic pcap)")
+    _series_options(p)
     p.add_argument("--headless", action="store_true", help="progress bar and summary instead of the live view")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S",
                    help="give up after S seconds without a frame from the server (default 30)")
     p.add_argument("--exit-on-done", action="store_true", help="live view: exit when the download ends")
     p.add_argument("--stall", metavar="BYTES:SECONDS",
                    help="teaching knob: stop reading after BYTES of body for SECONDS (zero window)")
+    p.add_argument("--limit-rate", metavar="RATE", type=_rate,
+                   help="read at most RATE bytes per second (200K, 2M): the advertised window slows the server")
+    p.add_argument("--retry", metavar="N", type=_count, default=0,
+                   help="try again up to N times on a transient failure (refused, reset, timeout, 408/429/5xx)")
+    p.add_argument("--retry-delay", metavar="S", type=_seconds,
+                   help="wait S seconds between attempts (default: 1 s, doubling each time)")
+    p.add_argument("--retry-max-time", metavar="S", type=_seconds, default=0.0,
+                   help="no new attempt after S seconds of trying (default: no limit)")
+    p.add_argument("--max-time", metavar="S", type=_seconds, default=0.0,
+                   help="give up (exit 5) when a URL's download, attempts included, takes more than S seconds")
+    p.add_argument("--connect-timeout", metavar="S", type=_seconds, default=0.0,
+                   help="give up on a connection not up (ARP, handshake, TLS) within S seconds (exit 5)")
     p.add_argument("--cacert", metavar="FILE", help="https: trust the CA certificates in FILE (PEM)")
     p.add_argument("--insecure", action="store_true", help="https: do NOT verify the server's certificate")
     p.add_argument("--keylog", metavar="FILE", help="https: write TLS keys (SSLKEYLOGFILE format) for Wireshark")
     p.add_argument("--lab-control", metavar="PATH", help=argparse.SUPPRESS)  # set by `rawtui demo`
     p.add_argument("--tui-headless", action="store_true", help=argparse.SUPPRESS)  # the app, no terminal
     p.add_argument("-q", "--quiet", action="store_true", help="headless: no progress bar or summary")
+    p.add_argument("--explain", action="store_true",
+                   help="headless: print what just happened, one plain-language line per notable event")
     p.add_argument("--version", action="version", version=f"rawtui {__version__}")
     return p
 
@@ -126,7 +220,8 @@ class Endings(SignalPipe):
     The handlers only write the signal's number to a pipe (:class:`rawtui.endings.SignalPipe`); a daemon
     thread does the rest:
 
-    * the first signal sets :attr:`stop` (the source ends cleanly: firewall rule removed, no partial file)
+    * the first signal sets :attr:`stop` (the source ends cleanly: firewall rule removed, the body so far
+      kept in FILE.part, nothing under the final name)
       and tells the listeners (:meth:`on_signal`: the app leaves); the process has ``GRACE`` seconds;
     * a second one tells them again with ``again=True`` (the app leaves at once); ``HURRY`` seconds at most;
     * when the time is up, the :meth:`at_deadline` actions run (restore the terminal; 0.3 s at most) and
@@ -242,7 +337,9 @@ class Endings(SignalPipe):
 
 
 def _download(argv: list[str]) -> int:
-    ns = _download_parser().parse_args(argv)
+    ns = _download_parser().parse_intermixed_args(argv)
+    if ns.continue_at and not ns.head and "-" in (ns.output or []):  # a usage error before any privilege check
+        raise UsageError("-C - continues a file: it cannot be used with -o - (standard output)")
     from rawtui.download.privilege import prepare_download
 
     # become the sudo user keeping only CAP_NET_RAW+CAP_NET_ADMIN (not the demo's child: it works in
@@ -256,8 +353,21 @@ def _download(argv: list[str]) -> int:
 def _download_with(ns: argparse.Namespace, endings: Endings) -> int:
     from rawtui.download.session import Options, Session
 
-    options = Options(url=ns.url, iface=ns.interface, output=ns.output, pcap=ns.pcap, idle_timeout=ns.timeout,
-                      lab_control=ns.lab_control, cacert=ns.cacert, insecure=ns.insecure, keylog=ns.keylog)
+    outputs: list[str] = ns.output or []
+    if len(outputs) > len(ns.url):
+        raise UsageError(f"-o given {len(outputs)} times for {len(ns.url)} URL(s): one -o per URL, in order")
+    options = Options(url=ns.url[0], iface=ns.interface, output=outputs[0] if outputs else None, pcap=ns.pcap,
+                      idle_timeout=ns.timeout, lab_control=ns.lab_control, cacert=ns.cacert, insecure=ns.insecure,
+                      keylog=ns.keylog, limit_rate=ns.limit_rate, retries=ns.retry, retry_delay=ns.retry_delay,
+                      retry_max_time=ns.retry_max_time, max_time=ns.max_time, connect_timeout=ns.connect_timeout)
+    from rawtui.http.request import RequestOptions
+
+    options.request = RequestOptions(user_agent=ns.user_agent, referer=ns.referer, compressed=ns.compressed,
+                                     head=ns.head, headers=tuple(ns.header))
+    options.continue_at, options.output_dir = ns.continue_at and not ns.head, ns.output_dir
+    # several URLs: one after another, each with its -o in order (curl's pairing), or its own name
+    options.more = [(u, outputs[i] if i < len(outputs) else None) for i, u in enumerate(ns.url) if i]
+    title = ns.url[0] if len(ns.url) == 1 else f"{ns.url[0]} (+{len(ns.url) - 1} more)"
     if ns.stall:
         try:
             at, _, secs = ns.stall.partition(":")
@@ -268,25 +378,31 @@ def _download_with(ns: argparse.Namespace, endings: Endings) -> int:
     if endings.signalled:  # before anything started: nothing to clean up
         raise KeyboardInterrupt
     if ns.tui_headless:
-        log = NdjsonWriter(ns.events) if ns.events else None
+        log = _open_log(ns.events, _series(ns))
         forked = _fork(session, None, endings)
         try:
-            return _run_tui(forked, log, True, ns.url, endings, headless_app=True, lab_control=ns.lab_control)
+            return _run_tui(forked, log, True, title, endings, headless_app=True, lab_control=ns.lab_control,
+                            set_rate=forked.set_rate)
         finally:
             forked.close(_close_timeout(endings))
             if log is not None:
                 log.close()
-    headless = ns.headless or not (sys.stdout.isatty() and sys.stdin.isatty()) or ns.output == "-"
+    headless = ns.headless or not (sys.stdout.isatty() and sys.stdin.isatty()) or "-" in outputs or ns.head
+    if ns.head:
+        ns.quiet = True  # -I: the headers on stdout are the output (an error is still one line on stderr)
     # per-segment events only when someone reads them: the live view or the NDJSON log
-    options.segment_events = bool(ns.events or ns.lab_control) or not headless
+    options.segment_events = bool(ns.events or ns.lab_control or ns.explain or ns.series) or not headless
     if headless:
-        return run_source(session, headless=True, events_path=ns.events, quiet=ns.quiet, title=ns.url,
-                          endings=endings)
+        return run_source(session, headless=True, events_path=ns.events, series=_series(ns), quiet=ns.quiet,
+                          title=title,
+                          endings=endings, explain=ns.explain)
     session.keep_frames()  # for the app's "save pcap" key
     forked = _fork(session, session.save_pcap, endings)
     try:
-        return run_source(forked, headless=False, events_path=ns.events, exit_on_done=ns.exit_on_done,
-                          title=ns.url, save_pcap=forked.save_pcap, lab_control=ns.lab_control, endings=endings)
+        return run_source(forked, headless=False, events_path=ns.events, series=_series(ns),
+                          exit_on_done=ns.exit_on_done,
+                          title=title, save_pcap=forked.save_pcap, lab_control=ns.lab_control, endings=endings,
+                          set_rate=forked.set_rate)
     finally:
         forked.close(_close_timeout(endings))
 
@@ -304,7 +420,7 @@ def _fork(session: EventSource, save_pcap: Callable[[], str] | None, endings: En
     signal watcher exists yet (a fork copies only the calling thread)."""
     from rawtui.download.forked import ForkedSource
 
-    forked = ForkedSource(session, save_pcap=save_pcap)
+    forked = ForkedSource(session, save_pcap=save_pcap, set_rate=getattr(session, "set_limit_rate", None))
     endings.at_deadline(forked.let_go)  # a forced exit: the child ends by itself, clean, once we are gone
     return forked
 
@@ -312,29 +428,35 @@ def _fork(session: EventSource, save_pcap: Callable[[], str] | None, endings: En
 def run_source(
     source: EventSource, *, headless: bool, events_path: str | None = None, quiet: bool = False,
     exit_on_done: bool = False, title: str = "", save_pcap: Callable[[], str] | None = None,
-    lab_control: str | None = None, endings: Endings | None = None,
+    lab_control: str | None = None, endings: Endings | None = None, explain: bool = False,
+    series: tuple[str, float] | None = None, set_rate: Callable[[float | None], None] | None = None,
 ) -> int:
     """Run a source under the headless view or the Textual app, with the NDJSON log if asked. Signals are
-    handled by ``endings`` (one is installed for the call when not given)."""
+    handled by ``endings`` (one is installed for the call when not given). ``explain``: the headless view
+    prints the explanations too."""
     if endings is None:
         with Endings() as own:
             return run_source(source, headless=headless, events_path=events_path, quiet=quiet,
                               exit_on_done=exit_on_done, title=title, save_pcap=save_pcap,
-                              lab_control=lab_control, endings=own)
-    log = NdjsonWriter(events_path) if events_path else None
+                              lab_control=lab_control, endings=own, explain=explain, series=series,
+                              set_rate=set_rate)
+    log = _open_log(events_path, series)
     try:
         if headless:
-            return _run_headless(source, log, quiet, endings)
-        return _run_tui(source, log, exit_on_done, title, endings, save_pcap=save_pcap, lab_control=lab_control)
+            return _run_headless(source, log, quiet, endings, explain)
+        return _run_tui(source, log, exit_on_done, title, endings, save_pcap=save_pcap, lab_control=lab_control,
+                        set_rate=set_rate)
     finally:
         if log is not None:
             log.close()
 
 
-def _run_headless(source: EventSource, log: Callable[[Event], None] | None, quiet: bool, endings: Endings) -> int:
+def _run_headless(source: EventSource, log: Callable[[Event], None] | None, quiet: bool, endings: Endings,
+                  explain: bool = False) -> int:
     from rawtui.views.headless import HeadlessView
 
-    view = HeadlessView(quiet=quiet)
+    source = Explained(source)  # what just happened, for the view and the log alike
+    view = HeadlessView(quiet=quiet, explain=explain)
     errors: list[Error] = []
 
     def remember(ev: Event) -> None:
@@ -354,10 +476,12 @@ def _run_headless(source: EventSource, log: Callable[[Event], None] | None, quie
 def _run_tui(
     source: EventSource, log: Callable[[Event], None] | None, exit_on_done: bool, title: str, endings: Endings,
     *, headless_app: bool = False, save_pcap: Callable[[], str] | None = None, lab_control: str | None = None,
+    set_rate: Callable[[float | None], None] | None = None,
 ) -> int:
     """The Textual app; ``headless_app`` runs it without a terminal (benchmarks, scripts)."""
     from rawtui.views.tui.started import StartedSource  # imports nothing from Textual
 
+    source = Explained(source)  # what just happened, for the app, the log and the "save events" key
     recorder = EventRecorder()
 
     class Logged:
@@ -376,7 +500,8 @@ def _run_tui(
         from rawtui.views.tui.app import RawtuiApp
 
         app = RawtuiApp(started, title=title, exit_on_done=exit_on_done or headless_app,
-                        on_save_pcap=save_pcap, on_save_events=recorder.save, lab_control=lab_control)
+                        on_save_pcap=save_pcap, on_save_events=recorder.save, lab_control=lab_control,
+                        on_set_rate=set_rate)
     except BaseException:
         started.stop_event.set()
         raise
@@ -401,6 +526,50 @@ def _run_tui(
         d = recorder.done
         print(f"rawtui: saved {d.path} ({d.bytes:,} bytes, sha256 {d.sha256})", file=sys.stderr)
     return code
+
+
+def _series_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--series", metavar="FILE.csv",
+                   help="write time series at a fixed step as CSV: windows, flight, the server's true cwnd "
+                   "(lab), RTT, throughput, retransmissions")
+    p.add_argument("--series-step", metavar="S", type=float, default=0.1,
+                   help="the --series time step in seconds (default 0.1)")
+
+
+def _series(ns: argparse.Namespace) -> tuple[str, float] | None:
+    """(path, step) of ``--series``, or None."""
+    if not ns.series:
+        return None
+    if not ns.series_step > 0:
+        raise RawtuiError(f"bad --series-step {ns.series_step:g}: it must be more than 0 seconds", EXIT_USAGE)
+    return ns.series, ns.series_step
+
+
+class _Logs:
+    """The NDJSON log and the time series, as one listener closed once."""
+
+    def __init__(self, *logs: NdjsonWriter | SeriesWriter) -> None:
+        self.logs = logs
+
+    def __call__(self, ev: Event) -> None:
+        for log in self.logs:
+            log(ev)
+
+    def close(self) -> None:
+        for log in self.logs:
+            log.close()
+
+
+def _open_log(events_path: str | None, series: tuple[str, float] | None) -> _Logs | None:
+    """The listener writing ``--events`` and ``--series`` (closing it writes them out), or None."""
+    logs: list[NdjsonWriter | SeriesWriter] = []
+    if series is not None:
+        from rawtui.analysis.series import SeriesWriter
+
+        logs.append(SeriesWriter(*series))
+    if events_path:
+        logs.append(NdjsonWriter(events_path))
+    return _Logs(*logs) if logs else None
 
 
 def _close_log(log: Callable[[Event], None], finished: bool) -> None:
@@ -500,6 +669,8 @@ def _replay(argv: list[str]) -> int:
     p.add_argument("file")
     p.add_argument("--speed", type=float, default=1.0, help="1 = real time, 0 = as fast as possible")
     p.add_argument("--headless", action="store_true")
+    p.add_argument("--explain", action="store_true", help="headless: print what just happened, line by line")
+    _series_options(p)
     ns = p.parse_args(argv)
     if not os.path.exists(ns.file):
         raise RawtuiError(f"no such file: {ns.file}", EXIT_USAGE)
@@ -508,8 +679,9 @@ def _replay(argv: list[str]) -> int:
 
         source = open_replay(ns.file, speed=ns.speed)
         headless = ns.headless or not sys.stdout.isatty()
-        return run_source(source, headless=headless, title=getattr(source, "title", "") or f"replay {ns.file}",
-                          endings=endings)
+        return run_source(source, headless=headless, series=_series(ns),
+                          title=getattr(source, "title", "") or f"replay {ns.file}",
+                          endings=endings, explain=ns.explain)
 
 
 def _lab(argv: list[str]) -> int:

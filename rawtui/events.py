@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from rawtui.analysis.events import Explain
-from rawtui.download.events import Done, Error, Info, Progress, Route
+from rawtui.download.events import Done, Error, Info, Progress, RateLimit, Retry, Route
 from rawtui.http.events import HttpResponse, Redirect, TlsInfo, TlsRecord
 from rawtui.lab.events import LabKnobs, LabScenario, LabStats, RouterAction, ServerTcpInfo
 from rawtui.stack.events import (
@@ -45,7 +45,8 @@ from rawtui.stack.events import (
 __all__ = [
     "EVENT_TYPES", "ArpIgnored", "ArpReply", "ArpRequest", "ChecksumDrop", "Done", "DupAck", "DupData", "Emit",
     "Error", "Event", "EventSource", "Explain", "Handshake", "HttpResponse", "Info", "LabKnobs", "LabScenario",
-    "LabStats", "Malformed", "OutOfOrder", "PeerRetransmit", "Progress", "Redirect", "Retransmit", "RetransmitKind",
+    "LabStats", "Malformed", "OutOfOrder", "PeerRetransmit", "Progress", "RateLimit", "Redirect", "Retransmit",
+    "RetransmitKind", "Retry",
     "Route", "RouterAction", "SegmentIn", "SegmentOut", "ServerTcpInfo", "TcpState", "TlsInfo", "TlsRecord", "Window", "from_dict", "to_dict",
 ]
 
@@ -57,7 +58,7 @@ class EventSource(Protocol):
 
     ``emit`` must not block for long: views queue what they get and draw on their own schedule.
     ``stop`` is set by the view to ask for a clean early end (close the connection, remove the firewall
-    rule, keep no partial file). Returns the process exit code (0 on success); on failure the last event
+    rule, nothing under the final name: a download keeps its body so far in FILE.part for ``-C -``). Returns the process exit code (0 on success); on failure the last event
     emitted is an ``Error`` with the same code.
     """
 

@@ -3,5 +3,6 @@ live download, a recording and a watched connection."""
 
 from rawtui.api import lazy
 
-__all__ = ["Explain"]
-__getattr__ = lazy(__name__, {"Explain": "events"})
+__all__ = ["Explain", "Explained", "Explainer", "SeriesWriter", "TimeSeries"]
+__getattr__ = lazy(__name__, {"Explain": "events", "Explained": "explain", "Explainer": "explain",
+                              "SeriesWriter": "series", "TimeSeries": "series"})

@@ -28,9 +28,10 @@ class Route(Event):
 @dataclass(slots=True)
 class Progress(Event):
     type: ClassVar[str] = "progress"
-    bytes: int
+    bytes: int  # of the file (a resume counts what was there), or of the wire when the body is decoded
     total: int | None
     speed_bps: float  # bytes per second, recent
+    file_bytes: int | None = None  # --compressed: the decoded bytes written so far (``bytes`` is the wire's)
 
 
 @dataclass(slots=True)
@@ -41,6 +42,8 @@ class Done(Event):
     duration_s: float
     path: str
     counters: dict[str, int] = field(default_factory=dict)
+    wire_bytes: int | None = None  # --compressed: the body's size on the wire (``bytes``: the file's)
+    resumed_from: int = 0  # -C -: bytes the file already had from an interrupted download
 
 
 @dataclass(slots=True)
@@ -57,3 +60,26 @@ class Info(Event):
     type: ClassVar[str] = "info"
     message: str
     level: str = "info"  # "info" or "warning"
+
+
+@dataclass(slots=True)
+class Retry(Event):
+    """A transient failure (``--retry``): the next attempt starts after ``delay_s`` seconds."""
+
+    type: ClassVar[str] = "retry"
+    attempt: int  # the attempt about to start: 2 for the first retry
+    attempts: int  # at most this many attempts in all (--retry N: N + 1)
+    delay_s: float
+    reason: str  # the failure, in the error's own words
+    url: str
+    resume_from: int = 0  # bytes of the body kept (a Range request); 0: restart from zero
+
+
+@dataclass(slots=True)
+class RateLimit(Event):
+    """The application's read rate (``--limit-rate``, or changed in the live view): it reads at most this
+    many bytes per second from the receive buffer, so the advertised window closes and the server slows."""
+
+    type: ClassVar[str] = "rate_limit"
+    bytes_per_s: float | None  # None: no limit
+    rcv_buf: int  # the receive buffer the window is taken from, sized for the rate

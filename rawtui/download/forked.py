@@ -14,8 +14,9 @@ says how many it dropped). Per-segment events travel in batches every ``FLUSH_EV
 event (ARP, handshake, response, errors, the end) goes at once. Commands go the other way on a second pipe:
 stop (``q``, a signal) and save-pcap (the view's ``s`` key: the kept frames live in the child, which
 therefore stays after the download, until the parent calls :meth:`ForkedSource.close` or exits). When the
-parent dies, the child sees the command pipe close and stops cleanly (firewall rule removed, no partial
-file); :meth:`ForkedSource.close` waits for that, for a bounded time.
+parent dies, the child sees the command pipe close and stops cleanly (firewall rule removed, nothing under
+the final name: the body so far stays in FILE.part for ``-C -``); :meth:`ForkedSource.close` waits for that,
+for a bounded time.
 
 Signals: the terminal's (SIGINT, SIGHUP) reach the whole process group, but only the parent acts on them
 (it tells the child to stop); the child ignores them. SIGTERM sent to the child itself stops it the same
@@ -45,7 +46,8 @@ MAX_BACKLOG = 64 << 20  # bytes of batches the child keeps while the pipe is ful
 _BULK = frozenset({"segment_in", "segment_out", "window", "dup_ack", "out_of_order", "dup_data"})
 _LEN = struct.Struct("=I")
 _F_SETPIPE_SZ = 1031
-_STOP, _PCAP = b"S", b"P"
+_STOP, _PCAP, _RATE = b"S", b"P", b"R"
+_RATE_ARG = struct.Struct("=d")  # after _RATE: the new rate in bytes per second, 0 for no limit
 GRACE = 1.5  # seconds the child has to end cleanly once told to go by SIGTERM or by the parent's death
 HURRY = 0.5  # ...at most this long after a second SIGTERM
 CLOSE_TIMEOUT = 2.0  # seconds ForkedSource.close waits for the child before SIGKILL
@@ -57,7 +59,8 @@ _SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 class ForkedSource:
     """Fork now and run ``source`` in the child; :meth:`run` in the parent yields its events."""
 
-    def __init__(self, source: EventSource, *, save_pcap: Callable[[], str] | None = None) -> None:
+    def __init__(self, source: EventSource, *, save_pcap: Callable[[], str] | None = None,
+                 set_rate: Callable[[float | None], None] | None = None) -> None:
         self.title: str = getattr(source, "title", "")
         self._can_save_pcap = save_pcap is not None
         ev_r, ev_w = os.pipe()
@@ -74,7 +77,7 @@ class ForkedSource:
         if pid == 0:  # the child: never returns
             os.close(ev_r)
             os.close(cmd_w)
-            _child(source, save_pcap, ev_w, cmd_r, mask)
+            _child(source, save_pcap, set_rate, ev_w, cmd_r, mask)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(ev_w)
         os.close(cmd_r)
@@ -204,6 +207,10 @@ class ForkedSource:
             raise RawtuiError(value)
         return str(value)
 
+    def set_rate(self, rate: float | None) -> None:
+        """Change the download's ``--limit-rate`` (None: no limit) in the child (the view's rate keys)."""
+        self._command(_RATE + _RATE_ARG.pack(rate or 0.0))
+
     def _messages(self) -> list[Any]:
         out: list[Any] = []
         buf = self._buf
@@ -245,7 +252,8 @@ def _wait_child(pid: int, timeout: float) -> int | None:
 # -- the child -----------------------------------------------------------------------------------------
 
 
-def _child(source: EventSource, save_pcap: Callable[[], str] | None, ev_fd: int, cmd_fd: int,
+def _child(source: EventSource, save_pcap: Callable[[], str] | None,
+           set_rate: Callable[[float | None], None] | None, ev_fd: int, cmd_fd: int,
            mask: set[int | signal.Signals]) -> None:
     code = 1
     try:
@@ -261,7 +269,7 @@ def _child(source: EventSource, save_pcap: Callable[[], str] | None, ev_fd: int,
         out = _Outbox(ev_fd)
         stop = threading.Event()
         parent_gone = threading.Event()
-        threading.Thread(target=_commands, args=(cmd_fd, wake_r, stop, parent_gone, save_pcap, out),
+        threading.Thread(target=_commands, args=(cmd_fd, wake_r, stop, parent_gone, save_pcap, set_rate, out),
                          daemon=True).start()
         try:
             code = source.run(out.emit, stop)
@@ -285,9 +293,11 @@ def _poke(fd: int) -> None:
 
 
 def _commands(fd: int, wake: int, stop: threading.Event, parent_gone: threading.Event,
-              save_pcap: Callable[[], str] | None, out: _Outbox) -> None:
+              save_pcap: Callable[[], str] | None, set_rate: Callable[[float | None], None] | None,
+              out: _Outbox) -> None:
     """The child's command thread: the parent's commands, SIGTERM, and the deadline once told to go."""
     watch = [fd, wake]
+    pending = b""  # a command whose argument has not all come yet
     deadline: float | None = None
     terms = 0
     while True:
@@ -313,7 +323,19 @@ def _commands(fd: int, wake: int, stop: threading.Event, parent_gone: threading.
             watch.remove(fd)
             deadline = now + GRACE if deadline is None else min(deadline, now + GRACE)
             continue
-        for byte in data:
+        pending += data
+        i = 0
+        while i < len(pending):
+            byte = pending[i]
+            if byte == _RATE[0]:
+                if len(pending) - i - 1 < _RATE_ARG.size:
+                    break  # the rest of it comes with the next read
+                (rate,) = _RATE_ARG.unpack_from(pending, i + 1)
+                i += 1 + _RATE_ARG.size
+                if set_rate is not None:
+                    set_rate(rate if rate > 0 else None)
+                continue
+            i += 1
             if byte == _STOP[0]:
                 stop.set()
             elif byte == _PCAP[0]:
@@ -322,6 +344,7 @@ def _commands(fd: int, wake: int, stop: threading.Event, parent_gone: threading.
                 except (OSError, RawtuiError) as exc:
                     reply = ("pcap-error", f"cannot save the capture: {exc}")
                 out.send_now(reply)
+        pending = pending[i:]
 
 
 class _Outbox:

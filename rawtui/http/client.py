@@ -7,15 +7,32 @@ peer closed. Status handling (redirects, 4xx/5xx) is decided here; the session a
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import h11
 
 from rawtui import __version__
 from rawtui.errors import HttpError, UsageError
+from rawtui.http.request import RequestOptions, build_headers
 
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+
+class BodyCut(HttpError):
+    """The connection ended before the body did (a lost connection, not a bad response): what arrived is a
+    sound prefix of the body, kept in FILE.part for ``-C -``."""
+
+    transient = True  # a lost connection: --retry tries again (continuing with Range when it can)
+
+
+class BadBody(HttpError):
+    """The body broke the protocol (a bad chunk, more than Content-Length, a corrupt gzip stream): the
+    partial file is not kept, there is nothing sound to continue."""
+
+
 MAX_HEADER_BYTES = 64 * 1024
 
 
@@ -58,12 +75,34 @@ def parse_url(text: str) -> Url:
     return Url(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), target, text)
 
 
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After (RFC 9110 10.2.3): seconds, or an HTTP-date (seconds from ``now``, the epoch time)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
 class HttpExchange:
     """One request and its response on one connection."""
 
-    def __init__(self, url: Url, user_agent: str = f"rawtui/{__version__}") -> None:
+    def __init__(
+        self, url: Url, user_agent: str = f"rawtui/{__version__}", *, options: RequestOptions | None = None,
+        range_from: int = 0, if_range: str | None = None,
+    ) -> None:
         self.url = url
         self.user_agent = user_agent
+        self.options = options if options is not None else RequestOptions(user_agent=user_agent)
+        self.range_from = range_from  # resume: ask for the body from this byte on (Range, If-Range)
+        self.if_range = if_range
         self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
         self.response: h11.Response | None = None
         self.content_length: int | None = None
@@ -71,16 +110,12 @@ class HttpExchange:
         self.complete = False
         self._remaining: int | None = None  # Content-Length body bytes still due, once past the headers
         self._head_fed = 0  # bytes fed before the response head was parsed
+        self.keep_alive = False  # True: no "Connection: close", the connection may serve another request
 
     def request(self) -> bytes:
-        headers = [
-            ("Host", self.url.host_header),
-            ("User-Agent", self.user_agent),
-            ("Accept", "*/*"),
-            ("Accept-Encoding", "identity"),
-            ("Connection", "close"),
-        ]
-        req = h11.Request(method="GET", target=self.url.target, headers=headers)
+        headers = build_headers(self.url.host_header, self.options, range_from=self.range_from,
+                                if_range=self.if_range, connection=None if self.keep_alive else "close")
+        req = h11.Request(method=self.options.method, target=self.url.target, headers=headers)
         return self.conn.send(req) + self.conn.send(h11.EndOfMessage())
 
     @property
@@ -100,6 +135,24 @@ class HttpExchange:
                 if k == name_b:
                     return v.decode("latin-1")
         return None
+
+    @property
+    def reusable(self) -> bool:
+        """The response is complete and both sides keep the connection open (HTTP/1.1 keep-alive): the
+        next request to this server may use it."""
+        r = self.response
+        if not self.keep_alive or not self.complete or r is None or r.http_version != b"1.1":
+            return False
+        if any(t.strip() == "close" for t in (self.header("connection") or "").lower().split(",")):
+            return False
+        # a body the close delimits has ended with the connection
+        return self.content_length is not None or self.header("transfer-encoding") is not None or (
+            self.options.method == "HEAD" or r.status_code in (204, 304))
+
+    @property
+    def retry_after(self) -> float | None:
+        """The response's Retry-After in seconds (delay-seconds or an HTTP-date), or None."""
+        return parse_retry_after(self.header("retry-after"))
 
     @property
     def redirect_location(self) -> str | None:
@@ -123,20 +176,21 @@ class HttpExchange:
             self.conn.receive_data(data)
             return self._drain()
         except h11.RemoteProtocolError as e:
-            raise HttpError(self._protocol_message(e)) from None
+            raise (BadBody if self.response is not None else HttpError)(self._protocol_message(e)) from None
 
     def receive_eof(self) -> list[bytes]:
         """The peer closed its side (FIN)."""
         if self.complete:
             return []
         if self._remaining is not None:
-            raise HttpError(f"the server closed the connection after {self.body_bytes} of {self.content_length}"
-                            " body bytes: the body is truncated")
+            raise BodyCut(f"the server closed the connection after {self.body_bytes} of {self.content_length}"
+                          " body bytes: the body is truncated")
         try:
             self.conn.receive_data(b"")
             return self._drain()
         except h11.RemoteProtocolError as e:
-            raise HttpError(self._protocol_message(e, eof=True)) from None
+            cls = BodyCut if self.response is not None else HttpError
+            raise cls(self._protocol_message(e, eof=True)) from None
 
     def _protocol_message(self, e: h11.RemoteProtocolError, eof: bool = False) -> str:
         if self.response is None:
@@ -159,13 +213,14 @@ class HttpExchange:
         assert self.response is not None
         status = self.response.status_code
         return (self.header("transfer-encoding") is None and status >= 200 and status not in (204, 304)
+                and self.options.method != "HEAD"  # a HEAD response's Content-Length announces no body
                 and self.conn.their_state is h11.SEND_BODY)
 
     def _counted_body(self, data: bytes) -> list[bytes]:
         assert self._remaining is not None
         n = len(data)
         if n > self._remaining:
-            raise HttpError(f"the server sent more than the declared Content-Length of {self.content_length}"
+            raise BadBody(f"the server sent more than the declared Content-Length of {self.content_length}"
                             " bytes")
         self._remaining -= n
         self.body_bytes += n

@@ -5,12 +5,14 @@ Who talks on it:
 
 - the relay (:class:`ControlHub`, in ``rawtui.lab.impair``) applies knob changes and broadcasts the
   knobs' state (``{"type": "knobs", "down": {...}, "up": {...}, "note": "..."}``) and its counters
-  (``{"type": "stats", "down": {...}, "up": {...}}``, every 0.25 s while they change);
+  (``{"type": "stats", "down": {...}, "up": {...}}``, every 0.25 s while they change), and reports each
+  thing it does to a TCP frame as it happens (``router_action``, below);
 - the lab HTTP server (``python -m rawtui.lab.server --report PATH``) publishes TCP_INFO samples of its
   connections (``{"type": "tcp_info", ...}``) every ~10 ms while it sends;
 - ``rawtui demo`` announces the scenario (``{"cmd": "announce", "scenario": {...}}``) and sets knobs;
 - rawtui itself (:class:`LabChannel`, ``--lab-control PATH``) subscribes and turns what it hears into
-  events (:class:`~rawtui.events.ServerTcpInfo`, ``LabKnobs``, ``LabStats``, ``LabScenario``);
+  events (:class:`~rawtui.events.ServerTcpInfo`, ``LabKnobs``, ``LabStats``, ``LabScenario``,
+  ``RouterAction``);
 - the live view changes knobs from its own thread with :class:`LabControl`.
 
 Commands (one JSON object per line; an ``"id"`` is echoed in the reply)::
@@ -26,6 +28,19 @@ Commands (one JSON object per line; an ``"id"`` is echoed in the reply)::
 
 Replies: ``{"type": "reply", "id": ..., "ok": true, "knobs": {...}}`` or ``{"ok": false, "error": "..."}``.
 Any line with a ``"type"`` and no ``"cmd"`` is a publication: it is passed on to every subscriber.
+
+The router's actions, one publication per TCP frame it dropped, duplicated, held back or corrupted (sent
+in a batch each turn of the relay's loop, always before the ``stats`` that count them)::
+
+    {"type": "router_action", "direction": "down", "action": "drop", "seq": 1234567, "length": 1448,
+     "flags": "A", "sport": 8080, "dport": 40001, "router_t": 5123.456789, "note": "loss 1 %",
+     "absolute": false}
+
+``action`` is one of ``drop`` (random loss), ``blackout``, ``queue-drop`` (the bottleneck queue was
+full), ``duplicate``, ``reorder`` (held back behind later frames) or ``corrupt``; ``seq`` is relative to
+the sender's ISN when the relay forwarded the connection's SYN (else ``absolute``), ``router_t`` the relay's
+monotonic clock. Delaying a frame is not reported frame by frame (every frame is delayed by the knob):
+``delays`` returns the delay chosen for each recent frame.
 """
 
 from __future__ import annotations
@@ -43,7 +58,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, Self
 
-from rawtui.events import Event, Info, LabKnobs, LabScenario, LabStats, ServerTcpInfo
+from rawtui.events import Event, Info, LabKnobs, LabScenario, LabStats, RouterAction, ServerTcpInfo
 
 __all__ = ["ControlError", "ControlHub", "LabChannel", "LabControl", "Subscription", "message_to_event"]
 
@@ -146,6 +161,13 @@ class ControlHub:
     def publish(self, msg: dict[str, Any]) -> None:
         """Send ``msg`` to every subscriber."""
         data = _encode(msg)
+        for conn in list(self._conns.values()):
+            if conn.subscriber:
+                self._queue(conn, data)
+
+    def publish_many(self, msgs: list[dict[str, Any]]) -> None:
+        """Send ``msgs`` to every subscriber, in order, as one write each (the relay's batch of reports)."""
+        data = b"".join(_encode(m) for m in msgs)
         for conn in list(self._conns.values()):
             if conn.subscriber:
                 self._queue(conn, data)
@@ -271,12 +293,15 @@ def _connect(path: str, timeout: float) -> socket.socket:
 
 
 _TCP_INFO_FIELDS = {f.name for f in fields(ServerTcpInfo)} - {"t"}
+_ROUTER_ACTION_FIELDS = {f.name for f in fields(RouterAction)} - {"t"}
 
 
 def message_to_event(msg: dict[str, Any], t: float) -> Event | None:
     """The event for one message from the control socket (None for messages rawtui does not show)."""
     kind = msg.get("type")
     try:
+        if kind == "router_action":
+            return RouterAction(t, **{k: v for k, v in msg.items() if k in _ROUTER_ACTION_FIELDS})
         if kind == "tcp_info":
             return ServerTcpInfo(t, **{k: v for k, v in msg.items() if k in _TCP_INFO_FIELDS})
         if kind == "knobs":
@@ -313,8 +338,15 @@ class LabChannel:
         os.set_blocking(self._quiet_r, False)
         try:
             sock = _connect(path, connect_timeout)
-            sock.settimeout(None)
+            sock.settimeout(connect_timeout)
             sock.sendall(_encode({"cmd": "subscribe"}))
+            # Wait for the hub's reply (read byte by byte: what follows it stays in the socket, so the
+            # caller's select sees it): from then on no publication is missed, e.g. the router's
+            # report on the first frame of the connection rawtui is about to open.
+            with contextlib.suppress(TimeoutError):
+                while (b := sock.recv(1)) != b"\n":
+                    if not b:
+                        raise ControlError("the lab control socket closed")
             sock.setblocking(False)
             self._sock = sock
             self._fd = sock.fileno()

@@ -144,6 +144,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", choices=list(SCENARIOS), metavar="NAME",
                    help="run a named scenario and check that its phenomenon appears")
     p.add_argument("--list-scenarios", action="store_true", help="list the scenarios and what each shows")
+    p.add_argument("--fast", action="store_true",
+                   help="run the scenario at full speed (a few seconds or less, for tests) instead of the "
+                   "default watchable pace (15-60 s, the phenomenon repeating)")
     p.add_argument("--size", help=f"size of the generated file (default {DEFAULT_SIZE}, or the scenario's; "
                    "--list-scenarios gives the sizes each scenario accepts)")
     p.add_argument("--server", choices=["python", "nginx"], default="python",
@@ -163,7 +166,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="progress bar and summary instead of the live view")
     p.add_argument("--events", metavar="FILE", help="write the event stream as NDJSON")
     p.add_argument("--pcap", metavar="FILE", help="write every frame sent and received")
+    p.add_argument("--series", metavar="FILE.csv",
+                   help="write the time series (windows, flight, true cwnd, RTT, throughput...) as CSV")
+    p.add_argument("--series-step", metavar="SECONDS", type=float, help="the CSV's time step (default 0.1 s)")
     p.add_argument("--exit-on-done", action="store_true", help="live view: exit when the download ends")
+    p.add_argument("--explain", action="store_true", help="headless: print what just happened, line by line")
     return p
 
 
@@ -181,9 +188,10 @@ def cli_knobs(ns: argparse.Namespace) -> dict[str, float]:
 def list_scenarios() -> str:
     out = []
     for s in SCENARIOS.values():
-        out.append(f"{s.name}  ({s.size / (1 << 20):g} MB; {s.size_range()})\n  {s.title}\n"
-                   + textwrap.indent(textwrap.fill(s.explanation, 96), "  ")
-                   + f"\n  look for: {s.look_for}\n")
+        w = s.watchable()
+        out.append(f"{s.name}  ({w.size / (1 << 20):g} MB, {w.pace}; {s.size_range()})\n  {s.title}\n"
+                   + textwrap.indent(textwrap.fill(w.explanation, 96), "  ")
+                   + f"\n  look for: {s.look_for}\n  --fast: {s.size / (1 << 20):g} MB, {s.pace}\n")
     return "\n".join(out)
 
 
@@ -197,6 +205,8 @@ def main(argv: list[str]) -> int:
         print(list_scenarios())
         return 0
     scenario = SCENARIOS[ns.scenario] if ns.scenario else None
+    if scenario is not None and not ns.fast:
+        scenario = scenario.watchable()  # the default: a pace to watch (--fast: the short run)
     size = parse_size(ns.size) if ns.size else (scenario.size if scenario else parse_size(DEFAULT_SIZE))
     if scenario is not None:  # a size the phenomenon cannot show with is refused; else the knobs fit it
         problem = scenario.size_problem(size)
@@ -399,15 +409,21 @@ def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, 
         argv_child.append("--headless")
     if ns.exit_on_done:
         argv_child.append("--exit-on-done")
+    if ns.explain:
+        argv_child.append("--explain")
     if ns.pcap:
         argv_child += ["--pcap", os.path.abspath(ns.pcap)]
+    if ns.series:
+        argv_child += ["--series", os.path.abspath(ns.series)]
+    if ns.series_step is not None:
+        argv_child += ["--series-step", str(ns.series_step)]
     if scenario is not None and scenario.stall:
         argv_child += ["--stall", scenario.stall]
     _say(f"lab {lab.prefix}: client {lab.client_ip} -> router -> server {lab.server_ip}; "
          f"downloading {url} ({size:,} bytes)")
     _say("router: " + describe_knobs(knobs))
     if scenario is not None:
-        _say(f"scenario {scenario.name}: {scenario.title}")
+        _say(f"scenario {scenario.name}: {scenario.title} ({scenario.pace})")
         _say(textwrap.fill(scenario.explanation, 100, initial_indent="  ", subsequent_indent="  "))
         _say(f"  look for: {scenario.look_for}")
     # the child shares our terminal (and process group): a signal from the terminal reaches it too; the
@@ -479,6 +495,11 @@ def report(code: int, out: str, want: str, events_path: str, scenario: Scenario 
             ok = False
         else:
             _say(f"PASS  {scenario.name}: {scenario.look_for}")
+        saw = scenario.what_you_saw(events)
+        if saw:
+            _say("what you saw:")
+            for line in saw:
+                _say(textwrap.fill(line, 100, initial_indent="  - ", subsequent_indent="    "))
     return 0 if ok else 1
 
 

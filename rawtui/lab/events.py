@@ -76,7 +76,9 @@ class LabScenario(Event):
 @dataclass(slots=True)
 class RouterAction(Event):
     """One thing the lab's router did to one TCP frame: the path's truth, reported by the relay as it
-    happens. ``seq`` is relative to the sender's ISN (the relay saw the SYN / SYN-ACK), as tshark shows it."""
+    happens. ``seq`` is relative to the sender's ISN (the relay saw the SYN / SYN-ACK), as tshark shows it;
+    absolute when the relay never saw that connection's SYN (``absolute``). ``t`` is when rawtui
+    heard of it (on the same machine, a fraction of a millisecond after ``router_t``)."""
 
     type: ClassVar[str] = "router_action"
     direction: str  # "down" (server -> client) or "up" (client -> server)
@@ -88,3 +90,9 @@ class RouterAction(Event):
     dport: int = 0
     router_t: float = 0.0  # the relay's monotonic clock, seconds
     note: str = ""  # why, e.g. "loss 1 %", "blackout 3 s"
+    absolute: bool = False  # ``seq`` is the absolute sequence number (the relay did not see the SYN)
+
+    @property
+    def relative(self) -> bool:
+        """``seq`` is relative to the sender's ISN (the usual case)."""
+        return not self.absolute

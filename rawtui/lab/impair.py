@@ -20,6 +20,19 @@ what leaves the router always carries real checksums (a corrupted frame is then 
 The relay also serves the lab's control socket (:class:`rawtui.lab.control.ControlHub`): knob changes
 come in as JSON lines, knob states, the relay's counters and the lab server's TCP_INFO samples go out.
 
+The path's truth: each thing a pipe does to a TCP frame is reported as it happens, one ``router_action``
+message per frame (published once per loop iteration, before the relay waits again): ``drop`` (random
+loss), ``blackout``, ``queue-drop`` (the bottleneck queue was full), ``duplicate``, ``reorder`` (held
+back) and ``corrupt``, with the frame's direction, TCP sequence number, payload length, flags and ports,
+the relay's monotonic time and a note naming the knob (``"loss 1 %"``). Sequence numbers are relative to
+the sender's ISN, as tshark shows them: each pipe learns the ISN of the connections whose SYN or SYN-ACK
+it forwards (per 4-tuple; absolute, with ``absolute: true``, for a connection whose SYN it never saw).
+The per-direction counters count every IPv4 frame; the reports cover the TCP frames only (in the lab,
+all of them). Delay is not an action reported per frame: every frame is delayed by the same knob (plus
+its jitter), and the ``delays`` command returns the delay chosen for each recent frame. Recording costs
+nothing on the fast path: only a SYN is looked at there (one comparison for every larger frame), and
+TCP headers are parsed only for the frames a pipe acts on.
+
 Measured on the 2-core lab machine (tests/lab/test_lab_impair.py): see ``RELAY_THROUGHPUT`` below.
 """
 
@@ -49,6 +62,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from rawtui.wire.checksum import checksum_from_residue, pseudo_header_residue, residue
+from rawtui.wire.tcp import flags_str
 
 if TYPE_CHECKING:
     from rawtui.lab.control import ControlHub
@@ -80,6 +94,9 @@ DELAY_LOG = 10_000  # per direction, the delays (ms) chosen for the last this ma
 RELAY_THROUGHPUT = "60-95k frames/s (0.7-1.15 Gbit/s of 1514-byte frames) with no knob on, 40-80k with one"
 
 ARMABLE = ("set", "blackout", "reset")  # what a pipe may arm to run after a number of bytes
+ISN_TABLE = 4096  # connections whose ISN a pipe remembers (the oldest learned is forgotten first)
+_SYN_MAX = 14 + 60 + 60  # the longest frame a (data-less) SYN can be: Ethernet, IPv4, TCP
+ACTIONS = ("drop", "blackout", "queue-drop", "duplicate", "reorder", "corrupt")  # router_action's actions
 
 STAT_NAMES = (
     "frames_in", "frames_out", "bytes_out", "lost", "blackout_drops", "queue_drops", "corrupted",
@@ -308,6 +325,9 @@ class Pipe:
     ``push(frame, now)`` takes a frame (a bytearray the pipe may keep and modify); ``due(now, out)``
     appends the frames whose time has come to ``out``; ``next_deadline`` says when to call ``due`` next.
     No I/O and no clock: tests drive it with a fake clock and a seeded ``random.Random``.
+
+    While ``record`` is on, each action on a TCP frame appends a ``router_action`` message (a dict ready
+    for the control socket, see the module's docstring) to ``actions``, for the relay to take and publish.
     """
 
     def __init__(self, name: str, rng: random.Random | None = None) -> None:
@@ -331,6 +351,11 @@ class Pipe:
         # not of how fast anything else on the machine runs.
         self.armed: list[list[Any]] = []
         self.fired: list[dict[str, Any]] = []
+        self.record = True
+        self.actions: list[dict[str, Any]] = []
+        # the ISN of the sender of each connection travelling this way, by (src ip, dst ip, sport, dport)
+        self._isn: dict[bytes, int] = {}
+        self._blackout_s = 0.0  # the length of the blackout in force, for the reports' note
 
     @property
     def idle(self) -> bool:
@@ -358,6 +383,41 @@ class Pipe:
 
     def blackout(self, seconds: float, now: float) -> None:
         self.blackout_until = now + seconds if seconds > 0 else 0.0
+        self._blackout_s = seconds
+
+    def learn_isn(self, frame: bytes | bytearray | memoryview) -> None:
+        """Remember the sender's ISN if ``frame`` is a TCP SYN (or SYN-ACK): what this pipe reports of the
+        connection from then on has sequence numbers relative to it."""
+        n = len(frame)
+        if n < _ETH + 20 or frame[_ETH + 9] != _PROTO_TCP:
+            return
+        l4 = _ETH + (frame[_ETH] & 0x0F) * 4
+        if n < l4 + 20 or not frame[l4 + 13] & 0x02:
+            return
+        key = bytes(frame[_ETH + 12 : _ETH + 20]) + bytes(frame[l4 : l4 + 4])
+        isns = self._isn
+        isns.pop(key, None)  # a new connection on the same 4-tuple: the newest ISN, and the youngest entry
+        isns[key] = int.from_bytes(frame[l4 + 4 : l4 + 8], "big")
+        if len(isns) > ISN_TABLE:
+            del isns[next(iter(isns))]
+
+    def _report(self, frame: bytearray, action: str, note: str, now: float) -> None:
+        """Record ``action`` on ``frame`` if it is a TCP frame (the first fragment, if fragmented)."""
+        if len(frame) < _ETH + 20 or frame[_ETH + 9] != _PROTO_TCP or (frame[_ETH + 6] & 0x1F) | frame[_ETH + 7]:
+            return
+        l4 = _ETH + (frame[_ETH] & 0x0F) * 4
+        end = min(_ETH + int.from_bytes(frame[_ETH + 2 : _ETH + 4], "big"), len(frame))
+        if end < l4 + 20:
+            return
+        seq = int.from_bytes(frame[l4 + 4 : l4 + 8], "big")
+        isn = self._isn.get(bytes(frame[_ETH + 12 : _ETH + 20]) + bytes(frame[l4 : l4 + 4]))
+        self.actions.append({
+            "type": "router_action", "direction": self.name, "action": action,
+            "seq": seq if isn is None else (seq - isn) & 0xFFFFFFFF,
+            "length": max(0, end - l4 - (frame[l4 + 12] >> 4) * 4), "flags": flags_str(frame[l4 + 13]),
+            "sport": (frame[l4] << 8) | frame[l4 + 1], "dport": (frame[l4 + 2] << 8) | frame[l4 + 3],
+            "router_t": round(now, 6), "note": note, "absolute": isn is None,
+        })
 
     def blackout_left(self, now: float) -> float:
         return max(0.0, self.blackout_until - now) if self.blackout_until else 0.0
@@ -365,6 +425,11 @@ class Pipe:
     def push(self, frame: bytearray, now: float) -> None:
         st = self.stats
         st["frames_in"] += 1
+        n = len(frame)
+        if _ETH + 20 <= n <= _SYN_MAX and self.record and frame[_ETH + 9] == _PROTO_TCP:  # a SYN? (data: larger)
+            i = _ETH + 13 + (frame[_ETH] & 0x0F) * 4
+            if i < n and frame[i] & 0x02:
+                self.learn_isn(frame)
         if self.armed:
             keep = []
             for a in self.armed:
@@ -377,19 +442,27 @@ class Pipe:
         if self.blackout_until:
             if now < self.blackout_until:
                 st["blackout_drops"] += 1
+                if self.record:
+                    self._report(frame, "blackout", f"blackout {self._blackout_s:g} s", now)
                 return
             self.blackout_until = 0.0
         k = self.knobs
         rnd = self._rng.random
         if k.loss and rnd() * 100.0 < k.loss:
             st["lost"] += 1
+            if self.record:
+                self._report(frame, "drop", f"loss {k.loss:g} %", now)
             return
         if k.corrupt and rnd() * 100.0 < k.corrupt:
+            if self.record:  # before the bit flips: it may be one of the sequence number's
+                self._report(frame, "corrupt", f"corrupt {k.corrupt:g} %: one bit flipped", now)
             corrupt_frame(frame, self._rng)
             st["corrupted"] += 1
         self._enqueue(frame, now)
         if k.dup and rnd() * 100.0 < k.dup:
             st["duplicated"] += 1
+            if self.record:
+                self._report(frame, "duplicate", f"dup {k.dup:g} %", now)
             self._enqueue(bytearray(frame), now)
 
     def _enqueue(self, frame: bytearray, now: float) -> None:
@@ -401,6 +474,9 @@ class Pipe:
                 deps.popleft()
             if len(deps) >= k.queue:
                 self.stats["queue_drops"] += 1
+                if self.record:
+                    self._report(frame, "queue-drop", f"queue {k.queue} frames full at {k.rate_bps / 1e6:g} Mbit/s",
+                                 now)
                 return
             start = max(now, self._link_free)
             t = start + len(frame) * 8.0 / k.rate_bps
@@ -429,6 +505,9 @@ class Pipe:
             frame = line.popleft()[1]
             if reorder and rnd() * 100.0 < reorder:
                 self.stats["reordered"] += 1
+                if self.record:
+                    self._report(frame, "reorder", f"reorder {reorder:g} %: held back behind {REORDER_GAP} frames",
+                                 now)
                 self._held.append([REORDER_GAP, now + REORDER_HOLD_MAX, frame])
                 continue
             out.append(frame)
@@ -640,6 +719,8 @@ class Relay:
 
             self.hub = ControlHub(control, self._command)
             self._broadcast_knobs("no impairment yet: a perfect link")
+        for p in self.pipes.values():
+            p.record = self.hub is not None  # nobody to tell: no reports
         self._stop = False
         self._last_stats: dict[str, dict[str, int]] = {}
         self._buf = bytearray(1 << 18)
@@ -718,6 +799,7 @@ class Relay:
             self.pipes[dirs[0]].arm(after, dict(then))
             return {"knobs": self.state(), "armed": {d: len(p.armed) for d, p in self.pipes.items()}}
         if name == "state":
+            self._publish_actions()  # every action these counters count is reported before the reply
             return {"knobs": self.state(), "stats": self.stats()}
         if name == "delays":
             dirs = self._dirs(cmd)
@@ -741,6 +823,16 @@ class Relay:
     def _broadcast_knobs(self, note: str) -> None:
         if self.hub is not None:
             self.hub.set_knobs({"type": "knobs", **self.state(), "note": note})
+
+    def _publish_actions(self) -> None:
+        """Publish what the pipes did to TCP frames since the last call (``router_action`` messages)."""
+        msgs: list[dict[str, Any]] = []
+        for p in self.pipes.values():
+            if p.actions:
+                msgs += p.actions
+                p.actions = []
+        if self.hub is not None and msgs:
+            self.hub.publish_many(msgs)
 
     def _broadcast_stats(self) -> None:
         if self.hub is None:
@@ -795,6 +887,8 @@ class Relay:
             if blackout_on and not on:
                 self._broadcast_knobs("blackout over: frames flow again")
             blackout_on = on
+            if pipes["down"].actions or pipes["up"].actions:
+                self._publish_actions()  # before the stats: a subscriber never sees a count before its reports
             if now >= next_stats:
                 self._broadcast_stats()
                 next_stats = now + STATS_EVERY
@@ -836,8 +930,9 @@ class Relay:
         """Read up to BATCH frames from ``src`` and forward them out of ``dst`` through its pipe.
 
         The fast path (no knob on this direction, nothing queued) rewrites the frame in the receive buffer
-        and sends it from there: no allocation. Checksum-offload status (PACKET_AUXDATA) is read on every
-        32nd frame only, and on every frame once one needed its checksum completed.
+        and sends it from there: no allocation (a frame small enough to be a SYN is looked at, for the ISN
+        the pipe's reports need). Checksum-offload status (PACKET_AUXDATA) is read on every 32nd frame
+        only, and on every frame once one needed its checksum completed.
         """
         sock = src.sock
         recv_into = sock.recv_into
@@ -855,6 +950,7 @@ class Relay:
         aux = src.aux_always
         count = src.count
         dontwait = socket.MSG_DONTWAIT
+        syn_max = _SYN_MAX
         fwd = nbytes = errors = 0
         for _ in range(BATCH):
             not_ready = False
@@ -884,6 +980,10 @@ class Relay:
             buf[24] = c >> 8
             buf[25] = c & 0xFF
             if idle and n <= limit and not not_ready:
+                if n <= syn_max and buf[23] == 6:  # a TCP SYN? (a data frame is larger: one comparison)
+                    i = 27 + ((buf[14] & 0x0F) << 2)
+                    if i < n and buf[i] & 0x02:
+                        pipe.learn_isn(view[:n])
                 fwd += 1
                 try:
                     raw_send(view[:n])
@@ -905,6 +1005,7 @@ class Relay:
                 frames = [f]
             for f in frames:
                 if idle:
+                    pipe.learn_isn(f)  # (rare: a super-frame, or a checksum to complete)
                     self._send_direct(dst, f, st)
                 else:
                     pipe.push(f, now)

@@ -15,12 +15,19 @@ Remember which side sees what: rawtui is the *receiver*. The server's retransmis
 ``dup_data`` (data we already had) or as the segment that fills a hole (``segment_in`` note ``fill``);
 our own ``retransmit`` events are only ever about our request. The server's own view (cwnd, ssthresh,
 ``ca_state`` "recovery" after a fast retransmit, "loss" after an RTO) comes from its TCP_INFO.
+
+Each scenario has two paces. As defined here it is the *fast* run (``rawtui demo --fast``: a few seconds
+or less, for CI and the tests). :meth:`Scenario.watchable` gives the default run, made to be watched: a
+slower, longer path (``watch``: rate, delay, size, more actions) on which the phenomenon repeats for
+15-60 s (``about_s``, measured in the lab). :meth:`Scenario.what_you_saw` sums a run up with its numbers,
+for the end of the demo and the live view's done screen.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,6 +40,8 @@ from rawtui.events import (
     Handshake,
     LabStats,
     OutOfOrder,
+    PeerRetransmit,
+    Progress,
     SegmentIn,
     SegmentOut,
     ServerTcpInfo,
@@ -73,6 +82,29 @@ class Scenario:
     max_size: int | None = None  # larger files would take too long: refused (None: no limit)
     size_note: str = ""  # why min_size / max_size, for the refusal
     sizing: Callable[[Scenario, int], Scenario] | None = None  # adapts the knobs to a file size
+    about_s: float = 0.0  # how long a run at ``size`` takes, roughly (measured in the lab)
+    watch: dict[str, Any] = field(default_factory=dict)  # the fields the watchable run changes
+    summary: Callable[[Sequence[Event]], list[str]] | None = None  # what_you_saw's sentences
+
+    def watchable(self) -> Scenario:
+        """The default run, made to be watched (15-60 s; ``watch``); this scenario itself when it has
+        none. Its actions scale with a ``--size`` other than its own (:meth:`for_size`)."""
+        if not self.watch:
+            return self
+        return replace(self, **{"sizing": _scale_actions, **self.watch}, watch={})
+
+    @property
+    def pace(self) -> str:
+        """How long a run takes, for the announcement: "about 30 s" (or "a few seconds")."""
+        if self.about_s >= 5:
+            return f"about {self.about_s:.0f} s"
+        return "about a second" if self.about_s < 2 else "a few seconds"
+
+    def what_you_saw(self, events: Sequence[Event]) -> list[str]:
+        """The run summed up for the student, a few sentences with their numbers (from the events: the
+        server's TCP_INFO, the router's counters, rawtui's own receipts)."""
+        lines = self.summary(events) if self.summary is not None else []
+        return lines or self.examine(events)[1]
 
     def size_problem(self, size: int) -> str | None:
         """One sentence when a ``size``-byte file cannot show this phenomenon (the demo refuses it), else None."""
@@ -92,7 +124,8 @@ class Scenario:
     def for_size(self, size: int) -> Scenario:
         """This scenario for a ``size``-byte file (an accepted size): knobs, actions and text adapted."""
         adapted = self.sizing(self, size) if self.sizing is not None else self
-        return replace(adapted, size=size)
+        about = adapted.about_s * size / self.size if self.size and size != self.size else adapted.about_s
+        return replace(adapted, size=size, about_s=round(about, 1))
 
     def check(self, events: Sequence[Event]) -> list[str]:
         """What is missing for this phenomenon (empty: it really happened)."""
@@ -104,7 +137,7 @@ class Scenario:
 
     def announcement(self) -> dict[str, Any]:
         """The scenario as announced on the control socket (becomes a LabScenario event)."""
-        return {"name": self.name, "title": self.title, "explanation": self.explanation,
+        return {"name": self.name, "title": f"{self.title} ({self.pace})", "explanation": self.explanation,
                 "look_for": self.look_for}
 
 
@@ -457,6 +490,260 @@ def _size_timeout(s: Scenario, size: int) -> Scenario:
                    actions=tuple(replace(a, at_bytes=at) for a in s.actions))
 
 
+def _scale_actions(s: Scenario, size: int) -> Scenario:
+    """A watchable run for another file size: its actions fall at the same fractions of the file."""
+    if size == s.size or not s.actions:
+        return s
+    return replace(s, actions=tuple(replace(a, at_bytes=a.at_bytes * size // s.size) for a in s.actions))
+
+
+# ---------------------------------------------------------------------------------------------------
+# what you saw: the run summed up with its numbers
+
+
+def _ms_of(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def _rtt_s(events: Sequence[Event], samples: Sequence[ServerTcpInfo]) -> float:
+    """The path's round trip, seconds: the server's smoothed RTT (median), else our handshake's."""
+    rtts = [s.rtt_ms for s in samples if s.rtt_ms > 0]
+    if rtts:
+        return _median(rtts) / 1000.0
+    hs = [ev for ev in events if isinstance(ev, Handshake)]
+    return hs[-1].rtt_ms / 1000.0 if hs else 0.0
+
+
+def _router(events: Sequence[Event]) -> dict[str, int]:
+    last = None
+    for ev in events:
+        if isinstance(ev, LabStats):
+            last = ev
+    return dict(last.down) if last is not None else {}
+
+
+def _peer_retransmits(events: Sequence[Event]) -> dict[str, int]:
+    """The server's retransmissions as rawtui classified them (kind -> count; empty without them)."""
+    kinds: dict[str, int] = {}
+    for ev in events:
+        if isinstance(ev, PeerRetransmit):
+            kinds[ev.kind] = kinds.get(ev.kind, 0) + 1
+    return kinds
+
+
+def _congestion_cuts(samples: Sequence[ServerTcpInfo]) -> list[tuple[ServerTcpInfo, ServerTcpInfo, str]]:
+    """(before, lowest, ca_state) for each congestion event the server went through: the last sample before
+    it entered recovery / loss, and the one with the smallest cwnd until it left (Linux lowers the cwnd
+    step by step in recovery, PRR, and may raise it again before leaving)."""
+    cuts = []
+    before: ServerTcpInfo | None = None
+    low: ServerTcpInfo | None = None
+    entered: str | None = None
+    for s in samples:
+        if s.ca_state in ("recovery", "loss"):
+            if entered is None:
+                entered, low = s.ca_state, s
+            elif low is not None and s.cwnd_bytes < low.cwnd_bytes:
+                low = s
+        elif entered is not None:
+            if before is not None and low is not None:
+                cuts.append((before, low, entered))
+            entered, before = None, s
+        else:
+            before = s
+    return cuts
+
+
+def _cut_words(cuts: Sequence[tuple[ServerTcpInfo, ServerTcpInfo, str]]) -> str:
+    fast = [c for c in cuts if c[2] == "recovery" and 0 < c[1].cwnd_bytes < c[0].cwnd_bytes]
+    if not fast:
+        return ""
+    ratio = _median([b.cwnd_bytes / a.cwnd_bytes for a, b, _ in fast])
+    return f"the server cut its cwnd {len(fast)} times (to {ratio:.0%} of it, median) in fast recovery"
+
+
+def _server_retrans(samples: Sequence[ServerTcpInfo]) -> int:
+    return max((s.retrans_total for s in samples), default=0)
+
+
+def _repairs(events: Sequence[Event], samples: Sequence[ServerTcpInfo]) -> str:
+    """How the server's retransmissions reached us: classified (PeerRetransmit), else the fast-retransmit
+    episodes, the hole fills and the duplicates."""
+    kinds = _peer_retransmits(events)
+    total = _server_retrans(samples)
+    own = f"; the server counts {total} retransmissions" if samples else ""
+    if kinds:
+        words = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        return f"{sum(kinds.values())} retransmissions by the server reached rawtui ({words}){own}"
+    fills = sum(1 for ev in events if isinstance(ev, SegmentIn) and ev.note == "fill" and ev.length > 0)
+    dups = sum(1 for ev in events if isinstance(ev, DupData))
+    return f"{fills} holes filled and {dups} duplicate segments reached rawtui{own}"
+
+
+def _freezes(events: Sequence[Event], at_least: float = 0.5) -> list[tuple[float, float]]:
+    """(start, length) of each time no new byte arrived for ``at_least`` seconds (from the progress
+    events, which come every 0.1 s whatever arrives)."""
+    out = []
+    last_bytes, since = -1, 0.0
+    for ev in events:
+        if not isinstance(ev, Progress):
+            continue
+        if ev.bytes != last_bytes:
+            if last_bytes > 0 and ev.t - since >= at_least:
+                out.append((since, ev.t - since))
+            last_bytes, since = ev.bytes, ev.t
+    return out
+
+
+def saw_slow_start(events: Sequence[Event]) -> list[str]:
+    samples = [s for s in server_samples(events) if s.cwnd_bytes > 0 and s.mss > 0]
+    growth = [s for s in samples if s.ssthresh_bytes is None]
+    if not growth:
+        return []
+    first, peak = growth[0], max(growth, key=lambda s: s.cwnd_bytes)
+    rtt = _rtt_s(events, growth[:5])
+    took = peak.sample_t - first.sample_t
+    lines = [(f"slow start: the server's cwnd went from {first.cwnd_bytes // first.mss} to "
+             f"{peak.cwnd_bytes // peak.mss} segments (x{peak.cwnd_bytes / first.cwnd_bytes:.0f}) in {took:.1f} s, "
+             f"doubling every round trip (which grew from {_ms_of(rtt)} to {_ms_of(peak.rtt_ms / 1000)} as the "
+             "router's queue filled)")]
+    restarts = [c for c in _congestion_cuts(samples) if c[2] == "loss"]
+    if restarts:
+        low = min(b.cwnd_bytes // b.mss for _, b, _ in restarts)
+        lines.append(f"{len(restarts)} times a blackout made the server time out: it started again from "
+                     f"{low} segment{'s' if low > 1 else ''} and doubled again, up to its ssthresh (half the "
+                     "window it had)")
+    return lines
+
+
+def saw_sawtooth(events: Sequence[Event]) -> list[str]:
+    samples = [s for s in server_samples(events) if s.state == "ESTABLISHED" and s.cwnd_bytes > 0]
+    cycles = sawtooth_cycles(samples)
+    if not cycles:
+        return []
+    lows = [a.cwnd_bytes // max(1, a.mss) for a, _ in cycles]
+    highs = [b.cwnd_bytes // max(1, b.mss) for _, b in cycles]
+    period = _median([b.sample_t - a.sample_t for a, b in cycles])
+    drops = _router(events).get("queue_drops", 0)
+    return [(f"{len(cycles)} teeth: each time the cwnd climbed one segment per round trip from about "
+            f"{_median(lows):.0f} to {_median(highs):.0f} segments (in {period:.1f} s), the router's queue "
+            f"overflowed and the window was halved ({drops} frames dropped by the full queue)"),
+            _repairs(events, samples)]
+
+
+def saw_fast_retransmit(events: Sequence[Event]) -> list[str]:
+    samples = server_samples(events)
+    router = _router(events)
+    losses = router.get("lost", 0) + router.get("queue_drops", 0)
+    episodes = _fast_retransmits(events)
+    rtt = _rtt_s(events, samples)
+    kinds = _peer_retransmits(events)
+    fast = kinds.get("fast", len(episodes))
+    lines = []
+    if episodes:
+        waits = [fill - first for first, fill, _ in episodes]
+        within = sum(1 for w in waits if rtt > 0 and w <= 1.5 * rtt)
+        lines.append(f"{losses} loss{'es' if losses != 1 else ''} at the router, {fast} repaired by fast "
+                     "retransmit: the hole was "
+                     f"filled {_ms_of(_median(waits))} (median) after the first dup ACK"
+                     + (f", {within} of {len(waits)} within about one round trip ({_ms_of(rtt)})" if rtt > 0 else ""))
+    else:
+        lines.append(f"{losses} loss{'es' if losses != 1 else ''} at the router")
+    timeouts = kinds.get("timeout", 0) or max((s.total_rto for s in samples), default=0)
+    if timeouts:
+        lines.append(f"{timeouts} needed the retransmission timer instead")
+    cut = _cut_words(_congestion_cuts(samples))
+    if cut:
+        lines.append(cut)
+    lines.append(_repairs(events, samples))
+    return lines
+
+
+def saw_timeout(events: Sequence[Event]) -> list[str]:
+    samples = server_samples(events)
+    freezes = [f for f in _freezes(events) if f[1] >= 1.0]
+    router = _router(events)
+    lines = []
+    if freezes:
+        lines.append(f"the transfer froze {len(freezes)} times ("
+                     + ", ".join(f"{length:.1f} s at {start:.1f} s" for start, length in freezes)
+                     + f"): the router dropped {router.get('blackout_drops', 0)} frames in its blackouts")
+    rtos = max((s.total_rto for s in samples), default=0)
+    backoff = max((s.backoff for s in samples), default=0)
+    rto = max((s.rto_ms for s in samples), default=0.0)
+    if samples:
+        lines.append(f"the server's retransmission timer fired {rtos or 'several'} times, backing off up to "
+                     f"{backoff} doublings (RTO up to {rto:.0f} ms); each time the link came back, its "
+                     "retransmission got through and the window started again from one segment")
+    timeouts = [ev for ev in events if isinstance(ev, PeerRetransmit) and ev.kind == "timeout"]
+    if timeouts:
+        lines.append(f"rawtui saw {len(timeouts)} timeout retransmissions, after silences of "
+                     + ", ".join(f"{ev.silence_ms / 1000:.1f} s" for ev in timeouts[:6]))
+    return lines
+
+
+def saw_zero_window(events: Sequence[Event]) -> list[str]:
+    zero = [ev for ev in events if isinstance(ev, SegmentOut) and ev.window == 0 and "R" not in ev.flags]
+    if not zero:
+        return []
+    reopen = next((ev for ev in events if isinstance(ev, SegmentOut) and ev.window > 0 and ev.t > zero[0].t
+                   and "R" not in ev.flags), None)
+    closed = (reopen.t if reopen is not None else zero[-1].t) - zero[0].t
+    probes = [ev for ev in events if isinstance(ev, SegmentIn) and zero[0].t <= ev.t
+              and (reopen is None or ev.t <= reopen.t) and ev.length <= 1 and not set(ev.flags) & set("SFR")]
+    gaps = [b.t - a.t for a, b in itertools.pairwise(probes)]
+    lines = [f"rawtui's window was 0 for {closed:.1f} s: the server sent {len(probes)} window probes"
+             + (", spaced " + ", ".join(f"{g:.1f}" for g in gaps[:8]) + " s apart: its persist timer doubles"
+                if gaps else "")]
+    if reopen is not None:
+        lines.append(f"at {reopen.t:.1f} s rawtui read again and opened its window; the server resumed at once")
+    return lines
+
+
+def saw_reorder(events: Sequence[Event]) -> list[str]:
+    samples = server_samples(events)
+    held = _router(events).get("reordered", 0)
+    ooo = [ev for ev in events if isinstance(ev, OutOfOrder)]
+    fills = [ev for ev in events if isinstance(ev, SegmentIn) and ev.note == "fill" and ev.length > 0]
+    lines = [(f"the router held back {held} frames; {len(ooo)} segments arrived above a hole, and "
+             f"{len(fills)} holes were filled, most by the late original")]
+    kinds = _peer_retransmits(events)
+    spurious = kinds.get("spurious", 0) or sum(1 for ev in events if isinstance(ev, DupData))
+    if samples:
+        lines.append(f"the server detected reordering {samples[-1].reord_seen} times and retransmitted "
+                     f"{_server_retrans(samples)} segments, {spurious} of them for nothing (rawtui had the data)")
+    return lines
+
+
+def saw_corruption(events: Sequence[Event]) -> list[str]:
+    samples = server_samples(events)
+    drops = [ev for ev in events if isinstance(ev, ChecksumDrop)]
+    corrupted = _router(events).get("corrupted", 0)
+    return [(f"the router flipped a bit in {corrupted} frames; rawtui's checksum caught {len(drops)} and dropped "
+            "them, as if lost"), _repairs(events, samples) + ": the file arrived byte-exact"]
+
+
+def saw_lossy_long_path(events: Sequence[Event]) -> list[str]:
+    samples = server_samples(events)
+    rtt = _rtt_s(events, samples)
+    router = _router(events)
+    done = [ev for ev in events if isinstance(ev, Progress)]
+    lines = [f"a {_ms_of(rtt)} round trip and {router.get('lost', 0)} losses at the router"]
+    if len(done) >= 2 and done[-1].t > done[0].t:
+        rate = (done[-1].bytes - done[0].bytes) * 8 / (done[-1].t - done[0].t) / 1e6
+        lines.append(f"{rate:.1f} Mbit/s on average: every loss halves the window, and it takes many "
+                     "long round trips to grow back")
+    cut = _cut_words(_congestion_cuts(samples))
+    if cut:
+        lines.append(cut)
+    lines.append(_repairs(events, samples))
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------------
 # the scenarios
 
@@ -475,6 +762,21 @@ SCENARIOS: dict[str, Scenario] = {
             size=4 * MIB,
             down={"delay_ms": 50, "rate_bps": 40_000_000, "queue": 400},
             checker=check_slow_start,
+            summary=saw_slow_start,
+            about_s=1.5,
+            watch={
+                "size": 24 * MIB, "about_s": 25.0,
+                "down": {"delay_ms": 400, "rate_bps": 10_000_000, "queue": 400},
+                "actions": (Action(8 * MIB, {"cmd": "blackout", "seconds": 1.5, "dir": "both"}),
+                            Action(16 * MIB, {"cmd": "blackout", "seconds": 1.5, "dir": "both"})),
+                "explanation": (
+                    "A clean but long path: 400 ms round trip, 10 Mbit/s. A new connection does not know the "
+                    "path's capacity, so the server starts with 10 segments in flight and, for every segment "
+                    "acknowledged, allows one more: the window doubles each round trip (slowly enough to "
+                    "watch) until it fills the path. Twice the link then goes dark for 1.5 s: the server "
+                    "times out, and starts again from one segment, doubling again."
+                ),
+            },
         ),
         Scenario(
             name="sawtooth",
@@ -486,6 +788,18 @@ SCENARIOS: dict[str, Scenario] = {
             server_cc="reno",
             checker=check_sawtooth,
             sizing=_size_sawtooth,
+            summary=saw_sawtooth,
+            about_s=3.5,
+            watch={
+                "size": 12 * MIB, "about_s": 26.0,
+                "down": {"rate_bps": 4_000_000, "queue": 20, "delay_ms": 50},
+                "explanation": (
+                    "A 4 Mbit/s bottleneck with a 20-frame queue and 50 ms of delay, and the server switched "
+                    "to Reno. After slow start the window grows by one segment per round trip until the "
+                    "queue overflows; the lost segment is fast-retransmitted and the window is halved. "
+                    "Again and again, a tooth every second or two."
+                ),
+            },
         ),
         Scenario(
             name="fast-retransmit",
@@ -501,6 +815,20 @@ SCENARIOS: dict[str, Scenario] = {
             size=4 * MIB,
             down={"loss": 0.5, "delay_ms": 10},
             checker=check_fast_retransmit,
+            summary=saw_fast_retransmit,
+            about_s=0.5,
+            watch={
+                "size": 9 * MIB, "about_s": 26.0,
+                "down": {"loss": 0.5, "delay_ms": 40, "rate_bps": 3_000_000, "queue": 100},
+                "explanation": (
+                    "0.5 % of the server's segments are dropped at random on a 3 Mbit/s, 40 ms path: a loss "
+                    "about every second. Each later segment arrives out of order; rawtui answers the first "
+                    "three at once with duplicate ACKs (with SACK blocks), then, as Linux does, one "
+                    "compressed SACK per millisecond. After three duplicate ACKs the server resends the "
+                    "missing segment at once: fast retransmit, one round trip after the loss, well before "
+                    "its retransmission timer (>= 200 ms) would fire; and it halves its window."
+                ),
+            },
         ),
         Scenario(
             name="timeout",
@@ -512,6 +840,20 @@ SCENARIOS: dict[str, Scenario] = {
             actions=(Action(1 * MIB, {"cmd": "blackout", "seconds": 3.0, "dir": "both"}),),
             checker=check_timeout,
             sizing=_size_timeout,
+            summary=saw_timeout,
+            about_s=4.0,
+            watch={
+                "size": 4 * MIB, "about_s": 30.0,
+                "down": {"delay_ms": 20, "rate_bps": 2_000_000},
+                "actions": tuple(Action(n * MIB, {"cmd": "blackout", "seconds": 3.0, "dir": "both"})
+                                 for n in (1, 2, 3)),
+                "explanation": (
+                    "A 2 Mbit/s path that goes dark in both directions for 3 s, three times (after 1, 2 and "
+                    "3 MB). No duplicate ACKs can come back, so the server's only way out is its "
+                    "retransmission timer: it resends after its RTO, hears nothing, doubles the RTO and "
+                    "tries again, until the link returns."
+                ),
+            },
         ),
         Scenario(
             name="zero-window",
@@ -525,6 +867,18 @@ SCENARIOS: dict[str, Scenario] = {
             size=12 * MIB,
             stall="1000000:3",
             checker=check_zero_window,
+            summary=saw_zero_window,
+            about_s=3.5,
+            watch={
+                "size": 16 * MIB, "about_s": 21.0, "stall": "1000000:15",
+                "down": {"rate_bps": 16_000_000},
+                "explanation": (
+                    "rawtui stops reading after 1 MB for 15 s, on a 16 Mbit/s path. Its 8 MB receive buffer "
+                    "fills in about 4 s, the window it advertises shrinks to 0 and the server must stop "
+                    "sending. The server's persist timer then sends window probes, further and further "
+                    "apart, until rawtui reads again and opens the window."
+                ),
+            },
             min_size=10 * MIB,
             size_note="rawtui's 8 MB receive buffer must fill up after it stops reading at 1 MB, with more "
             "of the file still to come",
@@ -541,6 +895,17 @@ SCENARIOS: dict[str, Scenario] = {
             size=4 * MIB,
             down={"reorder": 2, "delay_ms": 5},
             checker=check_reorder,
+            summary=saw_reorder,
+            about_s=0.5,
+            watch={
+                "size": 8 * MIB, "about_s": 24.0,
+                "down": {"reorder": 2, "delay_ms": 20, "rate_bps": 3_000_000},
+                "explanation": (
+                    "2 % of the server's segments are held back behind the next three, on a 3 Mbit/s, 20 ms "
+                    "path. Each early segment leaves a hole that the late one fills a moment later. Three "
+                    "duplicate ACKs look exactly like a loss, so the server may retransmit for nothing."
+                ),
+            },
         ),
         Scenario(
             name="corruption",
@@ -554,6 +919,17 @@ SCENARIOS: dict[str, Scenario] = {
             size=4 * MIB,
             down={"corrupt": 1},
             checker=check_corruption,
+            summary=saw_corruption,
+            about_s=0.5,
+            watch={
+                "size": 8 * MIB, "about_s": 24.0,
+                "down": {"corrupt": 1, "delay_ms": 20, "rate_bps": 3_000_000},
+                "explanation": (
+                    "1 % of the server's segments get one bit flipped in their payload on the router (a "
+                    "3 Mbit/s, 20 ms path). The TCP checksum no longer matches, so rawtui drops them as if "
+                    "they were lost, and the server retransmits. The file still arrives byte-exact."
+                ),
+            },
         ),
         Scenario(
             name="lossy-long-path",
@@ -568,6 +944,17 @@ SCENARIOS: dict[str, Scenario] = {
             down={"delay_ms": 30, "loss": 1},
             up={"delay_ms": 30},
             checker=check_lossy_long_path,
+            summary=saw_lossy_long_path,
+            about_s=4.0,
+            watch={
+                "size": 4 * MIB, "about_s": 25.0,
+                "down": {"delay_ms": 30, "loss": 1, "rate_bps": 2_000_000},
+                "explanation": (
+                    "30 ms each way (60 ms RTT), 2 Mbit/s and 1 % loss from the server. Every loss costs at "
+                    "least a round trip to repair and shrinks the window, and on a long path the window "
+                    "takes long to grow back: throughput falls below the link's capacity."
+                ),
+            },
         ),
     )
 }

@@ -137,7 +137,7 @@ class RetransmitKind(StrEnum):
     FAST = "fast"  # it repaired a hole we had reported with >= 3 duplicate ACKs (or SACK blocks)
     TIMEOUT = "timeout"  # it came after a silence of the order of the sender's RTO
     TLP = "tlp"  # a tail-loss probe: the tail resent ~2 RTT after the sender went quiet, before any RTO
-    SPURIOUS = "spurious"  # data we already had (answered with a D-SACK, RFC 2883)
+    SPURIOUS = "spurious"  # data we already had, no timer explaining it (answered with a D-SACK, RFC 2883)
 
 
 @dataclass(slots=True)
@@ -150,6 +150,7 @@ class PeerRetransmit(Event):
     kind: str  # a RetransmitKind value
     silence_ms: float  # how long nothing had come from the peer before it
     dup_acks: int = 0  # duplicate ACKs we had sent for the hole it filled
+    repeat: bool = False  # all its data we had already: needless (a D-SACK answered it), whatever its kind
 
 
 @dataclass(slots=True)

@@ -76,8 +76,13 @@ class Host:
 
     # -- driving ---------------------------------------------------------------------------------
 
-    def start(self, now: float) -> None:
-        self.arp.start(now)
+    def start(self, now: float, next_hop_mac: bytes | None = None) -> None:
+        """Resolve the next hop, then connect. ``next_hop_mac``: already known (an earlier connection's
+        ARP answer): no ARP exchange, the SYN leaves at once."""
+        if next_hop_mac is None:
+            self.arp.start(now)
+        else:
+            self.arp.mac = next_hop_mac
         self._collect(now)
 
     @property
@@ -179,9 +184,14 @@ class Host:
             self.tcp.abort(now)
             self._collect(now)
 
-    def read(self) -> list[bytes]:
-        """The in-order data the connection holds, as received chunks; frees the receive window."""
-        chunks = self.tcp.read_chunks()
+    def read(self, max_bytes: int | None = None) -> list[bytes]:
+        """The in-order data the connection holds (``max_bytes`` of it at most), as received chunks;
+        frees the receive window."""
+        if max_bytes is None:
+            chunks = self.tcp.read_chunks()
+        else:
+            data = self.tcp.read(max_bytes)
+            chunks = [data] if data else []
         if chunks:
             self._frames.extend(self._wrap(s) for s in self.tcp.take_segments())
             self._events.extend(self.tcp.take_events())

@@ -2,8 +2,9 @@
 
 Offsets are plain integers (bytes since the peer's SYN, never wrapping), so no modulo arithmetic is
 needed here: the TCP machine converts sequence numbers at its edge. Data is held as disjoint,
-non-adjacent *blocks* ``[start, end, pieces]`` (``pieces``: a list of ``bytes`` whose lengths sum to
-``end - start``), sorted by ``start``. Overlapping or touching data is merged; bytes already held are
+non-adjacent *blocks* ``[start, end, pieces, hole]`` (``pieces``: a list of ``bytes`` whose lengths sum
+to ``end - start``; ``hole``: what the caller said about the hole just below the block when that hole
+opened, see :meth:`Reassembly.add`), sorted by ``start``. Overlapping or touching data is merged; bytes already held are
 never stored twice. The caller bounds what it adds (only data inside the advertised window), so the
 memory held is bounded by the receive buffer.
 
@@ -23,7 +24,7 @@ class Reassembly:
 
     def __init__(self) -> None:
         self._starts: list[int] = []
-        self._blocks: list[list] = []  # [start, end, pieces]
+        self._blocks: list[list] = []  # [start, end, pieces, hole info]
         self.bytes = 0  # total bytes held
         self._recent: list[int] = []  # offsets inside recently touched blocks, most recent first
 
@@ -45,8 +46,13 @@ class Reassembly:
         """All blocks as (start, end), in offset order."""
         return [(b[0], b[1]) for b in self._blocks]
 
-    def add(self, start: int, data: bytes) -> int:
-        """Hold ``data`` at offset ``start``; return how many bytes were new (0: all already held)."""
+    def add(self, start: int, data: bytes, hole: object = None) -> int:
+        """Hold ``data`` at offset ``start``; return how many bytes were new (0: all already held).
+
+        ``hole`` describes the hole this data opens below itself, kept only when the data starts a block
+        above every held one (a new hole). The hole below any other block keeps the description it had:
+        data landing inside a hole splits it, and both parts keep the older one; a block merged with
+        the ones above keeps its own. :meth:`hole_under` reads it back."""
         n = len(data)
         if n == 0:
             return 0
@@ -59,7 +65,7 @@ class Reassembly:
         j = bisect_right(starts, end, i)  # blocks[i:j] overlap or touch [start, end]
         if i == j:
             starts.insert(i, start)
-            blocks.insert(i, [start, end, [data]])
+            blocks.insert(i, [start, end, [data], blocks[i][3] if i < len(blocks) else hole])
             self.bytes += n
             return n
         if j == i + 1:
@@ -85,7 +91,7 @@ class Reassembly:
             pos = b[1]
         if pos < end:
             pieces.append(data[pos - start :])
-        blocks[i:j] = [[lo, hi, pieces]]
+        blocks[i:j] = [[lo, hi, pieces, blocks[i][3]]]
         starts[i:j] = [lo]
         new = (hi - lo) - old
         self.bytes += new
@@ -96,7 +102,7 @@ class Reassembly:
         with the pieces trimmed to begin at ``offset``; else None."""
         if not self._starts or self._starts[0] > offset:
             return None
-        start, end, pieces = self._blocks.pop(0)
+        start, end, pieces, _ = self._blocks.pop(0)
         self._starts.pop(0)
         self.bytes -= end - start
         if end <= offset:
@@ -111,6 +117,25 @@ class Reassembly:
                 pieces[0] = p[skip:]
                 skip = 0
         return end, pieces
+
+    def hole_under(self, start: int, end: int) -> object:
+        """The description (see :meth:`add`) of the lowest hole the data ``[start, end)`` reaches into,
+        when held data lies above that hole: the data fills (part of) a hole. None when all of it is
+        held already, or when it reaches only the space above the highest block."""
+        blocks = self._blocks
+        k = bisect_right(self._starts, start)  # blocks[:k] start at or before `start`
+        if k and blocks[k - 1][1] >= end:
+            return None  # all held
+        if k == len(blocks):
+            return None  # above everything held
+        return blocks[k][3]
+
+    def block_holding(self, start: int, end: int) -> tuple[int, int] | None:
+        """The held block (start, end) that contains all of ``[start, end)``, if one does."""
+        k = bisect_right(self._starts, start) - 1
+        if k >= 0 and self._blocks[k][1] >= end:
+            return self._blocks[k][0], self._blocks[k][1]
+        return None
 
     def sack_blocks(self, limit: int) -> list[tuple[int, int]]:
         """Up to ``limit`` blocks, the one holding the most recently added data first (RFC 2018)."""

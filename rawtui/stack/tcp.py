@@ -26,7 +26,9 @@ from rawtui.stack.events import (
     Event,
     Handshake,
     OutOfOrder,
+    PeerRetransmit,
     Retransmit,
+    RetransmitKind,
     SegmentIn,
     SegmentOut,
     TcpState,
@@ -82,6 +84,8 @@ COUNTER_NAMES = (
     "acks_in", "dup_acks_in", "ack_unsent", "old_acks", "rtt_samples",
     "retransmits", "fast_retransmits", "rto_timeouts", "syn_retransmits", "zero_window_probes",
     "rst_in", "rst_out", "rst_ignored", "syn_in", "no_ack_drops", "ooo_limit_drops", "sacks_compressed",
+    "peer_retrans", "peer_retrans_fast", "peer_retrans_timeout", "peer_retrans_tlp", "peer_retrans_spurious",
+    "network_copies", "network_late", "dsacks_sent",
 )
 _FIN_SENT = frozenset({FIN_WAIT_1, CLOSING, LAST_ACK})  # our FIN is out, not yet acknowledged
 MAX_OOO_BLOCKS = 4096  # disjoint out-of-order blocks held at most (memory beyond the window's bytes)
@@ -92,6 +96,15 @@ MAX_OOO_BLOCKS = 4096  # disjoint out-of-order blocks held at most (memory beyon
 DUPACK_THRESH = 3
 COMP_SACK_DELAY = 0.001
 COMP_SACK_NR = 44
+# The server's retransmissions, seen from here (see _resent_*): the silences that tell its timers apart.
+# Linux arms its tail-loss probe at PTO = 2 SRTT after its last send, and its retransmission timer at
+# RTO >= SRTT + 200 ms (the 200 ms floor of rttvar, tcp_rto_min). So after a silence of
+# min(max(180 ms, 3 RTT), RTT + 180 ms) what comes is the RTO's; after 1.5 RTT (at least 10 ms) a probe's.
+TIMEOUT_SILENCE = 0.18
+TLP_SILENCE = 0.01
+_FAST, _TIMEOUT = RetransmitKind.FAST, RetransmitKind.TIMEOUT
+_TLP, _SPURIOUS = RetransmitKind.TLP, RetransmitKind.SPURIOUS
+_KIND_COUNTER = {k: f"peer_retrans_{k.value}" for k in RetransmitKind}
 
 _FLAG_STR: dict[int, str] = {}
 
@@ -223,7 +236,8 @@ class TcpConnection:
         self._backoff = 0
         self._rtt_seq: int | None = None  # Karn timing without timestamps
         self._rtt_t = 0.0
-        self._ts_sent: deque[tuple[int, float]] = deque(maxlen=8192)  # (TSval, first send time)
+        # (TSval, first send time, the last ACK number sent with the TSval before it)
+        self._ts_sent: deque[tuple[int, float, int]] = deque(maxlen=8192)
         self._syn_count = 0
         self._syn_t = 0.0
 
@@ -250,6 +264,17 @@ class TcpConnection:
         self.peer_flight = 0
         self._pf_t0 = 0.0
         self._pf_b0 = 0
+        # the server's retransmissions (see _resent_*)
+        self._rx_t = 0.0  # when the last segment came from the peer
+        self._silence = 0.0  # how long nothing had come before the segment being handled
+        self._ts_last = -1  # the newest TSval of the peer's data so far (-1: none, or no timestamps)
+        self._seq_last = -1  # the sequence number of the last data segment
+        self._dsack: tuple[int, int] | None = None  # offsets of duplicate data for the next ACK (RFC 2883)
+        # (start, end offsets, TSval of the segment that opened the hole) of the latest holes a retransmission
+        # filled: the original of that data may still come, late (see _resent_repeat)
+        self._resent_fills: deque[tuple[int, int, int]] = deque(maxlen=64)
+        self._tight_wnd = 0  # we call our window tight below this (2 MSS, set by the handshake)
+        self._tight_t = -1.0  # when we last advertised a tight window
 
         # timers
         self._rtx_at: float | None = None
@@ -444,6 +469,8 @@ class TcpConnection:
         self._now = now
         c = self.counters
         c["segments_in"] += 1
+        self._silence = now - self._rx_t
+        self._rx_t = now
         # The fast path (the download's steady state): in-order data at RCV.NXT, nothing queued out of
         # order, a plain ACK of nothing new with the peer's window unchanged, room in our window.
         if (
@@ -487,6 +514,8 @@ class TcpConnection:
                 self._flowing = True
                 if self.ts_ok and (ts := seg.options.ts) is not None:
                     self._on_timestamps(seg.seq, ts, now)
+                if self._silence >= TLP_SILENCE and self._rcv_off:
+                    self._resent_in_order(seg, plen, now)
                 self._take_in_order(payload, plen, now)
                 self._ack_in_order(plen, now)
                 if self.segment_events:
@@ -554,7 +583,8 @@ class TcpConnection:
                     c["dup_data"] += 1
                     c["dup_data_bytes"] += plen
                     self._events.append(DupData(now, (seq - self.peer_isn) & M32, plen))
-                    note = "dup"
+                    start = self._rcv_off + delta
+                    note = self._resent_repeat(seg, start, start + plen, now)
                 else:
                     note = "old"
             elif rcv_wnd == 0 and 0 <= delta <= 1:
@@ -566,7 +596,7 @@ class TcpConnection:
             self._seg_in(seg, now, note)
             if state == TIME_WAIT and flags & FIN:
                 self._tw_at = now + self.time_wait  # a retransmitted FIN restarts 2*MSL
-            self._send_ack(now, note="dup-ack" if note == "dup" else "")
+            self._send_ack(now, note="dup-ack" if note in ("dup", "copy", "late") else "")
             return
 
         if not flags & ACK:
@@ -634,19 +664,28 @@ class TcpConnection:
 
     def _on_data(self, seg: TcpSegment, payload: bytes | memoryview, plen: int, delta: int,
                  rcv_wnd: int, now: float) -> str:
+        """Data from the peer (acceptable, in a receiving state): deliver it, hold it out of order or note
+        it as old; ACK as RFC 9293 / 5681 / 2018 / 2883 say; classify the server's retransmissions.
+        Returns the segment's note ("", "fill", "ooo", "dup", "copy", "late", ...)."""
         c = self.counters
         fin = bool(seg.flags & FIN)
+        ts = seg.options.ts if self.ts_ok else None
+        partly_old = False
         if delta < 0:  # partly old: trim the front
             c["partial_dup"] += 1
-            payload = payload[-delta:]
-            plen += delta
-            delta = 0
-            if plen <= 0:  # only the FIN was new
+            start = self._rcv_off + delta
+            if plen + delta <= 0:  # only the FIN was new
+                note = self._resent_repeat(seg, start, start + plen, now)
                 if fin:
                     self._on_fin(now)
                 else:
                     self._send_ack(now)
-                return "dup"
+                return note
+            partly_old = True
+            self._dsack_note(start, self._rcv_off)
+            payload = payload[-delta:]
+            plen += delta
+            delta = 0
         room = rcv_wnd - delta
         if plen > room:  # trim to the window; the FIN falls off with the tail
             if room <= 0:
@@ -659,20 +698,30 @@ class TcpConnection:
         if plen > self._rcv_mss and plen <= self.adv_mss:
             self._rcv_mss = plen
         self._flowing = True
-        if self.ts_ok and (ts := seg.options.ts) is not None and ts[1] != self._last_tsecr_seen:
+        if ts is not None and ts[1] != self._last_tsecr_seen:
             self._last_tsecr_seen = ts[1]
             self._rcv_rtt_sample(ts[1], now)
         ooo = self._ooo
+        off = self._rcv_off + delta
         if delta == 0:
             if not ooo:  # in order, nothing queued
+                if partly_old:  # a resend that also carries new data: it repeated some, so it was one
+                    self._resent(seg, self._silence_kind() or _SPURIOUS, 0, now)
+                elif self._silence >= TLP_SILENCE and off:
+                    self._resent_in_order(seg, plen, now)
+                self._ts_newest(seg.seq, ts)
                 self._take_in_order(payload, plen, now)
                 if fin or (self._fin_off is not None and self._fin_off == self._rcv_off):
                     self._on_fin(now)
                     return ""
-                self._ack_in_order(plen, now)
+                if partly_old:
+                    self._send_ack(now)  # the D-SACK goes at once
+                else:
+                    self._ack_in_order(plen, now)
                 return ""
-            # in order with a queue: merge, deliver everything now contiguous, ACK at once
-            off = self._rcv_off
+            # in order with a queue: it fills the hole at RCV.NXT; merge, deliver what is now contiguous,
+            # ACK at once
+            self._resent_fill(seg, ts, ooo.hole_under(off, off + plen), off, off + plen, now)
             ooo.add(off, bytes(payload))
             got = ooo.pop_ready(off)
             assert got is not None
@@ -688,7 +737,6 @@ class TcpConnection:
                 self._send_ack(now)
             return "fill"
         # out of order: hold it (inside the window only), dup ACK with SACK at once
-        off = self._rcv_off + delta
         if len(ooo) >= MAX_OOO_BLOCKS:
             # each hole costs ~300 bytes besides its data: a peer sending 1-byte segments at every other
             # offset would make that ~150x the window. Past this many, only data at RCV.NXT is taken
@@ -697,10 +745,27 @@ class TcpConnection:
             self._send_ack(now, note="dup-ack")
             return "ooo-limit"
         at_edge = off == ooo.last_end  # new data right after the highest block: it only grows that block
-        new = ooo.add(off, bytes(payload))
+        if at_edge:
+            new = ooo.add(off, bytes(payload))
+            self._ts_newest(seg.seq, ts)
+        else:
+            hole = ooo.hole_under(off, off + plen)
+            if hole is not None:  # it fills (part of) a hole between held blocks
+                self._resent_fill(seg, ts, hole, off, off + plen, now)
+            elif ooo.block_holding(off, off + plen) is not None:  # all held already
+                note = self._resent_repeat(seg, off, off + plen, now)
+                c["dup_data"] += 1
+                c["dup_data_bytes"] += plen
+                if self.segment_events:
+                    self._events.append(DupData(now, (seg.seq - self.peer_isn) & M32, plen))
+                self._ack_out_of_order(now, False)
+                return note
+            else:  # above everything held: a new hole opens below it
+                self._ts_newest(seg.seq, ts)
+            new = ooo.add(off, bytes(payload), (ts[0] if ts is not None else -1, now, c["dup_acks_sent"]))
         if fin and self._fin_off is None:
             self._fin_off = off + plen
-        if new == 0:
+        if new == 0:  # held already, partly in several blocks
             c["dup_data"] += 1
             c["dup_data_bytes"] += plen
             if self.segment_events:
@@ -714,6 +779,138 @@ class TcpConnection:
                 )
         self._ack_out_of_order(now, at_edge and new > 0)
         return "ooo" if new else "dup"
+
+    # ------------------------------------------------------------------ the server's retransmissions
+    #
+    # What a receiver can tell. A segment is a retransmission by the server when
+    #   - it fills a hole: data below data we already hold (at RCV.NXT or between held blocks), unless its
+    #     timestamp says it was sent no later than the segment that opened the hole (TSval <= the opener's):
+    #     then it is the original, late (the network reordered it) -> counter network_late;
+    #   - or it repeats data we had, unless its TSval says it is a copy made by the network: a copy carries
+    #     its original's TSval, which is older than the newest we have seen (or it is the very segment we
+    #     just had, again) -> counter network_copies; each repeat is answered with a D-SACK (RFC 2883);
+    #     but a repeat sent no later than the opener of a hole that a retransmission has since filled is
+    #     that hole's original, late (the network held it back longer than the server waited) -> network_late;
+    #   - or it is in-order data after a silence (>= TLP_SILENCE and 1.5 RTT) whose TSecr echoes an ACK of
+    #     ours that had already acknowledged everything before it: the server sent it knowing nothing
+    #     below was missing and nothing was moving, which a sender in a transfer does only from a timer
+    #     (without timestamps: only after a timeout's silence). Not when our window had been tight (the
+    #     server was waiting for us) nor before the first data.
+    # Its kind (RetransmitKind), in this order:
+    #   timeout:  the silence before it reached the server's RTO (see TIMEOUT_SILENCE), even if we had its
+    #             data (our ACKs were lost: a spurious timeout; PeerRetransmit.repeat says so);
+    #   tlp:      a repeat of our highest data with no hole, or in-order data, after a silence of a
+    #             probe's length (see TLP_SILENCE) but short of the RTO's;
+    #   spurious: all its data we had, and no timer explains it (reordering fooled the sender);
+    #   fast:     it filled a hole we had reported (duplicate ACKs, SACK blocks above it) before any timer.
+    # A resend the receiver cannot see: one lost again, one of data it never saw after a first one (the
+    # rest of a go-back-N after an RTO look like new data), a probe of data beyond a hole (new to us).
+
+    def _rtt_estimate(self) -> float:
+        return self.rcv_rtt or self.srtt or self.handshake_rtt or 0.0
+
+    def _silence_kind(self) -> RetransmitKind | None:
+        """TIMEOUT or TLP when the silence before this segment was as long as that timer's, else None."""
+        s = self._silence
+        if s < TLP_SILENCE:
+            return None
+        rtt = self._rtt_estimate()
+        if s >= min(max(TIMEOUT_SILENCE, 3 * rtt), rtt + TIMEOUT_SILENCE):
+            return _TIMEOUT
+        return _TLP if s >= 1.5 * rtt else None
+
+    def _ts_newest(self, seq: int, ts: tuple[int, int] | None) -> None:
+        """Remember the newest TSval of the peer's data (a network copy carries an older one)."""
+        if ts is not None and (self._ts_last < 0 or seq_ge(ts[0], self._ts_last)):
+            self._ts_last = ts[0]
+            self._seq_last = seq
+
+    def _resent(self, seg: TcpSegment, kind: RetransmitKind, dup_acks: int, now: float,
+                repeat: bool = False) -> None:
+        """Count and report one retransmission by the server."""
+        c = self.counters
+        c["peer_retrans"] += 1
+        c[_KIND_COUNTER[kind]] += 1
+        self._events.append(PeerRetransmit(now, (seg.seq - self.peer_isn) & M32, len(seg.payload), kind.value,
+                                           round(self._silence * 1000.0, 3), dup_acks, repeat))
+
+    def _resent_fill(self, seg: TcpSegment, ts: tuple[int, int] | None, hole: object, start: int, end: int,
+                     now: float) -> None:
+        """A segment that fills (part of) a hole (offsets ``start``..``end``); ``hole`` is (opener's TSval,
+        time, dup ACKs sent then)."""
+        assert isinstance(hole, tuple)
+        ts_open, _, dup0 = hole
+        if ts is not None and ts_open >= 0 and seq_le(ts[0], ts_open):
+            self.counters["network_late"] += 1  # sent before the segment above the hole: late, not resent
+            return
+        kind = _TIMEOUT if self._silence_kind() is _TIMEOUT else _FAST
+        self._resent(seg, kind, self.counters["dup_acks_sent"] - dup0, now)
+        self._ts_newest(seg.seq, ts)
+        if ts_open >= 0:
+            self._resent_fills.append((start, end, ts_open))
+
+    def _resent_repeat(self, seg: TcpSegment, start: int, end: int, now: float) -> str:
+        """Data we had (offsets ``start``..``end``), again: a network copy or a retransmission. Returns
+        the segment's note ("copy", "late" or "dup")."""
+        ts = seg.options.ts if self.ts_ok else None
+        self._dsack_note(start, end)
+        if ts is not None and any(a < end and start < b and seq_le(ts[0], t) for a, b, t in self._resent_fills):
+            # sent no later than the segment that opened a hole its retransmission then filled: the
+            # original, late (reordered by the network), not a copy the network made
+            self.counters["network_late"] += 1
+            return "late"
+        if ts is not None and self._ts_last >= 0 and (
+            seq_lt(ts[0], self._ts_last) or (ts[0] == self._ts_last and seg.seq == self._seq_last)
+        ):
+            self.counters["network_copies"] += 1
+            return "copy"
+        # after a silence as long as the RTO, the timer sent it (our ACKs were lost, or late); a tail-loss
+        # probe resends the highest segment: with no hole, that ends at RCV.NXT
+        kind = self._silence_kind()
+        if kind is _TLP and (self._ooo or end < self._rcv_off):
+            kind = None
+        self._resent(seg, kind or _SPURIOUS, 0, now, repeat=True)
+        self._ts_newest(seg.seq, ts)
+        return "dup"
+
+    def _resent_in_order(self, seg: TcpSegment, plen: int, now: float) -> None:
+        """In-order data, nothing held out of order, after a silence: a timer's retransmission? (see above)"""
+        kind = self._silence_kind()
+        if kind is None or self._tight_t >= now - self._silence - self._rtt_estimate():
+            return
+        ts = seg.options.ts
+        if self.ts_ok:
+            if ts is None or self._acked_with(ts[1]) != seg.seq:
+                return
+        elif kind is not _TIMEOUT:
+            return
+        self._resent(seg, kind, 0, now)
+
+    def _dsack_note(self, start: int, end: int) -> None:
+        """Report ``start``..``end`` (offsets) as duplicate data in the next ACK (RFC 2883)."""
+        if self.sack_ok:
+            self._dsack = (start, end)
+
+    def _sack_option(self) -> tuple[tuple[int, int], ...]:
+        """The SACK blocks for an ACK (sequence numbers): a D-SACK first when one is due (RFC 2883 4:
+        the duplicate range, then the held block containing it, if any), then the held blocks, the
+        most recently changed first (RFC 2018 4)."""
+        ooo = self._ooo
+        limit = 3 if self.ts_ok else 4
+        d = self._dsack
+        if d is None:
+            blocks = ooo.sack_blocks(limit)
+        else:
+            self._dsack = None
+            self.counters["dsacks_sent"] += 1
+            blocks = [d]
+            holding = ooo.block_holding(*d) if ooo else None
+            if holding is not None:
+                blocks.append(holding)
+            if ooo:
+                blocks += [b for b in ooo.sack_blocks(limit) if b != holding][: limit - len(blocks)]
+        base = (self.peer_isn + 1) & M32
+        return tuple(((base + s) & M32, (base + e) & M32) for s, e in blocks)
 
     def _take_in_order(self, payload: bytes | memoryview, plen: int, now: float) -> None:
         """Data at RCV.NXT with nothing held out of order: into the receive queue."""
@@ -743,6 +940,8 @@ class TcpConnection:
             self._last_tsecr_seen = ts[1]
             self._rcv_rtt_sample(ts[1], now)
         self._ts_recent_update(seq, ts[0])
+        self._ts_last = ts[0]  # in order, nothing held: the newest (see _ts_newest)
+        self._seq_last = seq
 
     def _ack_out_of_order(self, now: float, compressible: bool) -> None:
         """ACK an out-of-order segment: at once, or compressed (see DUPACK_THRESH and COMP_SACK_*).
@@ -829,6 +1028,7 @@ class TcpConnection:
         self.ts_ok = self.want_timestamps and o.ts is not None
         self.smss = self.mss - (12 if self.ts_ok else 0)
         self._rcv_mss = min(self.smss, 536)
+        self._tight_wnd = 2 * self.smss
         self.snd_wnd = seg.window  # never scaled in a SYN
         self._max_snd_wnd = self.snd_wnd
         self._snd_wl1 = seg.seq
@@ -1174,12 +1374,8 @@ class TcpConnection:
         fast = False
         if options is None:
             tsval = self._tsval(now) if self.ts_ok else -1
-            if self.sack_ok and self._ooo.bytes and flags & ACK and not payload:
-                base = (self.peer_isn + 1) & M32
-                sack = tuple(
-                    ((base + s) & M32, (base + e) & M32)
-                    for s, e in self._ooo.sack_blocks(3 if self.ts_ok else 4)
-                )
+            if self.sack_ok and (self._ooo.bytes or self._dsack is not None) and flags & ACK and not payload:
+                sack = self._sack_option()
             if flags == ACK and not payload:  # a pure ACK: one struct.pack and a checksum, no records
                 fast = True
                 ts = (tsval, self.ts_recent) if tsval >= 0 else None
@@ -1198,10 +1394,10 @@ class TcpConnection:
         plen = len(payload)
         c["segments_out"] += 1
         c["bytes_out"] += plen
-        if flags == ACK and not plen and synced and ack == self._last_ack_sent and self._ooo.bytes:
-            # a duplicate ACK: the same ACK number again while data waits out of order (whatever made
-            # us send it: an out-of-order segment, a compressed SACK's timer, duplicate data, a window
-            # update): what the sender counts, and what a capture of our frames shows
+        if flags == ACK and not plen and synced and ack == self._last_ack_sent and (sack or self._ooo.bytes):
+            # a duplicate ACK: the same ACK number again while data waits out of order or with a D-SACK
+            # (whatever made us send it: an out-of-order segment, a compressed SACK's timer, duplicate
+            # data, a window update): what the sender counts, and what a capture of our frames shows
             self._ooo_dupacks += 1
             c["dup_acks_sent"] += 1
             if self.segment_events:
@@ -1214,7 +1410,9 @@ class TcpConnection:
             self._sack_at = None  # this ACK carries the newest SACK blocks
             self._comp_sacks = 0
             if synced:
-                self._last_wnd_sent = window << self.rcv_wscale
+                wnd = self._last_wnd_sent = window << self.rcv_wscale
+                if wnd < self._tight_wnd:
+                    self._tight_t = now
         if plen:
             self._flowing = True
         if self.segment_events:
@@ -1238,9 +1436,18 @@ class TcpConnection:
         return v
 
     def _ts_note(self, v: int, now: float) -> None:
+        """Remember when TSval ``v`` was first sent, and the last ACK number sent with the one before."""
         dq = self._ts_sent
         if not dq or dq[-1][0] != v:
-            dq.append((v, now))
+            dq.append((v, now, self._last_ack_sent))
+
+    def _acked_with(self, tsecr: int) -> int | None:
+        """The last ACK number we sent with TSval ``tsecr`` (None when unknown): what the peer knew we
+        had when it sent a segment echoing it."""
+        if self._ts_lookup(tsecr) is None:
+            return None
+        dq = self._ts_sent
+        return dq[1][2] if len(dq) > 1 else self._last_ack_sent
 
     def _ts_lookup(self, tsecr: int) -> float | None:
         """When did we first send TSval ``tsecr``? Drops older entries (echoes move forward)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rawtui import events as E
+from rawtui.views.resent import resent_text, router_dropped, witnesses_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,9 +27,10 @@ def human_bytes(n: float) -> str:
 class HeadlessView:
     """Listens to the event stream; draws on stderr. Cheap for the per-packet events it ignores."""
 
-    def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
+    def __init__(self, console: Console | None = None, quiet: bool = False, explain: bool = False) -> None:
         self._console = console
         self.quiet = quiet
+        self.explain = explain  # print the explanations (``--explain``) as they come
         self.route: E.Route | None = None
         self.arp: E.ArpReply | None = None
         self.handshake: E.Handshake | None = None
@@ -37,6 +39,8 @@ class HeadlessView:
         self.done: E.Done | None = None
         self.error: E.Error | None = None
         self.window: E.Window | None = None
+        self.server_info: E.ServerTcpInfo | None = None  # the lab server's last TCP_INFO for our connection
+        self.lab_stats: E.LabStats | None = None  # the lab router's last counters
         self._progress: Progress | None = None
         self._task: TaskID | None = None
 
@@ -57,12 +61,21 @@ class HeadlessView:
             self._say(f"arp: {ev.ip} is at {ev.mac} ({ev.rtt_ms:.2f} ms)")  # type: ignore[attr-defined]
         elif t == "arp_request" and ev.attempt > 1:  # type: ignore[attr-defined]
             self._say(f"arp: no reply yet, asking again for {ev.target_ip} (try {ev.attempt})")  # type: ignore[attr-defined]
+        elif t == "server_tcp_info":
+            port = self.handshake.local_port if self.handshake else 0
+            if not ev.peer_port or not port or ev.peer_port == port:  # type: ignore[attr-defined]
+                self.server_info = ev  # type: ignore[assignment]
+        elif t == "lab_stats":
+            self.lab_stats = ev  # type: ignore[assignment]
         elif t == "handshake":
             self.handshake = ev  # type: ignore[assignment]
         elif t == "tls":
             self.tls = ev  # type: ignore[assignment]
         elif t == "http_response":
             self.response = ev  # type: ignore[assignment]
+        elif t == "explain":
+            if self.explain:
+                self._say(f"[dim]{ev.t:8.3f} s[/]  {_esc(ev.text)}")  # type: ignore[attr-defined]
         elif t == "redirect":
             self._say(f"redirect {ev.hop}: {_esc(ev.location)}")  # type: ignore[attr-defined]
         elif t == "info" and ev.level == "warning":  # type: ignore[attr-defined]
@@ -159,8 +172,17 @@ class HeadlessView:
         tbl.add_row("saved", _esc(f"{d.path}  {d.bytes:,} bytes in {d.duration_s:.2f} s  "
                     f"({human_bytes(speed)}/s)"))
         tbl.add_row("sha256", d.sha256)
-        tbl.add_row("tcp", f"retransmissions {c.get('retransmits', 0)}  dup data {c.get('dup_data', 0)}  "
-                    f"out-of-order {c.get('out_of_order', 0)}  dup acks sent {c.get('dup_acks_sent', 0)}")
+        tbl.add_row("resent", resent_text(c))
+        witnesses = witnesses_text(
+            c.get("peer_retrans", 0),
+            self.server_info.retrans_total if self.server_info else None,
+            router_dropped(self.lab_stats.down) if self.lab_stats else None,
+        )
+        if witnesses:
+            tbl.add_row("witnesses", witnesses)
+        tbl.add_row("tcp", f"our retransmissions {c.get('retransmits', 0)}  dup data {c.get('dup_data', 0)}  "
+                    f"arrived above a hole {c.get('out_of_order', 0)}  dup acks sent {c.get('dup_acks_sent', 0)}"
+                    + (f"  d-sacks sent {c['dsacks_sent']}" if c.get("dsacks_sent") else ""))
         tbl.add_row("checksums", f"dropped ipv4 {c.get('csum_drop_ipv4', 0)} tcp {c.get('csum_drop_tcp', 0)}  "
                     f"offloaded {c.get('csum_offloaded', 0)}  kernel-verified {c.get('csum_kernel_verified', 0)}"
                     f"  malformed {c.get('malformed', 0)}")

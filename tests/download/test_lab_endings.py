@@ -147,7 +147,10 @@ def assert_clean(lab, cwd: Path, code: int, err: str, want_code: int, *words: st
     for w in words:
         assert w in last, (w, last)
     assert "Traceback" not in err
-    assert sorted(p.name for p in cwd.iterdir()) == ["ev.ndjson"]  # no out.bin, no .out.bin.*.rawtui-part
+    # no out.bin; what came before the connection broke is kept in out.bin.part for -C -, and said
+    names = {p.name for p in cwd.iterdir()}
+    assert names - {"out.bin.part", "out.bin.part.meta"} == {"ev.ndjson"}, names
+    assert ("out.bin.part" in names) == ("bytes kept in out.bin.part" in last), (names, last)
     assert "rawtui_" not in nft_tables(lab)
     evs = events(cwd)
     assert evs[-1]["type"] == "error" and evs[-1]["exit_code"] == want_code
@@ -239,8 +242,8 @@ def in_private_mounts(lab, script: str, directory: Path, argv: list[str], cwd: P
 
 @pytest.mark.parametrize("tui", [False, True], ids=["headless", "tui"])
 def test_disk_full_is_exit_7_and_nothing_half_written(lab, pyserver, tmp_path, tui):
-    """50 MiB into a 1 MiB tmpfs: the writer thread meets ENOSPC, the session stops, the partial file is
-    removed: exit 7 "the disk is full", the directory is left empty."""
+    """50 MiB into a 1 MiB tmpfs: the writer thread meets ENOSPC, the session stops: exit 7 "the disk is
+    full", nothing under the final name; what fitted is kept in big.bin.part for -C - once there is room."""
     small = tmp_path / "small"
     small.mkdir()
     view = ["--tui-headless"] if tui else ["--headless", "-q"]
@@ -249,7 +252,8 @@ def test_disk_full_is_exit_7_and_nothing_half_written(lab, pyserver, tmp_path, t
     r = in_private_mounts(lab, FULL_DISK, small, argv, tmp_path)
     assert r.returncode == 7, r.stderr
     assert "rawtui: error: cannot write " in r.stderr and "the disk is full" in r.stderr
-    assert "left in the directory: []" in r.stderr
+    left = r.stderr.split("left in the directory: [", 1)[1].split("]", 1)[0].split()
+    assert set(left) <= {"big.bin.part", "big.bin.part.meta"}, left
     assert "Traceback" not in r.stderr
     assert "rawtui_" not in nft_tables(lab)
     assert events(tmp_path)[-1]["type"] == "error"
@@ -269,7 +273,9 @@ def test_read_only_directory_is_exit_7_before_any_packet(lab, pyserver, tmp_path
     assert "rawtui_" not in nft_tables(lab)
 
 
-def test_output_is_a_directory_is_exit_7(run_rawtui, pyserver):
+def test_output_is_a_directory_is_exit_7(run_rawtui, pyserver, tmp_path):
+    """The file's own name is a directory (``-o DIR`` means the URL's name inside DIR, as ``-o DIR/``)."""
+    (tmp_path / "one.bin").mkdir()
     r = run_rawtui("--headless", "-o", ".", f"{pyserver}/one.bin")
     assert r.returncode == 7, r.stderr
     assert "it is a directory" in r.stderr

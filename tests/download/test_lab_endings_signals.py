@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import child_env, nft_tables
@@ -251,6 +252,19 @@ def end(prog: PtyProgram, how: str) -> None:
         raise AssertionError(how)
 
 
+PART = {"out.bin.part", "out.bin.part.meta"}  # an interrupted download's body so far, kept for -C -
+
+
+def assert_part_is_a_prefix(cwd: Path, served: Path) -> None:
+    """What the interrupted download kept (if anything) is the start of the file, never under its name."""
+    assert not (cwd / "out.bin").exists()
+    part = cwd / "out.bin.part"
+    if part.exists():
+        data = part.read_bytes()
+        with served.open("rb") as f:
+            assert data == f.read(len(data)), "out.bin.part is not a prefix of the served file"
+
+
 def assert_no_leftovers(prog: PtyProgram, pids: list[int], cwd: Path, kept: set[str]) -> None:
     deadline = time.monotonic() + EXIT_TIMEOUT
     while (left := [p for p in pids if alive(p)] + session_pids(prog.pid)) and time.monotonic() < deadline:
@@ -269,7 +283,7 @@ ENDINGS = ["hangup", "hangup-group", "sigterm", "double-sigint", "second-sigint-
 
 @pytest.mark.lab
 @pytest.mark.parametrize("how", ENDINGS)
-def test_live_view_every_ending_is_clean(lab: Lab, pyserver: str, tmp_path: Path, how: str) -> None:
+def test_live_view_every_ending_is_clean(lab: Lab, pyserver: str, www: Any, tmp_path: Path, how: str) -> None:
     argv = lab.exec_argv(lab.client_ns, [sys.executable, "-m", "rawtui", f"{pyserver}/50m.bin", "-o", "out.bin",
                                          "--events", "ev.ndjson", "--stall", "1000000:30"])
     prog = PtyProgram(argv, tmp_path, child_env())
@@ -284,7 +298,7 @@ def test_live_view_every_ending_is_clean(lab: Lab, pyserver: str, tmp_path: Path
         end(prog, how)
         code = prog.wait()
         took = time.monotonic() - t0
-        assert_no_leftovers(prog, pids, tmp_path, {"ev.ndjson"})
+        assert_no_leftovers(prog, pids, tmp_path, {"ev.ndjson", *PART})
         print(f"live view, {how}: exit {code} after {took:.2f} s; all gone after {time.monotonic() - t0:.2f} s")
     finally:
         if prog.proc.poll() is None:
@@ -293,6 +307,9 @@ def test_live_view_every_ending_is_clean(lab: Lab, pyserver: str, tmp_path: Path
     assert not [n for n in nft_tables(lab.client_ns) if n.startswith("rawtui_")]
     assert code == (-signal.SIGKILL if how == "parent-killed" else 130), printable(prog.output)[-2000:]
     assert took < EXIT_TIMEOUT
+    assert_part_is_a_prefix(tmp_path, www.path("50m.bin"))
+    if how == "sigterm":  # a clean end: the part file holds at least the stall's 1 MB
+        assert (tmp_path / "out.bin.part").stat().st_size >= 1_000_000
     if how in ("sigterm", "double-sigint", "second-sigint-stuck"):  # the terminal is still there: put back
         assert b"\x1b[?1049l" in prog.output[mark:], "the alternate screen was not left"
     if how not in ("parent-killed", "second-sigint-stuck"):  # (a forced exit loses the log's buffered tail)
@@ -333,7 +350,7 @@ def test_live_view_q_or_an_exception_in_the_app_is_clean(lab: Lab, pyserver: str
         else:
             (tmp_path / "boom").touch()
         code = prog.wait()
-        assert_no_leftovers(prog, pids, tmp_path, {"ev.ndjson", "boom"})
+        assert_no_leftovers(prog, pids, tmp_path, {"ev.ndjson", "boom", *PART})
         print(f"live view, {how}: exit {code} after {time.monotonic() - t0:.2f} s")
     finally:
         if prog.proc.poll() is None:
@@ -357,7 +374,7 @@ def test_headless_on_a_terminal_every_ending_is_clean(lab: Lab, pyserver: str, t
         t0 = time.monotonic()
         end(prog, how)
         code = prog.wait()
-        assert_no_leftovers(prog, [prog.pid], tmp_path, {"ev.ndjson"})
+        assert_no_leftovers(prog, [prog.pid], tmp_path, {"ev.ndjson", *PART})
         print(f"headless, {how}: exit {code} after {time.monotonic() - t0:.2f} s")
     finally:
         if prog.proc.poll() is None:

@@ -171,7 +171,7 @@ def download(fl: FaultLab, case: Case, name: str, cwd: Path, timeout: float) -> 
 def _blackout_at_a_quarter(fl: FaultLab, cwd: Path, size: int, seconds: float, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        parts = list(cwd.glob(".out.bin.*.rawtui-part"))
+        parts = list(cwd.glob("out.bin.part"))
         try:
             if parts and parts[0].stat().st_size >= size // 4:
                 break

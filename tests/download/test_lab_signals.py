@@ -1,4 +1,5 @@
-"""Every exit path removes the firewall rule and leaves no partial file: SIGTERM, Ctrl-C, kill -9.
+"""Every exit path removes the firewall rule and leaves nothing under the final name (what came is kept
+in FILE.part for -C -: tests/download/test_lab_resume.py): SIGTERM, Ctrl-C, kill -9.
 (Endings on a terminal, the live view and ``rawtui demo``: test_lab_endings_signals.py.)"""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from rawtui.download.output import HANDOFF
 
 pytestmark = pytest.mark.lab
 
@@ -56,11 +59,17 @@ def test_signal_cleans_up(lab, pyserver, tmp_path, sig):
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert "rawtui_" not in nft_tables(lab)
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin.part", "out.bin.part.meta"]
+    assert "kept in out.bin.part" in err
 
 
 def test_kill_9_leaves_a_stale_table_that_the_next_run_removes(lab, pyserver, tmp_path, run_rawtui, www):
     proc = start_stalled(lab, f"{pyserver}/50m.bin", tmp_path)
+    part = tmp_path / "out.bin.part"
+    deadline = time.monotonic() + 20
+    while part.stat().st_size < 1_000_000 - HANDOFF:  # the stall's first MB, on disk (256 KB at a time)
+        assert proc.poll() is None and time.monotonic() < deadline, "the body never reached the disk"
+        time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=20)
     stale = nft_tables(lab)
@@ -69,8 +78,11 @@ def test_kill_9_leaves_a_stale_table_that_the_next_run_removes(lab, pyserver, tm
     assert r.returncode == 0, r.stderr
     assert "rawtui_" not in nft_tables(lab)
     assert "removed a stale firewall rule" in (r.cwd / "ev.ndjson").read_text()
-    # the killed run's partial file is a dot-file that never had the final name
+    # the killed run's partial file never had the final name; the next run without -C removes it, and says so
     assert not (tmp_path / "out.bin").exists()
-    for leftover in tmp_path.glob(".out.bin*"):
-        assert leftover.name.endswith(".rawtui-part")
-        leftover.unlink()
+    assert (tmp_path / "out.bin.part").exists() and (tmp_path / "out.bin.part.meta").exists()
+    kept = part.stat().st_size
+    r = run_rawtui("--headless", "-o", "out.bin", f"{pyserver}/one.bin")
+    assert r.returncode == 0, r.stderr
+    assert f"warning: removed out.bin.part ({kept:,} bytes)" in " ".join(r.stderr.split()), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev.ndjson", "one.bin", "out.bin"]

@@ -101,7 +101,7 @@ def test_nginx_with_sock_diag_ground_truth(tmp_path: Path) -> None:
     if find_nginx() is None:
         lab_unavailable("nginx is not installed (apt-get install nginx-light)")
     events = tmp_path / "e.ndjson"
-    res = _demo("--headless", "--server", "nginx", "--scenario", "slow-start", "--events", str(events))
+    res = _demo("--headless", "--fast", "--server", "nginx", "--scenario", "slow-start", "--events", str(events))
     assert res.returncode == 0, res.stderr[-3000:]
     assert "PASS  slow-start" in res.stderr
     evs = load_events(str(events))
@@ -114,7 +114,7 @@ def test_nginx_with_sock_diag_ground_truth(tmp_path: Path) -> None:
 @lab_test
 def test_exit_1_when_the_phenomenon_does_not_appear() -> None:
     """--corrupt 0 overrides the corruption scenario's knob: the file is fine but no checksum drop is seen."""
-    res = _demo("--headless", "--scenario", "corruption", "--corrupt", "0", "--size", "1M")
+    res = _demo("--headless", "--fast", "--scenario", "corruption", "--corrupt", "0", "--size", "1M")
     assert res.returncode == 1, res.stderr[-3000:]
     assert "PASS  file byte-exact" in res.stderr
     assert "FAIL  corruption: no checksum drop" in res.stderr

@@ -33,9 +33,17 @@ from typing import Any, NamedTuple
 import pytest
 from conftest import child_env, require_tool
 
-from rawtui.events import Info, LabKnobs, LabScenario, LabStats, ServerTcpInfo
-from rawtui.lab.control import ControlError, ControlHub, LabChannel, LabControl, Subscription
+from rawtui.events import Info, LabKnobs, LabScenario, LabStats, RouterAction, ServerTcpInfo
+from rawtui.lab.control import (
+    ControlError,
+    ControlHub,
+    LabChannel,
+    LabControl,
+    Subscription,
+    message_to_event,
+)
 from rawtui.lab.impair import (
+    ACTIONS,
     REORDER_GAP,
     ImpairError,
     Knobs,
@@ -49,6 +57,8 @@ from rawtui.lab.impair import (
 )
 from rawtui.lab.server import make_file, parse_tcp_info, sha256_file
 from rawtui.lab.topology import Lab
+from rawtui.wire import build_ethernet, build_ipv4, build_tcp
+from rawtui.wire import tcp as wtcp
 from rawtui.wire.checksum import verify
 
 lab_test = pytest.mark.lab
@@ -623,6 +633,139 @@ def test_server_reports_tcp_info(relay_lab: RelayLab, tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
+# the router's reports (router_action) on real TCP connections
+
+# A TCP client in the client namespace, driven line by line from stdin: connects and prints its port,
+# sends the request on "go", then prints how many bytes of response it read until the server closed.
+_CLIENT = textwrap.dedent(
+    """
+    import socket, sys
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+    print(s.getsockname()[1], flush=True)
+    sys.stdin.readline()
+    s.sendall(sys.argv[3].encode())
+    n = 0
+    while data := s.recv(65536):
+        n += len(data)
+    print(n, flush=True)
+    """
+)
+
+
+def _next_action(sub: Subscription, data: bool = False, **want: Any) -> dict[str, Any]:
+    """The next router_action whose fields include ``want`` (and a payload if ``data``); a wait, not a
+    bound: normally at once."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        msg = sub.next(timeout=1.0)
+        if (msg is not None and msg.get("type") == "router_action" and want.items() <= msg.items()
+                and (msg["length"] or not data)):
+            return msg
+    raise AssertionError(f"no router_action with {want} within 30 s")
+
+
+@lab_test
+def test_router_reports_relative_seqs_of_a_connection_opened_on_the_fast_path(relay_lab: RelayLab,
+                                                                               tmp_path: Path) -> None:
+    """The SYN and SYN-ACK cross the router with no knob on (the relay's fast path: no Pipe), yet a drop
+    later in the connection is reported relative to each side's ISN: the request at seq 1 going up, the
+    response at seq 1 coming down (tshark's numbering), with the connection's ports."""
+    lab = relay_lab.lab
+    make_file(tmp_path / "f.bin", 20_000)
+    server = _start_server(lab, tmp_path)
+    sub = Subscription(relay_lab.control)
+    request = "GET /f.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    client = lab.popen(lab.client_ns, [sys.executable, "-c", _CLIENT, lab.server_ip, "8080", request],
+                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdin is not None and client.stdout is not None
+        port = int(client.stdout.readline())  # connected: the handshake is over
+        relay_lab.ctl.set("up", loss=100)
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        up = _next_action(sub, direction="up", action="drop")
+        assert (up["seq"], up["length"], up["absolute"], up["flags"]) == (1, len(request), False, "PA")
+        assert (up["sport"], up["dport"], up["note"]) == (port, 8080, "loss 100 %")
+        relay_lab.ctl.set("down", loss=100)  # before the request's retransmission may pass
+        relay_lab.ctl.set("up", loss=0)
+        # the server's ACK of the request may come first (seq 1 too, no payload), then the response
+        down = _next_action(sub, True, direction="down", action="drop", seq=1, absolute=False)
+        assert (down["sport"], down["dport"]) == (8080, port)
+        relay_lab.ctl.reset()
+        out, _ = client.communicate(timeout=60)
+        assert int(out.split()[-1]) > 20_000  # the whole response (and its header) arrived after all
+    finally:
+        sub.close()
+        lab.stop(client)
+        lab.stop(server)
+
+
+COUNTERS = {"drop": "lost", "blackout": "blackout_drops", "queue-drop": "queue_drops", "duplicate": "duplicated",
+            "reorder": "reordered", "corrupt": "corrupted"}  # each action, and the relay's counter for it
+assert tuple(COUNTERS) == ACTIONS
+
+
+def _covered(ranges: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether [start, end) lies within the union of ``ranges`` ([a, b) pairs)."""
+    reach = start
+    for a, b in sorted(ranges):
+        if a > reach:
+            break
+        reach = max(reach, b)
+        if reach >= end:
+            return True
+    return reach >= end
+
+
+@lab_test
+def test_router_actions_in_rawtuis_log_match_the_relays_counters(relay_lab: RelayLab, tmp_path: Path,
+                                                                 run_rawtui: Any) -> None:
+    """A real download through every knob at once (loss, corruption, duplication, reordering, a full
+    bottleneck queue, and a blackout armed at 1 MiB): the RouterAction events in rawtui's NDJSON log (read
+    back through the replay) are, per direction and action, exactly as many as the relay's counters say;
+    every data frame the router dropped (or corrupted) is, at its relative seq, data rawtui received
+    after all; an ACK it dropped carries one of rawtui's own sequence numbers. The knobs are reset once
+    3.5 MiB have passed, so nothing is dropped after rawtui has stopped listening."""
+    from rawtui.events import SegmentIn, SegmentOut
+    from rawtui.recording.ndjson import NdjsonReplay
+
+    lab = relay_lab.lab
+    size = 4 << 20
+    make_file(tmp_path / "4m.bin", size)
+    server = _start_server(lab, tmp_path, "--report", relay_lab.control)
+    try:
+        relay_lab.ctl.set("down", loss=2, corrupt=0.5, dup=0.5, reorder=0.5, rate_bps=100_000_000, queue=30)
+        relay_lab.ctl.request({"cmd": "arm", "dir": "down", "after_bytes": 1 << 20,
+                               "then": {"cmd": "blackout", "seconds": 0.3}})
+        relay_lab.ctl.request({"cmd": "arm", "dir": "down", "after_bytes": 3584 << 10, "then": {"cmd": "reset"}})
+        res = run_rawtui(lab, f"http://{lab.server_ip}:8080/4m.bin", "-o", "out.bin", "--headless",
+                         "--lab-control", relay_lab.control, "--events", "e.ndjson")
+        assert res.returncode == 0, res.stderr[-3000:]
+        stats = relay_lab.ctl.state()["stats"]
+    finally:
+        lab.stop(server)
+    assert sha256_file(tmp_path / "out.bin") == sha256_file(tmp_path / "4m.bin")
+    events = list(NdjsonReplay(tmp_path / "e.ndjson", speed=None).events())
+    actions = [e for e in events if isinstance(e, RouterAction)]
+    for d in ("down", "up"):
+        got = {a: sum(1 for e in actions if e.direction == d and e.action == a) for a in COUNTERS}
+        assert got == {a: stats[d][name] for a, name in COUNTERS.items()}, (d, stats[d])
+    assert not any(e.absolute for e in actions)
+    down = {a: stats["down"][name] for a, name in COUNTERS.items()}
+    assert all(down.values()), down  # every kind of action happened
+    received = [(e.seq, e.seq + e.length) for e in events if isinstance(e, SegmentIn) and e.length]
+    lost = [e for e in actions if e.direction == "down" and e.length and e.action in ("drop", "blackout",
+                                                                                       "queue-drop", "corrupt")]
+    assert lost
+    for e in lost:
+        assert e.seq + e.length <= size + 1000, e  # a relative number (the response header is < 1000 bytes)
+        assert _covered(received, e.seq, e.seq + e.length), e
+    ours = {e.seq for e in events if isinstance(e, SegmentOut)}
+    assert all(e.seq in ours for e in actions if e.direction == "up"), [e for e in actions if e.direction == "up"]
+    assert all((e.sport, e.dport) == (8080, actions[0].dport) for e in actions if e.direction == "down")
+
+
+# ---------------------------------------------------------------------------------------------------
 # no root needed: the Pipe on a fake clock, frame surgery, parsing, the control protocol
 
 
@@ -773,6 +916,123 @@ def test_pipe_arm_fires_once_the_bytes_have_passed() -> None:
     assert pipe.fired == [{"cmd": "set", "loss": 1}] and not pipe.armed
     pipe.due(20.0, out)
     assert pipe.idle
+
+
+SERVER_IP, CLIENT_IP = bytes([10, 77, 2, 2]), bytes([10, 77, 1, 2])
+
+
+def _tcp_frame(seq: int, payload: bytes = b"", flags: int = wtcp.ACK | wtcp.PSH, *, ack: int = 1,
+               src: bytes = SERVER_IP, dst: bytes = CLIENT_IP, sport: int = 8080, dport: int = 40001) -> bytearray:
+    """An Ethernet + IPv4 + TCP frame built with rawtui.wire (checksums filled, padded to 60 bytes)."""
+    seg = wtcp.TcpSegment(sport, dport, seq, ack, flags, 512, payload=payload)
+    ip = build_ipv4(src, dst, 6, build_tcp(seg, src, dst))
+    return bytearray(build_ethernet(b"\xaa" * 6, b"\xbb" * 6, 0x0800, ip))
+
+
+ISN = 0xFFFF_F000  # the server's ISN in these tests: its relative sequence numbers wrap past 2**32
+
+
+def _synack(isn: int = ISN) -> bytearray:
+    return _tcp_frame(isn, flags=wtcp.SYN | wtcp.ACK, ack=1001)
+
+
+def test_pipe_reports_each_drop_with_the_relative_seq() -> None:
+    """Random loss: one `drop` report per lost frame, with the sequence number relative to the ISN of
+    the SYN-ACK the pipe forwarded (wrapping past 2**32), the payload length, flags, ports, the pipe's
+    time and the knob; the frames that came out are exactly the others."""
+    pipe = Pipe("down", random.Random(11))
+    out: list[bytearray] = []
+    pipe.push(_synack(), 0.0)
+    pipe.set_knobs(Knobs(loss=10))
+    sent = {}
+    for i in range(2000):
+        rel = 1 + 1448 * i
+        pipe.push(_tcp_frame(ISN + rel, b"d" * 1448), 1.0 + i * 1e-3)
+        sent[rel] = 1.0 + i * 1e-3
+    pipe.due(10.0, out)
+    arrived = {(int.from_bytes(f[38:42], "big") - ISN) & 0xFFFFFFFF for f in out}
+    reports = pipe.actions
+    assert len(reports) == pipe.stats["lost"] and 150 <= len(reports) <= 250
+    assert {r["seq"] for r in reports} == set(sent) - arrived
+    for r in reports:
+        assert r == {"type": "router_action", "direction": "down", "action": "drop", "seq": r["seq"],
+                     "length": 1448, "flags": "PA", "sport": 8080, "dport": 40001,
+                     "router_t": round(sent[r["seq"]], 6), "note": "loss 10 %", "absolute": False}
+    # they make RouterAction events as they are
+    ev = message_to_event(reports[0], 2.5)
+    assert isinstance(ev, RouterAction) and (ev.t, ev.seq, ev.note, ev.absolute) == (2.5, reports[0]["seq"],
+                                                                                        "loss 10 %", False)
+
+
+def test_pipe_reports_every_kind_of_action_as_its_counters_count_them() -> None:
+    """Loss, corruption, duplication, the full queue, reordering and a blackout at once: per action, as
+    many reports as the counter it bumps; a corrupted frame is reported with its seq before the flip."""
+    pipe = Pipe("down", random.Random(2))
+    out: list[bytearray] = []
+    pipe.push(_synack(), 0.0)
+    pipe.set_knobs(Knobs(loss=3, corrupt=3, dup=3, reorder=3, rate_bps=100_000_000, queue=20))
+    sent: set[int] = set()
+    now = 0.0
+    for i in range(5000):
+        if i == 2500:
+            pipe.blackout(0.05, now)
+        rel = 1 + 1000 * i
+        sent.add(rel)
+        pipe.push(_tcp_frame(ISN + rel, b"d" * 1000), now)
+        pipe.due(now, out)
+        now += 50e-6 if i % 400 < 200 else 150e-6  # bursts faster than 100 Mbit/s fill the queue
+    pipe.due(now + 1.0, out)
+    by_action = {a: [r for r in pipe.actions if r["action"] == a] for a in COUNTERS}
+    for action, name in COUNTERS.items():
+        assert len(by_action[action]) == pipe.stats[name] > 0, (action, pipe.stats)
+    assert all(r["seq"] in sent and not r["absolute"] for r in pipe.actions)
+    assert by_action["blackout"][0]["note"] == "blackout 0.05 s"
+    assert by_action["queue-drop"][0]["note"] == "queue 20 frames full at 100 Mbit/s"
+    assert by_action["reorder"][0]["note"] == f"reorder 3 %: held back behind {REORDER_GAP} frames"
+    assert {r["note"] for r in by_action["corrupt"]} == {"corrupt 3 %: one bit flipped"}
+    assert {r["note"] for r in by_action["duplicate"]} == {"dup 3 %"}
+    times = [r["router_t"] for r in pipe.actions if r["action"] != "reorder"]
+    assert times == sorted(times) and times[-1] < now
+
+
+def test_pipe_reports_tcp_frames_only_and_absolute_seqs_without_a_syn() -> None:
+    """UDP is counted, not reported; a connection whose SYN the pipe never saw keeps its absolute
+    numbers (relative False); a new SYN on the same 4-tuple starts a new numbering; ``record`` off (the
+    relay without a control socket): nothing is kept."""
+    pipe = Pipe("up", random.Random(1))
+    pipe.set_knobs(Knobs(loss=100))
+    pipe.push(_frame(proto=17), 1.0)
+    assert pipe.stats["lost"] == 1 and pipe.actions == []
+    pipe.push(_tcp_frame(123_456, b"GET", src=CLIENT_IP, dst=SERVER_IP, sport=40001, dport=8080), 2.0)
+    (r,) = pipe.actions
+    assert (r["direction"], r["seq"], r["absolute"], r["length"], r["sport"], r["dport"]) == (
+        "up", 123_456, True, 3, 40001, 8080)
+    pipe.actions.clear()
+    syn = _tcp_frame(5000, flags=wtcp.SYN, ack=0, src=CLIENT_IP, dst=SERVER_IP, sport=40001, dport=8080)
+    pipe.push(syn, 3.0)  # dropped too, but learned first
+    pipe.push(_tcp_frame(5001, b"GET", src=CLIENT_IP, dst=SERVER_IP, sport=40001, dport=8080), 4.0)
+    assert [(r["seq"], r["flags"], r["length"], r["absolute"]) for r in pipe.actions] == [
+        (0, "S", 0, False), (1, "PA", 3, False)]
+    other_port = _tcp_frame(5001, b"GET", src=CLIENT_IP, dst=SERVER_IP, sport=40002, dport=8080)
+    pipe.push(other_port, 5.0)
+    assert pipe.actions[-1]["absolute"] is True
+    quiet = Pipe("up", random.Random(1))
+    quiet.record = False
+    quiet.set_knobs(Knobs(loss=100))
+    quiet.push(_tcp_frame(1, b"x"), 0.0)
+    assert quiet.stats["lost"] == 1 and quiet.actions == []
+
+
+def test_pipe_learns_isns_from_frames_it_only_forwards() -> None:
+    """learn_isn: what the relay calls for a SYN that takes the fast path (no knob on): the pipe still
+    numbers that connection's frames relative to it once a knob acts on them."""
+    pipe = Pipe("down", random.Random(1))
+    pipe.learn_isn(memoryview(_synack(7)))
+    pipe.learn_isn(_tcp_frame(99, b"not a SYN"))  # ignored
+    pipe.learn_isn(_frame(proto=17))  # ignored
+    pipe.set_knobs(Knobs(loss=100))
+    pipe.push(_tcp_frame(7 + 1 + 1448, b"d" * 1448), 1.0)
+    assert [(r["seq"], r["absolute"]) for r in pipe.actions] == [(1449, False)]
 
 
 def test_corrupt_flips_one_payload_bit_and_breaks_only_the_l4_checksum() -> None:

@@ -15,7 +15,7 @@ import pytest
 from conftest import child_env
 
 from rawtui.errors import RawtuiError
-from rawtui.events import DupAck, Handshake, OutOfOrder, SegmentIn, SegmentOut, ServerTcpInfo
+from rawtui.events import Done, DupAck, Event, Handshake, OutOfOrder, SegmentIn, SegmentOut, ServerTcpInfo
 from rawtui.lab.demo import list_scenarios
 from rawtui.lab.demo import main as demo_main
 from rawtui.lab.scenarios import MIB, SCENARIOS, load_events, sawtooth_cycles
@@ -43,7 +43,7 @@ def _demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_scenario_passes(name: str, tmp_path: Path) -> None:
     events = tmp_path / "events.ndjson"
-    res = _demo("--scenario", name, "--events", str(events), "--seed", "1")
+    res = _demo("--fast", "--scenario", name, "--events", str(events), "--seed", "1")
     assert res.returncode == 0, res.stderr[-4000:]
     assert "PASS  file byte-exact" in res.stderr
     assert f"PASS  {name}:" in res.stderr
@@ -52,6 +52,56 @@ def test_scenario_passes(name: str, tmp_path: Path) -> None:
     assert {"lab_scenario", "lab_knobs", "server_tcp_info", "done"} <= kinds, kinds
     # the check says the same thing when run again on the recorded stream
     assert SCENARIOS[name].check(evs) == []
+
+
+def _watch_run_length(events: list[Event]) -> float:
+    """Seconds from our first SYN to the done event: the run's own clock, not the wall clock."""
+    syn = next(e.t for e in events if isinstance(e, SegmentOut) and "S" in e.flags)
+    done = next(e.t for e in events if isinstance(e, Done))
+    return done - syn
+
+
+@lab_test
+def test_default_runs_are_made_to_be_watched(tmp_path: Path) -> None:
+    """Without --fast every scenario runs 15-60 s (by its own events' clock) and still passes its check,
+    then sums up what was seen. All eight run at once, each in its own lab: the test lasts as long as
+    the longest (about 35 s)."""
+    env = child_env()
+    procs = {}
+    for name in SCENARIOS:
+        argv = [sys.executable, "-m", "rawtui", "demo", "--headless", "--scenario", name, "--seed", "1",
+                "--events", str(tmp_path / f"{name}.ndjson")]
+        procs[name] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                       stdin=subprocess.DEVNULL)
+    results = {}
+    try:
+        for name, proc in procs.items():
+            try:
+                results[name] = (proc.wait(timeout=300), proc.stderr.read() if proc.stderr else "")
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"rawtui demo --scenario {name} did not finish in 300 s", pytrace=False)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=10)
+            for f in (proc.stdout, proc.stderr):
+                if f is not None:
+                    f.close()
+    lengths = {}
+    for name, (code, err) in results.items():
+        scenario = SCENARIOS[name].watchable()
+        assert code == 0, f"{name}: {err[-4000:]}"
+        assert f"PASS  {name}:" in err and "PASS  file byte-exact" in err, err[-3000:]
+        assert f"({scenario.pace})" in err, err[:2000]
+        assert "what you saw:" in err, err[-3000:]
+        evs = load_events(str(tmp_path / f"{name}.ndjson"))
+        assert SCENARIOS[name].check(evs) == []
+        assert scenario.what_you_saw(evs)
+        lengths[name] = _watch_run_length(evs)
+    print("\nwatchable run lengths (s): " + ", ".join(f"{n} {v:.1f}" for n, v in lengths.items()))
+    short = {n: round(v, 1) for n, v in lengths.items() if not 15.0 <= v <= 60.0}
+    assert not short, f"runs outside 15-60 s: {short}"
 
 
 @lab_test
@@ -75,7 +125,7 @@ def test_scenario_at_its_smallest_size(name: str) -> None:
     knobs scale down with the file (see Scenario.for_size)."""
     s = SCENARIOS[name]
     assert s.min_size < s.size
-    res = _demo("--scenario", name, "--size", str(s.min_size), "--seed", "1")
+    res = _demo("--fast", "--scenario", name, "--size", str(s.min_size), "--seed", "1")
     assert res.returncode == 0, res.stderr[-4000:]
     assert f"({s.min_size:,} bytes)" in res.stderr
     assert "PASS  file byte-exact" in res.stderr
@@ -110,8 +160,10 @@ def test_zero_window_at_5m_is_one_line_and_exit_2() -> None:
 def test_list_scenarios_gives_the_sizes_each_accepts() -> None:
     text = list_scenarios()
     for name, s in SCENARIOS.items():
-        assert f"{name}  ({s.size // MIB} MB; {s.size_range()})" in text
-    assert "zero-window  (12 MB; --size 10 MB or more)" in text
+        w = s.watchable()
+        assert f"{name}  ({w.size // MIB} MB, {w.pace}; {s.size_range()})" in text
+        assert f"--fast: {s.size // MIB} MB, {s.pace}" in text
+    assert "zero-window  (16 MB, about 21 s; --size 10 MB or more)" in text
 
 
 def test_knobs_follow_the_size() -> None:

@@ -242,8 +242,8 @@ def test_http_progress_and_done(capture: Path) -> None:
     assert (c.checksum_ipv4, c.checksum_tcp, c.malformed) == (1, 1, 0)
     assert m.received == len(BODY) and m.phase == "DONE"
     assert [s.label for s in m.ladder] == [
-        "SYN", "SYN,ACK", "ACK", "GET /big.bin", "GET /big.bin (again)", "HTTP 200 OK", "data", "FIN", "FIN",
-        "ACK"]
+        "SYN", "SYN,ACK", "ACK", "GET /big.bin", "GET /big.bin (again)", "HTTP 200 OK", "data",
+        "server resent seq 8,001 (spurious) · 2 so far", "FIN", "FIN", "ACK"]
 
 
 def test_a_capture_without_the_handshake(tmp_path: Path) -> None:
@@ -306,7 +306,7 @@ def test_the_app_shows_a_replayed_capture(capture: Path) -> None:
             assert "GET /big.bin (again)" in ladder and "HTTP 200 OK" in ladder
             assert "download.pcap (a capture, replayed)" in text and "gw 10.0.1.1 02:00:0a:00:01:01" in text
             assert "MSS 1460 · ws 7/7 · SACK ✓ · TS ✓" in text
-            assert "checksum drop IPv4/TCP         1 / 1" in text and "out-of-order segments              2" in text
+            assert "checksum drop IPv4/TCP         1 / 1" in text and "arrived above a hole               2" in text
             assert "100.0 %" in text or "DONE" in text
             await pilot.press("q")
 

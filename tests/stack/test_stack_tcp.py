@@ -464,6 +464,7 @@ def test_duplicate_data_below_rcv_nxt():
     conn.on_segment(peer.seg(0, STREAM[:1000]), 1.0)
     out(conn)
     conn.take_events()
+    peer.tsval += 100  # resent by the server (a copy made by the network would carry the old TSval)
     conn.on_segment(peer.seg(0, STREAM[:1000]), 1.1)
     (a,) = out(conn)  # answered at once
     assert a.ack == PISN + 1 + 1000

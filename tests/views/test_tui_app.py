@@ -774,3 +774,49 @@ async def test_exit_on_done_leaves_without_a_last_frame() -> None:
             await pilot.pause(0.05)
     assert app.return_value == 0
     assert not any(redraws_after_done)
+
+
+class _ListSource:
+    """Emits ``events`` and returns (the session ended)."""
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+
+    def run(self, emit: Emit, stop: threading.Event) -> int:
+        for ev in self.events:
+            emit(ev)
+        return 0
+
+
+@sync
+async def test_done_screen_and_counters_show_the_servers_retransmissions_and_three_witnesses() -> None:
+    from rawtui.events import Done, LabStats, PeerRetransmit, ServerTcpInfo
+    from rawtui.recording import load_events
+
+    events = [e for e in load_events(FIXTURES / "complete_download.ndjson") if e.type != "done"]
+    done = next(e for e in load_events(FIXTURES / "complete_download.ndjson") if e.type == "done")
+    port = next(e for e in events if e.type == "handshake").local_port  # type: ignore[attr-defined]
+    t = done.t - 0.01
+    events += [
+        PeerRetransmit(t, 14601, 1448, "fast", 3.0, 3),
+        PeerRetransmit(t, 29201, 1448, "timeout", 420.0, 1),
+        ServerTcpInfo(t, 14600, None, 20.0, 2.0, 2, 0, 0, 1460, peer_port=port),
+        LabStats(t, {"lost": 2}),
+        Done(done.t, done.bytes, done.sha256, done.duration_s, done.path,  # type: ignore[attr-defined]
+             {**done.counters, "peer_retrans": 2, "peer_retrans_fast": 1,  # type: ignore[attr-defined]
+              "peer_retrans_timeout": 1}),
+    ]
+    app = RawtuiApp(_ListSource(events), title=URL)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await wait_for(lambda: isinstance(app.screen, SummaryScreen), pilot)
+        text = screen_text(app)
+        assert "server resent 2 (fast 1, timeout 1, tlp 0, spurious 0)" in text
+        assert done.sha256 in text  # type: ignore[attr-defined]
+        assert "rawtui saw 2 · server TCP_INFO 2 · router dropped 2" in text
+        await pilot.press("escape")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "srv resent        2" in text  # the compact counters (this terminal's panel is short)
+        assert "witn." in text and "2/2/2" in text  # the witnesses: rawtui / server / router
+        assert any(s.label == "server resent seq 29,201 (timeout) · 2 so far" for s in app.model.ladder)

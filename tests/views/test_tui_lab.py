@@ -251,3 +251,16 @@ async def test_https_header_flags_an_unverified_certificate() -> None:
         await settle(pilot)
         lines = screen_text(app).splitlines()
         assert lines[2].startswith(" NOT VERIFIED  TLSv1.3 TLS_AES_256_GCM_SHA384")
+
+
+@sync
+async def test_done_screen_says_what_you_saw_in_a_scenario() -> None:
+    """The recorded fast-retransmit run ends on the summary with its scenario's "what you saw" numbers."""
+    from rawtui.views.tui.screens import SummaryScreen
+
+    app = RawtuiApp(replay("recorded/fast-retransmit"), title=URL)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)  # the replay ended: its done event pushed the summary
+        assert isinstance(app.screen, SummaryScreen)
+        text = screen_text(app)
+        assert "What you saw" in text and "repaired by fast" in text, text

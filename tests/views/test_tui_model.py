@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rawtui.events import ArpRequest, ChecksumDrop, Handshake, SegmentIn, SegmentOut, TlsRecord
+import pytest
+
+from rawtui.events import ArpRequest, ChecksumDrop, Handshake, Progress, SegmentIn, SegmentOut, TlsRecord
 from rawtui.recording import load_events
 from rawtui.views.tui.describe import detail_tree, hexdump, parse_filter, summary
 from rawtui.views.tui.fmt import human_bytes, human_ms, human_rate, human_s
@@ -159,3 +161,59 @@ def test_tls_records_are_listed_and_filtered() -> None:
     assert flt is not None and flt(rec_out) and not flt(rec_in)
     labels = [n.label for n in _nodes(detail_tree(2, rec_in, m))]
     assert "content type ApplicationData" in labels and labels[0].startswith("#2 received")
+
+
+def test_throughput_bins_adapt_to_a_short_transfer() -> None:
+    """The recorded fast-retransmit run is over in 0.3 s: its progress events all say speed 0 (the
+    session measures speed over >= 0.25 s), yet the throughput graph has ~100 bins with the real rate."""
+    events = load_events(FIXTURES / "recorded" / "fast-retransmit.ndjson")
+    assert all(ev.speed_bps == 0 for ev in events if isinstance(ev, Progress))
+    m = ViewModel()
+    m.apply_all(events)
+    rate = m.graphs.throughput
+    payload = sum(ev.length for ev in events if isinstance(ev, SegmentIn))
+    data = [ev.t for ev in events if isinstance(ev, SegmentIn) and ev.length]
+    assert 64 <= len(rate) <= 128
+    assert rate.width * len(rate) >= data[-1] - data[0]
+    assert rate.width <= (data[-1] - data[0]) / 64  # fine enough for the transfer's length
+    assert sum(rate.ys) * rate.width == pytest.approx(payload)
+    assert sum(1 for y in rate.ys if y > 0) > len(rate) // 2 and max(rate.ys) > 10e6
+
+
+def test_throughput_bins_widen_for_a_long_transfer() -> None:
+    """40 s at 1 MB/s: the bins widen (pairs merge) to stay at most 128, and each reads 1 MB/s."""
+    m = ViewModel()
+    m.apply_all(SegmentIn(i * 0.001, i * 1000, 1, "A", 65535, 1000) for i in range(40_000))
+    rate = m.graphs.throughput
+    assert 64 <= len(rate) <= 128 and rate.width >= 40 / 128
+    assert rate.ys[1:-1] == pytest.approx([1e6] * (len(rate) - 2), rel=0.01)
+    assert rate.now_bps == pytest.approx(1e6, rel=0.01)
+
+
+def test_what_you_saw_from_the_recorded_scenario() -> None:
+    m = ViewModel()
+    m.apply_all(load_events(FIXTURES / "recorded" / "fast-retransmit.ndjson"))
+    saw = m.what_you_saw()
+    assert saw and "repaired by fast retransmit" in saw[0]
+    assert ViewModel().what_you_saw() == []
+
+
+def test_server_retransmissions_are_counted_by_kind_drawn_and_witnessed() -> None:
+    from rawtui.events import LabStats, PeerRetransmit, ServerTcpInfo
+
+    m = ViewModel()
+    m.apply(Handshake(0.02, 40000, 8080, 1, 2, 1460, 1460, 7, 7, True, True, 20.0))
+    assert m.witnesses() == (0, None, None)
+    m.apply_all([
+        PeerRetransmit(1.0, 14601, 1448, "fast", 3.0, 3),
+        PeerRetransmit(1.5, 29201, 1448, "timeout", 420.0, 1),
+        PeerRetransmit(1.6, 30649, 1448, "fast", 2.0, 5),
+    ])
+    c = m.counters
+    assert (c.peer_retrans, c.peer_fast, c.peer_timeout, c.peer_tlp, c.peer_spurious) == (3, 2, 1, 0, 0)
+    steps = [s for s in m.ladder if s.label.startswith("server resent")]
+    assert len(steps) == 1 and steps[0].label == "server resent seq 30,649 (fast) · 3 so far"
+    assert m.graphs.seq_retrans.ys == [14601 + 1448, 29201 + 1448, 30649 + 1448]
+    m.apply(ServerTcpInfo(1.7, 14600, None, 20.0, 2.0, 4, 0, 0, 1460, peer_port=40000))
+    m.apply(LabStats(1.8, {"lost": 3, "queue_drops": 1, "duplicated": 7}))
+    assert m.witnesses() == (3, 4, 4)

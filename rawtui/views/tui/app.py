@@ -55,6 +55,7 @@ from rawtui.views.tui.widgets.header import SessionHeader
 from rawtui.views.tui.widgets.ladder import LadderPanel
 from rawtui.views.tui.widgets.packets import PacketList
 from rawtui.views.tui.widgets.progress import ProgressLine
+from rawtui.views.tui.widgets.ticker import ExplainTicker
 
 EXIT_INTERNAL = 1
 
@@ -123,6 +124,9 @@ class RawtuiApp(App[int]):
         Binding("r", "lab_rate(0.5)", "Rate/2"),
         Binding("R", "lab_rate(2)", "Rate x2"),
         Binding("b", "lab_blackout(3)", "Blackout"),
+        # --limit-rate while downloading: rawtui reads slower or faster, its advertised window follows
+        Binding("minus", "read_rate(0.5)", "Read rate/2"),
+        Binding("plus,equals_sign", "read_rate(2)", "Read rate x2"),
     ]
 
     LAB_ACTIONS = frozenset({"lab_knob", "lab_rate", "lab_blackout"})
@@ -136,6 +140,7 @@ class RawtuiApp(App[int]):
     SIGNAL_STOP_TIMEOUT = 1.0  # the same after a signal (the process must be gone within 2 s)
     COMPACT_WIDTH = 110  # below this width or COMPACT_HEIGHT rows: no graphs, no detail pane
     COMPACT_HEIGHT = 30
+    TALL_HEIGHT = 42  # from this many rows the ticker under the graphs shows 3 explanations, not 1
     # The GIL switch interval while the app runs (CPython's default is 5 ms): the stack thread waits at
     # most this long for the GIL when it comes back from a system call while the UI thread renders.
     SWITCH_INTERVAL = 0.001
@@ -158,8 +163,10 @@ class RawtuiApp(App[int]):
         on_save_events: Callable[[], str] | None = None,
         redraw: RedrawPolicy | None = None,
         lab_control: str | None = None,
+        on_set_rate: Callable[[float | None], None] | None = None,
     ) -> None:
         super().__init__()
+        self.on_set_rate = on_set_rate  # the download's --limit-rate (the read-rate keys), when live
         self.lab_control = lab_control  # the lab's control socket (rawtui demo): the knob keys use it
         self.lab_control_factory: Callable[[str], Any] = _lab_control  # tests inject a fake
         self._lab_client: Any = None
@@ -212,6 +219,7 @@ class RawtuiApp(App[int]):
             yield ArpPanel(m, id="arp", classes="panel")
             yield GraphsPanel(m, id="graphs", classes="panel")
             yield CountersPanel(m, id="counters", classes="panel")
+            yield ExplainTicker(m, id="ticker")  # under the graphs: what just happened
             yield LadderPanel(m, id="ladder", classes="panel")
             yield PacketList(m, id="packets", classes="panel")
             yield PacketDetail(m, id="detail", classes="panel")
@@ -249,6 +257,7 @@ class RawtuiApp(App[int]):
             ("counters", [self.query_one(CountersPanel)]),
             ("packets", [self._packets]),
             ("lab", [self._lab_line]),
+            ("explain", [self.query_one(ExplainTicker)]),
         ]
         self._apply_size(self.size.width, self.size.height)
         self.query_one("#packet-table").focus()
@@ -267,6 +276,7 @@ class RawtuiApp(App[int]):
 
     def _apply_size(self, width: int, height: int) -> None:
         compact = width < self.COMPACT_WIDTH or height < self.COMPACT_HEIGHT
+        self.set_class(height >= self.TALL_HEIGHT, "-tall")
         if compact != self.compact:
             self.set_class(compact, "-compact")
             self._drawn.pop("graphs", None)  # draw them when they come back
@@ -466,7 +476,7 @@ class RawtuiApp(App[int]):
             self.push_screen(ErrorScreen(m.error))
         elif m.done is not None:
             # what the screen counted (the session's own counters name some of these differently)
-            self.push_screen(SummaryScreen(m.done, self._counters_dict()))
+            self.push_screen(SummaryScreen(m.done, self._counters_dict(), m.what_you_saw()))
 
     def _counters_dict(self) -> dict[str, int]:
         c = self.model.counters
@@ -607,7 +617,23 @@ class RawtuiApp(App[int]):
         """The knob keys exist (and show in the footer) only when the lab's control path is known."""
         if action in self.LAB_ACTIONS:
             return bool(self.lab_control)
+        if action == "read_rate":
+            return self.on_set_rate is not None
         return True
+
+    READ_RATE_MIN = 1024.0  # bytes per second: the lowest --limit-rate the keys set
+    READ_RATE_START = 1 << 20  # doubling or halving with neither a limit nor a measured speed starts here
+
+    def action_read_rate(self, factor: float) -> None:
+        """Halve or double rawtui's read rate (--limit-rate); with no limit yet, from the current speed."""
+        if self.on_set_rate is None:
+            return
+        rate = self.model.rate_limit or self.model.speed_bps or self.READ_RATE_START
+        new = max(self.READ_RATE_MIN, rate * factor)
+        self.on_set_rate(new)
+        from rawtui.download.pacing import human_rate
+
+        self.notify(f"read rate: at most {human_rate(new)} (the advertised window follows)")
 
     def _current_knobs(self) -> dict[str, float]:
         k = self.model.lab_knobs

@@ -29,8 +29,11 @@ from rawtui.views.tui.model import ViewModel
 _FLAG_NAMES = {"F": "FIN", "S": "SYN", "R": "RST", "P": "PSH", "A": "ACK", "U": "URG", "E": "ECE", "C": "CWR"}
 _FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20, "E": 0x40, "C": 0x80}
 _NOTES = {
-    "dup": "duplicate data: the server resent bytes we already had",
-    "ooo": "out of order: arrived beyond a hole, kept in the reassembly buffer",
+    "dup": "duplicate data: the server resent bytes we already had (answered with a D-SACK)",
+    "copy": "a copy made by the network: bytes we had, with their original's timestamp (not resent)",
+    "late": "the original, late: the server's retransmission had filled its hole first (reordered by the network)",
+    "ooo": "arrived above a hole: out of order, kept in the reassembly buffer",
+    "fill": "filled a hole: resent by the server (or, if its timestamp is older, late from the network)",
     "out-of-window": "outside the receive window: dropped",
     "challenge": "challenge ACK (RFC 5961)",
     "retransmit": "our retransmission",
@@ -107,9 +110,9 @@ def row_style(ev: Event) -> str:
     note = getattr(ev, "note", "")
     if ev.type in ("checksum_drop", "malformed"):
         return "bold red"
-    if note in ("retransmit", "dup"):
+    if note in ("retransmit", "dup", "copy"):
         return "bold red" if note == "retransmit" else "red"
-    if note in ("ooo",):
+    if note in ("ooo", "late"):
         return "magenta"
     if note == "dup-ack":
         return "yellow"

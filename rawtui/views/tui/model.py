@@ -23,6 +23,7 @@ from rawtui.events import (
     DupData,
     Error,
     Event,
+    Explain,
     Handshake,
     HttpResponse,
     Info,
@@ -31,10 +32,14 @@ from rawtui.events import (
     LabStats,
     Malformed,
     OutOfOrder,
+    PeerRetransmit,
     Progress,
+    RateLimit,
     Redirect,
     Retransmit,
+    Retry,
     Route,
+    RouterAction,
     SegmentIn,
     SegmentOut,
     ServerTcpInfo,
@@ -43,6 +48,7 @@ from rawtui.events import (
     Window,
 )
 from rawtui.stack.tcp_states import State
+from rawtui.views.resent import router_dropped
 
 #: Event types listed in the packet list: frames on the wire, and the TLS records seen in the byte stream.
 PACKET_TYPES = frozenset(
@@ -50,8 +56,32 @@ PACKET_TYPES = frozenset(
      "tls_record"}
 )
 
+#: RouterAction actions that drop the frame on the router (a corrupted one is dropped by our checksum).
+ROUTER_DROPS = frozenset({"drop", "blackout", "queue-drop"})
+
+#: Explanations kept for the ticker (rawtui.analysis.explain makes them).
+EXPLANATIONS_KEPT = 20
+
+#: Event types a lab scenario's "what you saw" reads (rawtui.lab.scenarios), kept while there is room.
+LAB_TYPES = frozenset(
+    {"handshake", "server_tcp_info", "lab_stats", "dup_data", "out_of_order", "dup_ack", "checksum_drop",
+     "peer_retransmit", "progress", "done", "segment_in", "segment_out"}
+)
+LAB_EVENTS_KEPT = 200_000
+
+
+def _kept_for_lab(ev: Any) -> bool:
+    """Segments only when they are notable: a note (fill, ooo, a probe...) or our zero window."""
+    typ = ev.type
+    if typ == "segment_in":
+        return bool(ev.note)
+    if typ == "segment_out":
+        return bool(ev.note) or ev.window == 0
+    return True
+
+
 #: Screen areas, each with its own version number.
-AREAS = ("header", "arp", "ladder", "counters", "progress", "graphs", "packets", "lab")
+AREAS = ("header", "arp", "ladder", "counters", "progress", "graphs", "packets", "lab", "explain")
 
 
 class Series:
@@ -83,10 +113,70 @@ class Series:
         return len(self.xs)
 
 
+class Rate:
+    """Bytes per second in bins of time that widen with the transfer, so a 0.3 s download and a 30 s one
+    both fill the graph: bins start at ``width`` seconds (1 ms) and, when more than ``cap`` of them would
+    be needed, pairs merge and the width doubles (bins stay aligned on multiples of the width, so merging
+    is exact). Deterministic for a given stream; ``xs`` are the bins' middles, ``ys`` their rates."""
+
+    __slots__ = ("_bins", "_first", "cap", "width")
+
+    def __init__(self, cap: int = 128, width: float = 0.001) -> None:
+        self.cap = cap
+        self.width = width
+        self._first: int | None = None  # the first bin's index (its start is index * width)
+        self._bins: list[int] = []
+
+    def add(self, t: float, nbytes: int) -> None:
+        i = int(t / self.width)
+        if self._first is None:
+            self._first = i
+        while i - self._first >= self.cap:
+            self._widen()
+            i = int(t / self.width)
+        j = max(0, i - self._first)  # (an event a little out of order counts in the first bin)
+        bins = self._bins
+        if j >= len(bins):
+            bins.extend([0] * (j + 1 - len(bins)))
+        bins[j] += nbytes
+
+    def _widen(self) -> None:
+        assert self._first is not None
+        first = self._first // 2
+        merged = [0] * ((self._first + len(self._bins) - 1) // 2 - first + 1)
+        for j, b in enumerate(self._bins):
+            merged[(self._first + j) // 2 - first] += b
+        self._first, self._bins, self.width = first, merged, self.width * 2
+
+    @property
+    def xs(self) -> list[float]:
+        if self._first is None:
+            return []
+        return [(self._first + j + 0.5) * self.width for j in range(len(self._bins))]
+
+    @property
+    def ys(self) -> list[float]:
+        return [b / self.width for b in self._bins]
+
+    @property
+    def now_bps(self) -> float:
+        """The rate over the last whole bin (the last one is still filling)."""
+        bins = self._bins
+        return (bins[-2] if len(bins) >= 2 else bins[-1] if bins else 0) / self.width
+
+    def __len__(self) -> int:
+        return len(self._bins)
+
+
 @dataclass(slots=True)
 class Counters:
     retransmits: int = 0  # ours
-    dup_data: int = 0  # the server resent data we had
+    dup_data: int = 0  # data we had, again (resent by the server, or copied by the network)
+    peer_retrans: int = 0  # the server's retransmissions that reached us, by kind below (PeerRetransmit)
+    peer_fast: int = 0
+    peer_timeout: int = 0
+    peer_tlp: int = 0
+    peer_spurious: int = 0
     out_of_order: int = 0
     dup_acks_out: int = 0
     dup_acks_in: int = 0
@@ -126,9 +216,10 @@ class Graphs:
     seq_data: Series = field(default_factory=lambda: Series(3000))  # segment_in: top of each segment
     seq_ack: Series = field(default_factory=Series)  # segment_out: our ACK
     seq_window: Series = field(default_factory=Series)  # our ACK + our window
-    seq_retrans: Series = field(default_factory=lambda: Series(500))  # the server resent (dup data)
+    seq_retrans: Series = field(default_factory=lambda: Series(500))  # the server resent (peer_retransmit)
     seq_ooo: Series = field(default_factory=lambda: Series(500))  # arrived beyond a hole
-    throughput: Series = field(default_factory=Series)  # bytes/s from progress
+    seq_router_drop: Series = field(default_factory=lambda: Series(500))  # the lab's router dropped it (top)
+    throughput: Rate = field(default_factory=Rate)  # bytes/s: payload received per bin of time
     server_cwnd: Series = field(default_factory=Series)  # the lab server's true cwnd (TCP_INFO), bytes
     server_ssthresh: Series = field(default_factory=Series)  # its ssthresh, once it left slow start
 
@@ -156,6 +247,8 @@ class ViewModel:
         self.infos: deque[Info] = deque(maxlen=20)
         self.http: HttpResponse | None = None
         self.redirects: list[Redirect] = []
+        self.retries: list[Retry] = []  # --retry: the attempts after the first
+        self.rate_limit: float | None = None  # --limit-rate (bytes per second), or None
         self.done: Done | None = None
         self.error: Error | None = None
         self.source_code: int | None = None  # set by the app when the source returned
@@ -171,6 +264,7 @@ class ViewModel:
         self.handshake: Handshake | None = None
         self.out_shift = 0  # our window scale: SegmentOut.window << out_shift = bytes (not in a SYN)
         self._data_step: LadderStep | None = None
+        self._resent_step: LadderStep | None = None  # the server's retransmissions, the latest shown
         self._request_seen = False
         self._fin_in = self._fin_out = self._last_ack_drawn = False
         self._synack_seen = False
@@ -187,6 +281,11 @@ class ViewModel:
         self.lab_knobs: LabKnobs | None = None
         self.lab_stats: LabStats | None = None
         self.lab_scenario: LabScenario | None = None
+        self.lab_events: list[Event] = []  # once a scenario is announced: what its "what you saw" reads
+        self.explanations: deque[Explain] = deque(maxlen=EXPLANATIONS_KEPT)  # what just happened, newest last
+        self.router_actions: dict[str, int] = {}  # what the lab's router did to TCP frames, per action
+        self.router_drop: RouterAction | None = None  # the last data frame it dropped on the way to us
+        self.router_drops = 0  # data frames it dropped on the way to us
         # graphs and packets
         self.graphs = Graphs()
         self.packets: deque[tuple[int, Event]] = deque(maxlen=ring_size)
@@ -206,6 +305,7 @@ class ViewModel:
         t_last = self.t_last
         seen: set[str] = set()
         count = 0
+        lab_types, lab_events = LAB_TYPES, self.lab_events
         for ev in events:
             typ = ev.type
             h = handlers.get(typ)
@@ -214,6 +314,9 @@ class ViewModel:
             if typ in packet_types:
                 n_packets += 1
                 packets.append((n_packets, ev))
+            if (typ in lab_types and self.lab_scenario is not None and len(lab_events) < LAB_EVENTS_KEPT
+                    and _kept_for_lab(ev)):
+                lab_events.append(ev)
             t_last = max(t_last, ev.t)
             seen.add(typ)
             count += 1
@@ -274,6 +377,7 @@ class ViewModel:
             if d is not None:
                 d.count += 1
             g = self.graphs
+            g.throughput.add(ev.t, length)
             top = ev.seq + length
             g.seq_data.add(ev.t, top)
             if ev.note == "ooo":
@@ -329,7 +433,23 @@ class ViewModel:
 
     def _dup_data(self, ev: DupData) -> None:
         self.counters.dup_data += 1
+
+    def _peer_retransmit(self, ev: PeerRetransmit) -> None:
+        c = self.counters
+        c.peer_retrans += 1
+        name = "peer_" + ev.kind
+        if hasattr(c, name):
+            setattr(c, name, getattr(c, name) + 1)
         self.graphs.seq_retrans.add(ev.t, ev.seq + ev.length)
+        # one ladder step for them all, showing the latest: its sequence number and kind
+        label = f"server resent seq {ev.seq:,} ({ev.kind}) · {c.peer_retrans:,} so far"
+        step = self._resent_step
+        if step is None:
+            step = self._resent_step = LadderStep(ev.t, "in", label, "resent")
+            self.ladder.append(step)
+        else:
+            step.label = label
+        step.count = c.peer_retrans
 
     def _out_of_order(self, ev: OutOfOrder) -> None:
         self.counters.out_of_order += 1
@@ -360,8 +480,9 @@ class ViewModel:
     def _progress(self, ev: Progress) -> None:
         if self.progress_t0 is None:
             self.progress_t0 = ev.t
+        if not self.counters.segments_in and ev.bytes > self.received:  # a stream without segments
+            self.graphs.throughput.add(ev.t, ev.bytes - self.received)
         self.progress = ev
-        self.graphs.throughput.add(ev.t, ev.speed_bps)
 
     def _http_response(self, ev: HttpResponse) -> None:
         self.http = ev
@@ -376,6 +497,18 @@ class ViewModel:
     def _redirect(self, ev: Redirect) -> None:
         self.redirects.append(ev)
         self._step(ev.t, "in", f"{ev.status} -> {ev.location}", "yellow")
+
+    def _retry(self, ev: Retry) -> None:
+        """--retry: the attempt that failed ends in the ladder, the next one gets its own arrows."""
+        self.retries.append(ev)
+        start = f"from byte {ev.resume_from:,}" if ev.resume_from else "from zero"
+        self._step(ev.t, "out", f"attempt {ev.attempt}/{ev.attempts} in {ev.delay_s:g} s, {start}: {ev.reason}",
+                   "bold yellow")
+        self._data_step = None  # the new attempt's data is a new arrow, its FIN too
+        self._fin_in = self._fin_out = self._last_ack_drawn = False
+
+    def _rate_limit(self, ev: RateLimit) -> None:
+        self.rate_limit = ev.bytes_per_s
 
     def _tls(self, ev: TlsInfo) -> None:
         self.tls = ev
@@ -401,6 +534,16 @@ class ViewModel:
     def _lab_scenario(self, ev: LabScenario) -> None:
         self.lab_scenario = ev
 
+    def _explain(self, ev: Explain) -> None:
+        self.explanations.append(ev)
+
+    def _router_action(self, ev: RouterAction) -> None:
+        self.router_actions[ev.action] = self.router_actions.get(ev.action, 0) + 1
+        if ev.direction == "down" and ev.length and ev.action in ROUTER_DROPS:
+            self.router_drop = ev
+            self.router_drops += 1
+            self.graphs.seq_router_drop.add(ev.t, ev.seq + ev.length)
+
     def _done(self, ev: Done) -> None:
         self.done = ev
 
@@ -413,6 +556,26 @@ class ViewModel:
     def tls_pending(self) -> bool:
         """An https:// session whose TLS handshake has not finished yet."""
         return self.tls is None and self.title.startswith("https://")
+
+    def what_you_saw(self) -> list[str]:
+        """The announced lab scenario's summary of this run, with its numbers ([] outside the lab)."""
+        from rawtui.lab.scenarios import SCENARIOS
+
+        sc = self.lab_scenario
+        if sc is None or sc.name not in SCENARIOS:
+            return []
+        return SCENARIOS[sc.name].what_you_saw(self.lab_events)
+
+    def witnesses(self) -> tuple[int, int | None, int | None]:
+        """The server's retransmissions as rawtui saw them, as the lab server's TCP_INFO counts them and as
+        the lab router's drops on the way to us imply them (None: no such witness, outside the lab)."""
+        info = self.server_info
+        hs = self.handshake
+        server = None
+        if info is not None and (not info.peer_port or hs is None or info.peer_port == hs.local_port):
+            server = info.retrans_total
+        router = router_dropped(self.lab_stats.down) if self.lab_stats is not None else None
+        return self.counters.peer_retrans, server, router
 
     @property
     def lab_active(self) -> bool:
@@ -481,6 +644,7 @@ _HANDLERS: dict[str, Callable[[ViewModel, Any], None]] = {
     "segment_out": ViewModel._segment_out,
     "retransmit": ViewModel._retransmit,
     "dup_data": ViewModel._dup_data,
+    "peer_retransmit": ViewModel._peer_retransmit,
     "out_of_order": ViewModel._out_of_order,
     "dup_ack": ViewModel._dup_ack,
     "checksum_drop": ViewModel._checksum_drop,
@@ -489,6 +653,8 @@ _HANDLERS: dict[str, Callable[[ViewModel, Any], None]] = {
     "progress": ViewModel._progress,
     "http_response": ViewModel._http_response,
     "redirect": ViewModel._redirect,
+    "retry": ViewModel._retry,
+    "rate_limit": ViewModel._rate_limit,
     "done": ViewModel._done,
     "error": ViewModel._error,
     "tls": ViewModel._tls,
@@ -496,6 +662,8 @@ _HANDLERS: dict[str, Callable[[ViewModel, Any], None]] = {
     "lab_knobs": ViewModel._lab_knobs,
     "lab_stats": ViewModel._lab_stats,
     "lab_scenario": ViewModel._lab_scenario,
+    "explain": ViewModel._explain,
+    "router_action": ViewModel._router_action,
 }
 
 
@@ -512,6 +680,7 @@ _AREAS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "segment_out": ("ladder", "counters", "graphs", "packets"),
     "retransmit": ("counters",),
     "dup_data": ("counters", "graphs"),
+    "peer_retransmit": ("counters", "graphs", "ladder"),
     "out_of_order": ("counters",),
     "dup_ack": ("counters",),
     "checksum_drop": ("counters", "packets"),
@@ -520,12 +689,16 @@ _AREAS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "progress": ("progress", "graphs"),
     "http_response": ("header", "progress", "ladder"),
     "redirect": ("header", "ladder"),
+    "retry": ("header", "ladder", "progress"),
+    "rate_limit": ("header", "progress"),
     "done": ("header", "progress", "ladder", "arp"),
     "error": ("header", "progress", "arp", "ladder"),
     "tls_record": ("packets",),
     "tls": ("header", "ladder"),
-    "server_tcp_info": ("graphs",),
+    "server_tcp_info": ("graphs", "counters"),
     "lab_knobs": ("lab",),
-    "lab_stats": ("lab",),
+    "lab_stats": ("lab", "counters"),
     "lab_scenario": ("lab",),
+    "explain": ("explain",),
+    "router_action": ("graphs", "lab"),
 }

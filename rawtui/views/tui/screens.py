@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.table import Table
@@ -13,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static, Tree
 
 from rawtui.events import Done, Error
+from rawtui.views.resent import resent_text, witnesses_text
 from rawtui.views.tui.describe import FILTER_HELP, Node
 from rawtui.views.tui.fmt import human_bytes, human_rate, human_s
 from rawtui.views.tui.widgets.detail import fill_tree
@@ -69,10 +71,23 @@ class HelpScreen(_Dialog):
 class SummaryScreen(_Dialog):
     """The download finished: what, how fast, and what went wrong on the way."""
 
-    def __init__(self, done: Done, counters: dict[str, int]) -> None:
+    def __init__(self, done: Done, counters: dict[str, int], saw: Sequence[str] = (),
+                 witnesses: tuple[int, int | None, int | None] | None = None) -> None:
         super().__init__()
         self.done = done
         self.counters = counters
+        self.saw = list(saw)  # the lab scenario's "what you saw" (ViewModel.what_you_saw)
+        self.witnesses = witnesses  # ViewModel.witnesses(); None: asked of the app's model when shown
+
+    def _witnesses_text(self) -> str | None:
+        w = self.witnesses
+        if w is None:
+            model = getattr(self.app, "model", None)
+            if model is None or not hasattr(model, "witnesses"):
+                return None
+            w = model.witnesses()
+        # the session's own count, which the stream's events add up to
+        return witnesses_text(self.done.counters.get("peer_retrans", w[0]), w[1], w[2], short=True)
 
     def compose(self) -> ComposeResult:
         d = self.done
@@ -86,13 +101,20 @@ class SummaryScreen(_Dialog):
         t.add_row("saved to", Text(d.path, "bold") if d.path else Text("- (a capture, replayed)", "dim"))
         t.add_row("sha256", d.sha256)
         c = self.counters
+        t.add_row("resent", Text(resent_text(d.counters, network=False), "bold yellow"))
+        witnesses = self._witnesses_text()
+        if witnesses:
+            t.add_row("witnesses", Text(witnesses, "bold"))
         t.add_row("trouble", Text.assemble(
-            f"retransmitted by us {c.get('retransmits', 0)}  ·  resent by the server {c.get('dup_data', 0)}"))
-        t.add_row("", f"out of order {c.get('out_of_order', 0)}  ·  dup ACKs sent {c.get('dup_acks_sent', 0)}")
+            f"retransmitted by us {c.get('retransmits', 0)}  ·  dup data {c.get('dup_data', 0)}"))
+        t.add_row("", f"arrived above a hole {c.get('out_of_order', 0)}  ·  dup ACKs sent {c.get('dup_acks_sent', 0)}")
         t.add_row("", f"checksum drops IPv4 {c.get('checksum_ipv4', 0)}  ·  TCP {c.get('checksum_tcp', 0)}"
                   f"  ·  malformed {c.get('malformed', 0)}")
         with Vertical(id="dialog", classes="summary"):
             yield Static(t)
+            if self.saw:
+                yield Static(Text.assemble(("What you saw", "bold"), *(f"\n • {line}" for line in self.saw)),
+                             id="what-you-saw")
             yield Static(Text("q quit · esc back to the view (the summary stays in the progress line)", "dim"),
                          classes="hint")
 

@@ -17,6 +17,7 @@ from textual.containers import Grid, Vertical
 from textual.widget import Widget
 from textual.widgets import Static
 
+from rawtui.events import RouterAction
 from rawtui.views.tui.model import Series, ViewModel
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "window": (255, 200, 0),
     "ooo": (230, 90, 230),
     "resent": (255, 60, 60),
+    "router": (255, 128, 0),
     "ours": (0, 200, 255),
     "peer": (255, 160, 40),
     "rwnd": (90, 220, 90),
@@ -233,10 +235,11 @@ class SequenceGraph(Graph):
         if not g.seq_data.xs and not g.seq_ack.xs:
             return legend(self.name_, ("waiting for data", "dim"))
         _, unit = _scale(g.seq_window.ys or g.seq_data.ys)
-        return legend(
-            f"Seq ({unit})", ("data", rgb("data")), ("ACK", rgb("ack")), ("win", rgb("window")),
-            ("ooo", rgb("ooo")), ("x resent", rgb("resent")),
-        )
+        keys = [("data", rgb("data")), ("ACK", rgb("ack")), ("win", rgb("window")), ("ooo", rgb("ooo")),
+                ("x resent", rgb("resent"))]
+        if g.seq_router_drop.xs:  # the lab's router reports what it dropped
+            keys.append(("o router drop", rgb("router")))
+        return legend(f"Seq ({unit})", *keys)
 
     def plot(self, model: ViewModel) -> bool:
         g = model.graphs
@@ -249,6 +252,7 @@ class SequenceGraph(Graph):
         self._dots(g.seq_data, scale, "data")
         self._dots(g.seq_ooo, scale, "ooo")
         self._dots(g.seq_retrans, scale, "resent", "x")
+        self._dots(g.seq_router_drop, scale, "router", "o")
         return True
 
 
@@ -320,7 +324,7 @@ class ThroughputGraph(Graph):
         s = model.graphs.throughput
         if not s.xs:
             return legend(self.name_, ("waiting for data", "dim"))
-        return legend("Throughput (Mbit/s)", (f" now {s.ys[-1] * 8 / 1e6:.2f}", rgb("rate")))
+        return legend("Throughput (Mbit/s)", (f" now {s.now_bps * 8 / 1e6:.2f}", rgb("rate")))
 
     def plot(self, model: ViewModel) -> bool:
         s = model.graphs.throughput
@@ -335,10 +339,11 @@ class ThroughputGraph(Graph):
 
 class LabLine(Static):
     """The teaching lab (rawtui demo), above the graphs: the scenario and what to look for, the knobs now
-    in force (server -> client), and the keys that change them. Hidden outside the lab."""
+    in force (server -> client), and the keys that change them; once the router dropped data on its way
+    to us, a third line tells the last drop. Hidden outside the lab."""
 
     DEFAULT_CSS = """
-    LabLine { height: auto; max-height: 2; padding: 0 1; display: none; text-wrap: nowrap; text-overflow: ellipsis; }
+    LabLine { height: auto; max-height: 3; padding: 0 1; display: none; text-wrap: nowrap; text-overflow: ellipsis; }
     LabLine.-on { display: block; }
     """
 
@@ -369,7 +374,8 @@ def knobs_text(knobs: dict[str, float]) -> str:
 
 def lab_text(model: ViewModel) -> Text:
     """Line 1 (when a scenario was announced): its title and what to look for. Line 2: the knobs in force
-    from the server to the client, and what changed last."""
+    from the server to the client, and what changed last. Line 3 (once the router dropped data on its
+    way to us): the last drop, and how many so far."""
     t = Text(no_wrap=True, overflow="ellipsis", end="")
     sc = model.lab_scenario
     if sc is not None:
@@ -385,7 +391,20 @@ def lab_text(model: ViewModel) -> Text:
         t.append(knobs_text(k.down), "bold red" if k.down.get("blackout_s") else "bold")
         if k.note:
             t.append(f"  ({k.note})", "dim")
+    drop = model.router_drop
+    if drop is not None:
+        t.append("\n")
+        t.append(router_drop_text(drop), rgb("router"))
+        t.append(f"  · {model.router_drops} data frame{'s' if model.router_drops != 1 else ''} dropped so far",
+                 "dim")
     return t
+
+
+def router_drop_text(ev: RouterAction) -> str:
+    """``router dropped seq 1234567 at t=2.31 s (loss 1 %)``: what the lab's router did to a data frame."""
+    what = {"blackout": "dropped (blackout)", "queue-drop": "dropped (queue full)"}.get(ev.action, "dropped")
+    seq = f"absolute seq {ev.seq}" if ev.absolute else f"seq {ev.seq}"
+    return f"router {what} {seq} at t={ev.t:.2f} s" + (f" ({ev.note})" if ev.note else "")
 
 
 class GraphsPanel(Vertical):

@@ -21,7 +21,8 @@ def _arrow(step: LadderStep, width: int) -> Text:
     free = inner - len(label) - 1
     left = free // 2
     right = free - left
-    style = "bold dodger_blue1" if data else (step.style or ("bold" if step.direction == "out" else "bold cyan"))
+    style = ("bold dodger_blue1" if data else "bold yellow" if step.style == "resent"
+             else (step.style or ("bold" if step.direction == "out" else "bold cyan")))
     t = Text("│", "dim")
     if step.direction == "out":
         t.append(line * left + label + line * right + "▶", style)
@@ -31,11 +32,30 @@ def _arrow(step: LadderStep, width: int) -> Text:
     return t
 
 
+def _fit(steps: list[LadderStep], room: int) -> list[LadderStep | None]:
+    """The steps that fit in ``room`` rows: the first and the last ones, and always the data and the
+    server's retransmissions (the transfer itself); None where steps are left out (a "⋮" row)."""
+    if len(steps) <= room:
+        return list(steps)
+    pinned = [i for i, s in enumerate(steps) if s.style in ("data", "resent")]
+    budget = max(2, room - 2 - len(pinned))  # two rows for gaps
+    k = max(1, budget // 2)
+    keep = set(range(k)) | set(pinned) | set(range(len(steps) - (budget - k), len(steps)))
+    shown: list[LadderStep | None] = []
+    for i, s in enumerate(steps):
+        if i in keep:
+            shown.append(s)
+        elif shown and shown[-1] is not None:
+            shown.append(None)
+    return shown[:room] if len(shown) > room else shown
+
+
 class LadderPanel(ModelPanel):
     def titles(self) -> None:
         m = self.model
         hs = m.handshake
-        self.set_titles(f"Connection · {m.tcp_state}", f"handshake RTT {hs.rtt_ms:.1f} ms" if hs else "")
+        attempt = f" · attempt {m.retries[-1].attempt}/{m.retries[-1].attempts}" if m.retries else ""
+        self.set_titles(f"Connection · {m.tcp_state}{attempt}", f"handshake RTT {hs.rtt_ms:.1f} ms" if hs else "")
 
     def render(self) -> RenderableType:
         m = self.model
@@ -50,11 +70,7 @@ class LadderPanel(ModelPanel):
         if not steps:
             body = [Text(" " * TIME_W) + Text("│", "dim") + Text(" " * (diagram_w - 2)) + Text("│", "dim")]
         else:
-            if len(steps) > room:
-                k = max(1, room // 2)
-                shown: list[LadderStep | None] = [*steps[:k], None, *steps[len(steps) - (room - k - 1):]]
-            else:
-                shown = list(steps)
+            shown = _fit(steps, room)
             body = []
             for st in shown:
                 if st is None:
