@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rawtui.analysis.explain import Explained
 from rawtui.recording import NdjsonReplay
 from rawtui.views.tui.app import RawtuiApp
 from rawtui.views.tui.testing import settle
@@ -50,7 +51,7 @@ LAB_CONTROL = "/tmp/rawtui-demo/control.sock"
 async def shoot(name: str, out: Path) -> Path:
     recording, hold, size, keys = SHOTS[name]
     title = f"rawtui demo --scenario {recording.split('/')[1]}" if recording.startswith("recorded/") else URL
-    app = RawtuiApp(NdjsonReplay(FIXTURES / f"{recording}.ndjson", speed=0, hold=hold), title=title,
+    app = RawtuiApp(Explained(NdjsonReplay(FIXTURES / f"{recording}.ndjson", speed=0, hold=hold)), title=title,
                     lab_control=LAB_CONTROL if name in LAB_SHOTS else None)
     async with app.run_test(size=size) as pilot:
         await settle(pilot)

@@ -301,6 +301,9 @@ class Session:
             self.result_path = path
             elapsed = self._completed_at if self._completed_at is not None else self.now()
             dec = self._decoder
+            if self._side is not None:
+                for ev in self._side.final_report(self.now()):
+                    emit(ev)
             emit(Done(self.now(), out.size, out.sha256.hexdigest(), round(elapsed, 6), path, counters,
                       wire_bytes=dec.wire_bytes if dec is not None else None, resumed_from=self.range_from))
             return 0

@@ -406,6 +406,24 @@ class LabChannel:
             self._go_quiet()
         return out
 
+    def final_report(self, now: float, timeout: float = 1.0) -> list[Event]:
+        """What is still queued on the channel, then the router's counters as they are now (a ``state``
+        request on a connection of its own): the summary's router count is then the relay's last word,
+        not its last 0.25 s broadcast. Never raises; empty when the lab is gone."""
+        out = self.poll(now)
+        if self._sock is None:
+            return out
+        try:
+            with LabControl(self.path, timeout=timeout, connect_timeout=timeout) as ctl:
+                stats = ctl.state().get("stats") or {}
+        except (ControlError, OSError, ValueError):
+            return out
+        out += self.poll(now)  # router reports published before the state reply
+        ev = message_to_event({"type": "stats", **stats}, now)
+        if ev is not None:
+            out.append(ev)
+        return out
+
     def send(self, cmd: dict[str, Any]) -> None:
         """Send a command (e.g. ``{"cmd": "set", "dir": "down", "loss": 2}``); its reply, if it is an error,
         comes back through :meth:`poll` as an Info warning. Silently dropped when the lab is gone."""

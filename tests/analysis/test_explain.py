@@ -31,7 +31,7 @@ from rawtui.events import (
 from rawtui.recording import load_events
 from rawtui.stack.tcp_states import State
 
-RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "v1"  # made before PeerRetransmit
 MSS = 1448
 
 

@@ -15,7 +15,7 @@ from rawtui.analysis.series import COLUMNS, SeriesWriter, TimeSeries
 from rawtui.events import DupData, PeerRetransmit, SegmentIn, ServerTcpInfo, Window
 from rawtui.recording import load_events
 
-RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "fast-retransmit.ndjson"
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "v1" / "fast-retransmit.ndjson"
 
 
 def _series(step: float) -> tuple[TimeSeries, list]:

@@ -33,7 +33,8 @@ def test_complete_download_folds_to_the_done_counters() -> None:
     assert (c.segments_in, c.segments_out) == (d["segments_in"], d["segments_out"])
     assert m.arp_tries == 2 and m.arp_mac == "02:00:0a:00:01:01" and c.arp_ignored == 1
     assert [s.label for s in m.ladder] == [
-        "SYN", "SYN,ACK", "ACK", "GET /big.bin", "HTTP 200 OK", "data", "FIN", "FIN", "ACK"]
+        "SYN", "SYN,ACK", "ACK", "GET /big.bin", "HTTP 200 OK", "data",
+        "server resent seq 1,741,781 (fast) · 11 so far", "FIN", "FIN", "ACK"]
     assert m.received == 2_000_000 and m.eta_s == 0.0
 
 

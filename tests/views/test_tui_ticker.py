@@ -18,7 +18,7 @@ from rawtui.views.tui.testing import screen_text, settle, sync
 from rawtui.views.tui.widgets.ticker import ExplainTicker
 
 ROOT = Path(__file__).resolve().parents[2]
-RECORDING = ROOT / "tests" / "fixtures" / "recorded" / "fast-retransmit.ndjson"
+RECORDING = ROOT / "tests" / "fixtures" / "recorded" / "v1" / "fast-retransmit.ndjson"
 FIRST_FAST = ("Fast retransmit: the server resent seq 14,670 (1,448 bytes) after 6 duplicate ACKs, 11 ms after the "
               "hole opened")
 
