@@ -735,25 +735,33 @@ class Explained:
     def run(self, emit: Emit, stop: threading.Event) -> int:
         explainer = Explainer()
         feed = explainer.feed
-        last_t = [0.0]
+        last_t = [0.0]  # the newest time emitted: the stream stays in time order
+
+        def tell(x: Event) -> None:
+            # A line about an earlier moment (resolved once a later event showed what it was) is stamped
+            # when it is told, never before an event already emitted: the log stays sorted by time.
+            x.t = max(x.t, last_t[0])
+            emit(x)
 
         def explained(ev: Event) -> None:
             if ev.type == "explain":
                 return
             out = feed(ev)
-            last_t[0] = ev.t
             if not out:
+                last_t[0] = max(last_t[0], ev.t)
                 emit(ev)
             elif ev.type in ("done", "error"):
                 for x in out:
-                    emit(x)
+                    tell(x)
+                last_t[0] = max(last_t[0], ev.t)
                 emit(ev)
             else:
+                last_t[0] = max(last_t[0], ev.t)
                 emit(ev)
                 for x in out:
-                    emit(x)
+                    tell(x)
 
         code = self.source.run(explained, stop)
         for x in explainer.flush(last_t[0]):
-            emit(x)
+            tell(x)
         return code

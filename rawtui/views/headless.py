@@ -122,7 +122,11 @@ class HeadlessView:
             name = self.route.dst_ip if self.route else "download"
             self._task = self._progress.add_task(name, total=ev.total)
         assert self._task is not None
-        self._progress.update(self._task, completed=ev.bytes, total=ev.total)
+        desc = None
+        if ev.file_bytes is not None:  # --compressed: the bar counts the wire, the file grows faster
+            name = self.route.dst_ip if self.route else "download"
+            desc = f"{name} (file {human_bytes(ev.file_bytes)})"
+        self._progress.update(self._task, completed=ev.bytes, total=ev.total, description=desc)
 
     def _stop_progress(self) -> None:
         if self._progress is not None:
@@ -172,6 +176,11 @@ class HeadlessView:
         tbl.add_row("saved", _esc(f"{d.path}  {d.bytes:,} bytes in {d.duration_s:.2f} s  "
                     f"({human_bytes(speed)}/s)"))
         tbl.add_row("sha256", d.sha256)
+        if d.wire_bytes is not None:  # --compressed: what crossed the wire vs what the file holds
+            ratio = f"  ({d.bytes / d.wire_bytes:.1f}x)" if d.wire_bytes else ""
+            tbl.add_row("decoded", f"{d.wire_bytes:,} bytes on the wire -> {d.bytes:,} bytes in the file{ratio}")
+        if d.resumed_from:
+            tbl.add_row("resumed", f"from byte {d.resumed_from:,}: {d.bytes - d.resumed_from:,} bytes fetched now")
         tbl.add_row("resent", resent_text(c))
         witnesses = witnesses_text(
             c.get("peer_retrans", 0),

@@ -312,3 +312,24 @@ def test_the_recorded_fast_retransmit_scenario() -> None:
     assert first.topic == "loss" and first.text.startswith("First loss: seq 14,670 (1,448 bytes) is missing")
     assert [e.topic for e in out if e.topic == "recovery"] == ["recovery"] * 6
     assert len(out) < 30
+
+
+class _Listed:
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+
+    def run(self, emit: Emit, stop: threading.Event) -> int:
+        for ev in self.events:
+            emit(ev)
+        return 0
+
+
+def test_the_explained_stream_stays_in_time_order() -> None:
+    """A line resolved by a later event is stamped when it is told: the stream (and the NDJSON log) never
+    goes back in time, on both recordings (one resolved by PeerRetransmit events, one by the fallback)."""
+    for path in (RECORDED / "fast-retransmit.ndjson", RECORDED.parent / "fast-retransmit.ndjson"):
+        got: list[Event] = []
+        Explained(_Listed(list(load_events(path)))).run(got.append, threading.Event())
+        times = [e.t for e in got]
+        assert times == sorted(times), path
+        assert sum(e.type == "explain" for e in got) > 3

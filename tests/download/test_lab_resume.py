@@ -249,6 +249,8 @@ def test_compressed_against_nginx_gzip(run_rawtui, served, tmp_path):
     assert done["bytes"] == original.stat().st_size and 0 < done["wire_bytes"] < done["bytes"] // 5
     progress = of_type(evs, "progress")
     assert progress[-1]["bytes"] == done["wire_bytes"] and progress[-1]["file_bytes"] == done["bytes"]
+    summary = " ".join(r.stderr.split())  # the summary (on stderr) says both sizes
+    assert f"{done['wire_bytes']:,} bytes on the wire -> {done['bytes']:,} bytes in the file" in summary
     # without --compressed, the same nginx sends the file as it is
     plain = run_rawtui("--headless", "-o", "p.txt", "--events", "ev2.ndjson", f"{served.nginx}/text.txt")
     assert plain.returncode == 0, plain.stderr

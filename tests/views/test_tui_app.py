@@ -821,3 +821,19 @@ async def test_done_screen_and_counters_show_the_servers_retransmissions_and_thr
         assert "srv resent        2" in text  # the compact counters (this terminal's panel is short)
         assert "witn." in text and "2/2/2" in text  # the witnesses: rawtui / server / router
         assert any(s.label == "server resent seq 29,201 (timeout) · 2 so far" for s in app.model.ladder)
+
+
+@sync
+async def test_the_progress_line_shows_wire_and_file_bytes_of_a_decoded_body() -> None:
+    """--compressed: the bar counts the wire (Content-Length is the encoded size), the file grows faster."""
+    from rawtui.events import HttpResponse, Progress
+
+    events: list[Event] = [
+        HttpResponse(0.1, 200, "OK", 300_000, [("Content-Encoding", "gzip")]),
+        Progress(0.2, 150_000, 300_000, 1e6, file_bytes=2_400_000),
+    ]
+    app = RawtuiApp(_ListSource(events), title=URL)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        assert "50.0 %" in text and "on the wire · file 2.40 MB" in text

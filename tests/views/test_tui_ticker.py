@@ -57,7 +57,7 @@ async def test_the_ticker_shows_the_fast_retransmit_as_it_happens() -> None:
         assert ticker.region.height == 1 and ticker.region.y == graphs.bottom  # right under the graphs
         lines = [line.strip() for line in screen_text(app).splitlines()]
         top = next(i for i, line in enumerate(lines) if "▸" in line)
-        assert "0.168s ▸ " + FIRST_FAST[:60] in lines[top]
+        assert "0.169s ▸ " + FIRST_FAST[:60] in lines[top]  # told once the next event showed it was a resend
         assert app.model.explanations[-1].text.startswith(FIRST_FAST)
         app.stop_event.set()
 
@@ -81,7 +81,7 @@ def test_headless_explain_prints_the_lines() -> None:
                           "--explain"], capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     assert FIRST_FAST in " ".join(res.stderr.split())  # rich may wrap a long line
-    assert "0.168 s" in res.stderr
+    assert "0.169 s" in res.stderr  # told when the next event showed it was a resend
     quiet = subprocess.run([sys.executable, "-m", "rawtui", "replay", str(RECORDING), "--speed", "0", "--headless"],
                            capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
     assert "Fast retransmit" not in quiet.stderr

@@ -51,6 +51,8 @@ class ProgressLine(ModelPanel):
         tail.append(f"   {human_bytes(got)}")
         if total:
             tail.append(f" of {human_bytes(total)}", "dim")
+        if m.progress is not None and m.progress.file_bytes is not None:  # --compressed: the wire, then the file
+            tail.append(f" on the wire · file {human_bytes(m.progress.file_bytes)}", "dim")
         tail.append(f"   {human_rate(m.speed_bps)}", "bold cyan")
         tail.append(f"   ETA {human_s(eta)} " if eta is not None else "   ETA - ")
         bar_w = max(0, width - tail.cell_len - 2)
