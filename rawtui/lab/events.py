@@ -3,6 +3,7 @@ received the message."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -60,6 +61,15 @@ class LabStats(Event):
     type: ClassVar[str] = "lab_stats"
     down: dict[str, int] = field(default_factory=dict)
     up: dict[str, int] = field(default_factory=dict)
+
+
+SERVER_FRAMES_LOST = ("lost", "blackout_drops", "queue_drops", "corrupted")  # LabStats.down counters
+
+
+def server_frames_lost(down: Mapping[str, int]) -> int:
+    """Frames of the server's that the router dropped or corrupted on their way to the client (each one the
+    server had to send again), from a :class:`LabStats` ``down`` dict: the router's witness."""
+    return sum(int(down.get(k, 0)) for k in SERVER_FRAMES_LOST)
 
 
 @dataclass(slots=True)

@@ -47,6 +47,7 @@ from rawtui.events import (
     ServerTcpInfo,
     from_dict,
 )
+from rawtui.lab.events import server_frames_lost
 
 __all__ = ["SCENARIOS", "Action", "Scenario", "get_scenario", "load_events", "server_samples"]
 
@@ -638,7 +639,7 @@ def saw_sawtooth(events: Sequence[Event]) -> list[str]:
 def saw_fast_retransmit(events: Sequence[Event]) -> list[str]:
     samples = server_samples(events)
     router = _router(events)
-    losses = router.get("lost", 0) + router.get("queue_drops", 0)
+    losses = server_frames_lost(router)
     episodes = _fast_retransmits(events)
     rtt = _rtt_s(events, samples)
     kinds = _peer_retransmits(events)

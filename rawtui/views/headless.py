@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rawtui import events as E
-from rawtui.views.resent import resent_text, router_dropped, witnesses_text
+from rawtui.lab.events import server_frames_lost
+from rawtui.views.resent import resent_text, witnesses_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -185,7 +186,7 @@ class HeadlessView:
         witnesses = witnesses_text(
             c.get("peer_retrans", 0),
             self.server_info.retrans_total if self.server_info else None,
-            router_dropped(self.lab_stats.down) if self.lab_stats else None,
+            server_frames_lost(self.lab_stats.down) if self.lab_stats else None,
         )
         if witnesses:
             tbl.add_row("witnesses", witnesses)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-KINDS = ("fast", "timeout", "tlp", "spurious")  # RetransmitKind's values, in the order shown
-ROUTER_LOSSES = ("lost", "blackout_drops", "queue_drops", "corrupted")
+from rawtui.stack.events import RetransmitKind
+
+KINDS = tuple(k.value for k in RetransmitKind)  # in the order shown
 
 
 def resent_text(counters: Mapping[str, int], network: bool = True) -> str:
@@ -23,11 +24,6 @@ def resent_text(counters: Mapping[str, int], network: bool = True) -> str:
     if network and (copies or late):
         text += f"  ·  not resent: network copies {copies}, arrived late {late}"
     return text
-
-
-def router_dropped(down: Mapping[str, int]) -> int:
-    """Frames of the server's the lab's router dropped or corrupted on their way to us."""
-    return sum(int(down.get(k, 0)) for k in ROUTER_LOSSES)
 
 
 def witnesses_text(ours: int, server: int | None, router: int | None, short: bool = False) -> str | None:

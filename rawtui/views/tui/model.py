@@ -47,8 +47,8 @@ from rawtui.events import (
     TlsInfo,
     Window,
 )
+from rawtui.lab.events import server_frames_lost
 from rawtui.stack.tcp_states import State
-from rawtui.views.resent import router_dropped
 
 #: Event types listed in the packet list: frames on the wire, and the TLS records seen in the byte stream.
 PACKET_TYPES = frozenset(
@@ -574,7 +574,7 @@ class ViewModel:
         server = None
         if info is not None and (not info.peer_port or hs is None or info.peer_port == hs.local_port):
             server = info.retrans_total
-        router = router_dropped(self.lab_stats.down) if self.lab_stats is not None else None
+        router = server_frames_lost(self.lab_stats.down) if self.lab_stats is not None else None
         return self.counters.peer_retrans, server, router
 
     @property
