@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from rawtui.analysis.series import SeriesWriter
     from rawtui.download.forked import ForkedSource
 
-SUBCOMMANDS = ("replay", "demo", "lab", "interfaces")
+SUBCOMMANDS = ("replay", "demo", "lab", "interfaces", "watch")
 GRACE = 1.5  # seconds from the first signal to the forced exit
 HURRY = 0.5  # ...at most this long after a second signal
 EXIT_BOUND = 1.0  # seconds the interpreter may take to exit once main() has returned (joins, atexit)
@@ -45,7 +45,7 @@ EPILOG = """\
 exit codes: 0 ok, 2 usage, 3 missing privilege (root or CAP_NET_RAW+CAP_NET_ADMIN),
 4 interface/route/ARP failure, 5 TCP failure (refused, reset, timeout, --max-time), 6 HTTP error or bad response,
 7 output file error, 8 TLS failure (certificate refused, handshake failed), 130 interrupted.
-other commands: rawtui replay FILE, rawtui demo, rawtui lab down"""
+other commands: rawtui replay FILE, rawtui watch, rawtui demo, rawtui lab down"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -479,8 +479,10 @@ def _run_tui(
     set_rate: Callable[[float | None], None] | None = None,
 ) -> int:
     """The Textual app; ``headless_app`` runs it without a terminal (benchmarks, scripts)."""
+    from rawtui.recording.replay import Replay
     from rawtui.views.tui.started import StartedSource  # imports nothing from Textual
 
+    replay = source if isinstance(source, Replay) else None  # its pace follows the live view's < and >
     source = Explained(source)  # what just happened, for the app, the log and the "save events" key
     recorder = EventRecorder()
 
@@ -501,7 +503,9 @@ def _run_tui(
 
         app = RawtuiApp(started, title=title, exit_on_done=exit_on_done or headless_app,
                         on_save_pcap=save_pcap, on_save_events=recorder.save, lab_control=lab_control,
-                        on_set_rate=set_rate)
+                        on_set_rate=set_rate,
+                        on_set_speed=(lambda value: setattr(replay, "speed", value)) if replay else None,
+                        speed=(replay.speed or 1.0) if replay else 1.0)
     except BaseException:
         started.stop_event.set()
         raise
@@ -524,7 +528,8 @@ def _run_tui(
         _say_error(recorder.errors[-1].message)
     elif code == 0 and recorder.done is not None and not headless_app:
         d = recorder.done
-        print(f"rawtui: saved {d.path} ({d.bytes:,} bytes, sha256 {d.sha256})", file=sys.stderr)
+        what = f"saved {d.path}" if d.path else "watched"  # no path: `rawtui watch` (another program's file)
+        print(f"rawtui: {what} ({d.bytes:,} bytes, sha256 {d.sha256 or 'not known'})", file=sys.stderr)
     return code
 
 
@@ -653,10 +658,13 @@ def _subcommand(name: str, argv: list[str]) -> int:
         return _replay(argv)
     if name == "demo":
         from rawtui.lab.demo import main as demo_main
+        from rawtui.views.compare import show_compare  # `--compare`: the series CSV and the screen
 
-        return demo_main(argv)
+        return demo_main(argv, compare_view=show_compare)
     if name == "lab":
         return _lab(argv)
+    if name == "watch":
+        return _watch(argv)
     if name == "interfaces":
         from rawtui.tools.interfaces import main as interfaces_main
 
@@ -667,21 +675,134 @@ def _subcommand(name: str, argv: list[str]) -> int:
 def _replay(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="rawtui replay", description="Replay a recording on the live view: rawtui's NDJSON events, or a pcap of any TCP download (analysed by rawtui's own stack).")
     p.add_argument("file")
-    p.add_argument("--speed", type=float, default=1.0, help="1 = real time, 0 = as fast as possible")
+    p.add_argument("--speed", type=float, default=None,
+                   help="1 = real time (the live view's default; idle gaps over 5 s are shortened), 0 = as fast "
+                        "as possible (the --headless default)")
     p.add_argument("--headless", action="store_true")
     p.add_argument("--explain", action="store_true", help="headless: print what just happened, line by line")
+    p.add_argument("--list", action="store_true",
+                   help="a capture: list its TCP connections (numbered as Wireshark's tcp.stream) and exit")
+    p.add_argument("--stream", type=int, metavar="N",
+                   help="a capture: analyse TCP stream N (default: the largest HTTP/HTTPS download)")
+    p.add_argument("--keylog", metavar="FILE",
+                   help="a capture: decrypt TLS with these secrets (SSLKEYLOGFILE format, as rawtui --keylog, "
+                        "curl and browsers write)")
     _series_options(p)
     ns = p.parse_args(argv)
     if not os.path.exists(ns.file):
         raise RawtuiError(f"no such file: {ns.file}", EXIT_USAGE)
+    if ns.list:
+        return _replay_list(ns.file, ns.stream)
     with Endings() as endings:
         from rawtui.recording import open_replay
 
-        source = open_replay(ns.file, speed=ns.speed)
         headless = ns.headless or not sys.stdout.isatty()
+        speed = ns.speed if ns.speed is not None else 0.0 if headless else 1.0  # headless: as fast as it can
+        source = open_replay(ns.file, speed=speed, stream=ns.stream, keylog=ns.keylog)
+        if headless and getattr(source, "choice", ""):
+            print(f"replay: {source.choice}", file=sys.stderr)  # type: ignore[union-attr]
         return run_source(source, headless=headless, series=_series(ns),
                           title=getattr(source, "title", "") or f"replay {ns.file}",
                           endings=endings, explain=ns.explain)
+
+
+def _replay_list(path: str, stream: int | None) -> int:
+    """`rawtui replay FILE --list`: the capture's TCP connections, the one a replay analyses marked."""
+    from rawtui.recording import NotACapture, conversations, format_table, open_capture
+
+    try:
+        capture = open_capture(path)
+    except NotACapture:
+        raise RawtuiError(f"{path} is not a capture: --list is for pcap/pcapng files", EXIT_USAGE) from None
+    table = conversations(capture)
+    chosen: int | None = None
+    why = ""
+    if table.ipv4 or stream is not None:
+        conv, why = table.pick(stream)
+        chosen = conv.index
+    print(f"{path}: {len(table.conversations)} TCP streams (Wireshark's tcp.stream numbers; bytes are TCP "
+          "payload; up = client to server)")
+    for line in format_table(table, chosen):
+        print(line)
+    if chosen is not None:
+        print(f"* stream {chosen}: {why}; `rawtui replay {path} --stream N` analyses another")
+    if capture.truncated_at is not None:
+        print(f"capture truncated at frame {capture.truncated_at}: {capture.problem}")
+    return 0
+
+
+WATCH_EPILOG = """\
+Follows one connection: the one the filter names, else the first to carry 64 KiB one way (the
+biggest transfer). Nothing is sent and no firewall rule is made: it only listens.
+exit codes: 0 the connection ended (FIN both ways, or RST) or --count frames were seen, 2 usage,
+3 missing privilege (root or CAP_NET_RAW), 4 interface failure, 5 --idle seconds without a frame of it,
+7 cannot write --pcap/--events, 130 interrupted (Ctrl-C, SIGTERM, SIGHUP: the summary so far first)."""
+
+
+def _watch(argv: list[str]) -> int:
+    """`rawtui watch`: the live view of a connection another program makes here, seen passively."""
+    p = _Parser(prog="rawtui watch", epilog=WATCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                description="Watch a TCP connection another program (curl, a browser, apt) makes on this host, "
+                "from a receive-only raw socket, analysed by rawtui's own stack, with the kernel's TCP state.")
+    p.add_argument("-i", "--interface", metavar="IFACE",
+                   help="the interface to watch (default: the one the route to --host, or the default route, uses)")
+    p.add_argument("--host", metavar="IP", help="follow a connection with this address at either end")
+    p.add_argument("--port", metavar="P", type=int, help="follow a connection with this port at either end")
+    p.add_argument("--stream-filter", metavar="IP:PORT-IP:PORT", help="follow exactly this connection")
+    p.add_argument("--pcap", metavar="FILE", help="save every frame seen on the interface (classic pcap)")
+    p.add_argument("--events", metavar="FILE", help="write the event stream as NDJSON")
+    p.add_argument("--count", metavar="N", type=_count, default=0,
+                   help="end after N frames of the followed connection (default: at its end)")
+    p.add_argument("--idle", metavar="S", type=_seconds, default=30.0,
+                   help="end (exit 5) after S seconds without a frame of the followed connection (default 30; 0 never)")
+    p.add_argument("--headless", action="store_true", help="progress bar and summary instead of the live view")
+    p.add_argument("-q", "--quiet", action="store_true", help="headless: no progress bar or summary")
+    p.add_argument("--exit-on-done", action="store_true", help="live view: exit when the connection ends")
+    ns = p.parse_args(argv)
+    from rawtui.watch.pick import FlowFilter
+
+    flt = FlowFilter.parse(ns.host, ns.port, ns.stream_filter)
+    iface = ns.interface or _watch_interface(ns.host)
+    from rawtui.link.passive import PassiveSocket
+    from rawtui.link.tcpdiag import TcpDiagReader
+    from rawtui.watch.source import WatchOptions, WatchSource
+
+    with Endings() as endings, PassiveSocket(iface) as tap, TcpDiagReader() as diag:
+        what = " ".join(f"{k} {v}" for k, v in (("host", ns.host), ("port", ns.port),
+                                                 ("connection", ns.stream_filter)) if v is not None)
+        if not ns.quiet:
+            print(f"rawtui: watching {iface} (receive-only, nothing is sent) for "
+                  f"{what or 'the biggest transfer'}; Ctrl-C ends", file=sys.stderr, flush=True)
+        options = WatchOptions(iface, flt, pcap=ns.pcap, count=ns.count, idle=ns.idle)
+        source = WatchSource(options, tap, diag)
+        headless = ns.headless or not (sys.stdout.isatty() and sys.stdin.isatty())
+        if headless:
+            return run_source(source, headless=True, events_path=ns.events, quiet=ns.quiet, title=source.title,
+                              endings=endings)
+        forked = _fork(source, None, endings)
+        try:
+            return run_source(forked, headless=False, events_path=ns.events, exit_on_done=ns.exit_on_done,
+                              title=source.title, endings=endings)
+        finally:
+            forked.close(_close_timeout(endings))
+
+
+def _watch_interface(host: str | None) -> str:
+    """The interface the kernel would use to reach ``host`` (or anywhere: the default route)."""
+    import ipaddress
+
+    from rawtui.link.route import resolve_route
+
+    if host is not None:
+        try:
+            if ipaddress.IPv4Address(host).is_loopback:
+                return "lo"
+        except ValueError:
+            raise UsageError(f"bad --host {host!r}: use an IPv4 address") from None
+    try:
+        return resolve_route(host or "192.0.2.1").iface  # TEST-NET-1: whatever the default route says
+    except RawtuiError as exc:
+        raise RawtuiError(f"{exc.message}; name the interface to watch with -i", exc.exit_code) from None
 
 
 def _lab(argv: list[str]) -> int:

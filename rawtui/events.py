@@ -41,10 +41,11 @@ from rawtui.stack.events import (
     from_dict,
     to_dict,
 )
+from rawtui.watch.events import KernelTcpInfo
 
 __all__ = [
     "EVENT_TYPES", "ArpIgnored", "ArpReply", "ArpRequest", "ChecksumDrop", "Done", "DupAck", "DupData", "Emit",
-    "Error", "Event", "EventSource", "Explain", "Handshake", "HttpResponse", "Info", "LabKnobs", "LabScenario",
+    "Error", "Event", "EventSource", "Explain", "Handshake", "HttpResponse", "Info", "KernelTcpInfo", "LabKnobs", "LabScenario",
     "LabStats", "Malformed", "OutOfOrder", "PeerRetransmit", "Progress", "RateLimit", "Redirect", "Retransmit",
     "RetransmitKind", "Retry",
     "Route", "RouterAction", "SegmentIn", "SegmentOut", "ServerTcpInfo", "TcpState", "TlsInfo", "TlsRecord", "Window", "from_dict", "to_dict",

@@ -40,15 +40,42 @@ SHOTS: dict[str, tuple[str, bool, tuple[int, int], Sequence[str]]] = {
     # real recordings: `sudo rawtui demo --headless --scenario NAME --events FILE` in the lab
     "scenario-fast-retransmit": ("recorded/fast-retransmit", False, (120, 35), ("escape",)),
     "scenario-timeout": ("recorded/timeout", False, (120, 35), ("escape",)),
+    # the timeline cursor after the download: Home, then ] (next notable event) to the fast retransmit
+    "timeline-cursor": ("recorded/fast-retransmit", False, (120, 35), ("home", *["right_square_bracket"] * 5)),
 }
 
 # shots taken as under `rawtui demo`: the app knows a lab control path (the knob keys show in the footer;
 # no key is pressed, so nothing connects to it)
-LAB_SHOTS = {"lab-demo", "scenario-fast-retransmit", "scenario-timeout"}
+LAB_SHOTS = {"lab-demo", "scenario-fast-retransmit", "scenario-timeout", "timeline-cursor"}
 LAB_CONTROL = "/tmp/rawtui-demo/control.sock"
 
 
+# `rawtui demo --compare reno,cubic,bbr --scenario bufferbloat`: its screen, from the runs' real recordings
+COMPARE_SHOTS = {"compare-bufferbloat": ("recorded/compare/bufferbloat", ("reno", "cubic", "bbr"), (120, 35))}
+
+
+async def shoot_compare(name: str, out: Path) -> Path:
+    from rawtui.analysis.compare import curves_of
+    from rawtui.lab.scenarios import SCENARIOS, load_events
+    from rawtui.views.tui.compare import CompareApp
+
+    recording, ccs, size = COMPARE_SHOTS[name]
+    runs = [curves_of(cc, load_events(str(FIXTURES / f"{recording}-{cc}.ndjson"))) for cc in ccs]
+    scenario = SCENARIOS["bufferbloat"]
+    findings = scenario.compare({r.cc: r.metrics for r in runs}) if scenario.compare else None
+    failures, evidence = findings or ([], [])
+    verdict = [f"      {line}" for line in evidence] + [f"FAIL  bufferbloat: {f}" for f in failures]
+    verdict += [] if failures or findings is None else [f"PASS  bufferbloat: {scenario.compare_look_for}"]
+    title = "scenario bufferbloat: server->client: rate 10 Mbit/s, queue 200 frames, delay 10 ms"
+    app = CompareApp(runs, title, verdict)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        return Path(app.save_screenshot(filename=f"{name}.svg", path=str(out)))
+
+
 async def shoot(name: str, out: Path) -> Path:
+    if name in COMPARE_SHOTS:
+        return await shoot_compare(name, out)
     recording, hold, size, keys = SHOTS[name]
     title = f"rawtui demo --scenario {recording.split('/')[1]}" if recording.startswith("recorded/") else URL
     app = RawtuiApp(Explained(NdjsonReplay(FIXTURES / f"{recording}.ndjson", speed=0, hold=hold)), title=title,
@@ -67,13 +94,14 @@ async def shoot(name: str, out: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "screenshots")
-    ap.add_argument("names", nargs="*", metavar="NAME", help=f"which (default: all): {', '.join(SHOTS)}")
+    ap.add_argument("names", nargs="*", metavar="NAME",
+                    help=f"which (default: all): {', '.join([*SHOTS, *COMPARE_SHOTS])}")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    unknown = set(args.names) - set(SHOTS)
+    unknown = set(args.names) - set(SHOTS) - set(COMPARE_SHOTS)
     if unknown:
         ap.error(f"unknown screenshot(s): {', '.join(sorted(unknown))}")
-    for name in args.names or SHOTS:
+    for name in args.names or [*SHOTS, *COMPARE_SHOTS]:
         print(asyncio.run(shoot(name, args.out)))
     return 0
 

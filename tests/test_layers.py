@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"http"},
     {"lab"},
     {"analysis"},
-    {"download", "recording"},
+    {"download", "recording", "watch"},
     {"views"},
     {"tools"},
     {"cli", "__main__"},

@@ -30,6 +30,7 @@ import csv
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from typing import IO
 
 from rawtui.errors import OutputError
@@ -158,25 +159,36 @@ class SeriesWriter(TimeSeries):
     def __init__(self, path: str, step: float = DEFAULT_STEP) -> None:
         super().__init__(step)
         self.path = path
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-            raise OutputError(f"cannot write the series {path}: {directory} is not a writable directory")
+        check_csv_target(path)
         self._closed = False
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", suffix=".part", dir=directory)
+        write_csv_atomically(self.path, self.write_csv)
+
+
+def check_csv_target(path: str) -> None:
+    """OutputError at once when the directory of ``path`` cannot take the file (before a run, not after)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise OutputError(f"cannot write the series {path}: {directory} is not a writable directory")
+
+
+def write_csv_atomically(path: str, write: Callable[[IO[str]], None]) -> None:
+    """``write`` fills a temporary file beside ``path``, renamed to it when complete: nothing half-written
+    under the name. OutputError (one line) when it cannot be written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            write(f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as e:
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                self.write_csv(f)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise OutputError(f"cannot write the series {self.path}: {e.strerror}") from None
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise OutputError(f"cannot write the series {path}: {e.strerror}") from None

@@ -33,19 +33,22 @@ import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from rawtui.endings import SignalPipe, isatty, point_at_devnull, was_tty, write_quietly
 from rawtui.errors import EXIT_USAGE, PrivilegeError, RawtuiError
+from rawtui.lab.compare import CCS, RunMetrics, compare_table, parse_cc_list, run_metrics
 from rawtui.lab.control import ControlError, LabControl
 from rawtui.lab.impair import KNOB_NAMES, ImpairError, child_env, parse_ms, parse_rate, start_relay
-from rawtui.lab.scenarios import SCENARIOS, Scenario, load_events
+from rawtui.lab.scenarios import SCENARIOS, Scenario, load_events, server_samples
 from rawtui.lab.server import make_file, sha256_file
 from rawtui.lab.topology import Lab, LabError, cleanup_stale_labs
 
-__all__ = ["main", "parse_size", "start_pyserver"]
+__all__ = ["CompareResult", "CompareRun", "CompareView", "ensure_cc", "main", "parse_size", "start_pyserver"]
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([kKmMgG]?)i?[bB]?$")
 DEFAULT_SIZE = "50M"
@@ -61,13 +64,16 @@ def parse_size(text: str) -> int:
     return int(float(m.group(1)) * mult)
 
 
-def start_pyserver(lab: Lab, root: str, port: int = PYSERVER_PORT, report: str | None = None
-                   ) -> subprocess.Popen[str]:
+def start_pyserver(lab: Lab, root: str, port: int = PYSERVER_PORT, report: str | None = None,
+                   cc: str | None = None) -> subprocess.Popen[str]:
     """The embedded HTTP server in the server namespace (publishing TCP_INFO samples on the control socket
-    ``report`` when given); returns once it is listening."""
+    ``report`` when given; its connections use the congestion control ``cc`` when given); returns once it
+    is listening."""
     argv = [sys.executable, "-m", "rawtui.lab.server", "--root", root, "--port", str(port)]
     if report:
         argv += ["--report", report]
+    if cc:
+        argv += ["--cc", cc]
     return _start_ready(lab, lab.server_ns, argv, "the lab HTTP server")
 
 
@@ -125,6 +131,13 @@ def _ms(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _cc_list(text: str) -> list[str]:
+    try:
+        return parse_cc_list(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _rate(text: str) -> int:
     try:
         return parse_rate(text)
@@ -151,6 +164,14 @@ def parser() -> argparse.ArgumentParser:
                    "--list-scenarios gives the sizes each scenario accepts)")
     p.add_argument("--server", choices=["python", "nginx"], default="python",
                    help="the lab's HTTP server (default: Python's http.server, no install needed)")
+    p.add_argument("--cc", choices=CCS, metavar="ALGO",
+                   help="the server's congestion control: " + ", ".join(CCS) + " (default: the scenario's, "
+                   "else the kernel's default)")
+    p.add_argument("--compare", type=_cc_list, metavar="ALGO,ALGO,...",
+                   help="run the same link (same knobs, same --seed) once per congestion control, e.g. "
+                   "reno,cubic,bbr (each on the live view, or headless), then show their cwnd, RTT and "
+                   "throughput side by side and a table (--headless: the table; --series: every curve in one "
+                   "CSV; --events / --pcap: one file per run, e.g. ev-bbr.ndjson)")
     g = p.add_argument_group("impairments (on the router)")
     g.add_argument("--loss", type=_percent, metavar="P", help="drop P %% of frames at random")
     g.add_argument("--delay", type=_ms, metavar="D", help="add D of one-way delay (40ms, 0.1s)")
@@ -199,11 +220,14 @@ def list_scenarios() -> str:
 # the demo
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], compare_view: CompareView | None = None) -> int:
+    """``rawtui demo ARGS``; ``compare_view`` shows a ``--compare`` (the table is printed without one)."""
     ns = parser().parse_args(argv)
     if ns.list_scenarios:
         print(list_scenarios())
         return 0
+    if ns.compare and ns.cc:
+        raise RawtuiError("argument --cc: not with --compare (which names the algorithms to run)", EXIT_USAGE)
     scenario = SCENARIOS[ns.scenario] if ns.scenario else None
     if scenario is not None and not ns.fast:
         scenario = scenario.watchable()  # the default: a pace to watch (--fast: the short run)
@@ -217,6 +241,8 @@ def main(argv: list[str]) -> int:
     if os.geteuid() != 0:
         raise PrivilegeError("the demo builds network namespaces: run it as root (sudo rawtui demo)")
     with _Interrupts() as interrupts:
+        if ns.compare:
+            return _compare(ns, scenario, size, knobs, interrupts, compare_view)
         return _demo(ns, scenario, size, knobs, interrupts)
 
 
@@ -372,16 +398,23 @@ def merge_knobs(scenario: Scenario | None, cli: dict[str, float], where: str) ->
 
 
 def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, size: int,
-         knobs: dict[str, dict[str, float]], interrupts: _Interrupts) -> int:
+         knobs: dict[str, dict[str, float]], interrupts: _Interrupts, compared: str | None = None) -> int:
+    """One download in ``lab``; ``compared``: the algorithm of one run of a ``--compare`` (its checks are
+    the file and the algorithm; the scenario's own check is for its own algorithm)."""
     www = os.path.join(tmp, "www")
-    os.mkdir(www)
+    os.makedirs(www, exist_ok=True)
     name = f"demo-{scenario.name if scenario else 'file'}-{size}.bin"
-    src = make_file(os.path.join(www, name), size)
+    src = os.path.join(www, name)
+    if not os.path.exists(src):
+        make_file(src, size)
     want = sha256_file(src)
     control = os.path.join(tmp, "control.sock")
     start_relay(lab, control, seed=ns.seed)
-    if scenario is not None and scenario.server_cc:
-        _set_server_cc(lab, scenario.server_cc)
+    cc = compared or ns.cc or (scenario.server_cc if scenario is not None else None)
+    if cc:
+        ensure_cc(cc)
+    if cc and ns.server == "nginx":  # nginx has no setting for it: the namespace's default (per-netns sysctl)
+        _set_server_cc(lab, cc)
     if ns.server == "nginx":
         from rawtui.lab.nginx import start_nginx
 
@@ -390,7 +423,7 @@ def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, 
                                           "--report", control], "the TCP_INFO sampler")
         url = f"{handle.url}/{name}"
     else:
-        start_pyserver(lab, www, PYSERVER_PORT, report=control)
+        start_pyserver(lab, www, PYSERVER_PORT, report=control, cc=cc)
         url = f"http://{lab.server_ip}:{PYSERVER_PORT}/{name}"
     with LabControl(control) as ctl:
         if scenario is not None:
@@ -401,19 +434,22 @@ def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, 
         for action in scenario.actions if scenario is not None else ():
             ctl.request({"cmd": "arm", "dir": "down", "after_bytes": action.at_bytes, "then": action.cmd})
 
-    events_path = os.path.abspath(ns.events) if ns.events else os.path.join(tmp, "events.ndjson")
+    events_path = _per_run(os.path.abspath(ns.events), compared) if ns.events else os.path.join(
+        tmp, f"events-{compared}.ndjson" if compared else "events.ndjson")
     out = os.path.join(tmp, "downloaded.bin")
     argv_child = [sys.executable, "-m", "rawtui", url, "-o", out, "--lab-control", control,
                   "--events", events_path]
     if ns.headless:
         argv_child.append("--headless")
-    if ns.exit_on_done:
+        if compared:
+            argv_child.append("-q")  # the comparison's table is the summary
+    if ns.exit_on_done or compared:  # a comparison goes on to the next run, then to its own screen
         argv_child.append("--exit-on-done")
     if ns.explain:
         argv_child.append("--explain")
     if ns.pcap:
-        argv_child += ["--pcap", os.path.abspath(ns.pcap)]
-    if ns.series:
+        argv_child += ["--pcap", _per_run(os.path.abspath(ns.pcap), compared)]
+    if ns.series and not compared:  # a comparison writes one CSV of every run's curves
         argv_child += ["--series", os.path.abspath(ns.series)]
     if ns.series_step is not None:
         argv_child += ["--series-step", str(ns.series_step)]
@@ -422,7 +458,10 @@ def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, 
     _say(f"lab {lab.prefix}: client {lab.client_ip} -> router -> server {lab.server_ip}; "
          f"downloading {url} ({size:,} bytes)")
     _say("router: " + describe_knobs(knobs))
-    if scenario is not None:
+    if cc:
+        _say(f"server: congestion control {cc}" + (" (the namespace's default)" if ns.server == "nginx" else
+                                                     " (TCP_CONGESTION on its sockets)"))
+    if scenario is not None and not compared:
         _say(f"scenario {scenario.name}: {scenario.title} ({scenario.pace})")
         _say(textwrap.fill(scenario.explanation, 100, initial_indent="  ", subsequent_indent="  "))
         _say(f"  look for: {scenario.look_for}")
@@ -438,7 +477,135 @@ def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, 
             stats: dict[str, Any] | None = ctl.state()["stats"]
     except ControlError:
         stats = None
-    return report(code, out, want, events_path, scenario, stats)
+    return report(code, out, want, events_path, None if compared else scenario, stats, cc)
+
+
+AVAILABLE_CC = "/proc/sys/net/ipv4/tcp_available_congestion_control"
+
+
+def ensure_cc(cc: str) -> None:
+    """Make sure the kernel offers the congestion control ``cc``: load its module (``modprobe tcp_<cc>``)
+    when it is not listed yet; LabError saying what the kernel has otherwise."""
+    def available() -> list[str]:
+        try:
+            return Path(AVAILABLE_CC).read_text().split()
+        except OSError:
+            return []
+
+    if cc in available():
+        return
+    why = ""
+    modprobe = shutil.which("modprobe") or shutil.which("modprobe", path="/usr/sbin:/sbin")
+    if modprobe:
+        res = subprocess.run([modprobe, f"tcp_{cc}"], capture_output=True, text=True, timeout=20, check=False)
+        if cc in available():
+            return
+        why = f"; modprobe tcp_{cc}: {res.stderr.strip() or 'no error, but still not offered'}"
+    raise LabError(f"this kernel has no congestion control {cc!r} (it offers: {' '.join(available()) or '?'})"
+                   + why)
+
+
+def _per_run(path: str, cc: str | None) -> str:
+    """``ev.ndjson`` -> ``ev-bbr.ndjson``: one file per run of a comparison."""
+    if not cc:
+        return path
+    stem, ext = os.path.splitext(path)
+    return f"{stem}-{cc}{ext}"
+
+
+@dataclass
+class CompareRun:
+    """One run of a ``--compare``: its algorithm, exit code (the demo's checks), events and numbers."""
+
+    cc: str
+    code: int
+    events: list[Any]
+    metrics: RunMetrics
+
+
+@dataclass
+class CompareResult:
+    """Every run of a ``--compare``, for a view (:data:`CompareView`)."""
+
+    runs: list[CompareRun]
+    title: str  # the link: scenario and knobs
+    verdict: list[str] = field(default_factory=list)  # the scenario's PASS/FAIL lines on the comparison
+    headless: bool = False
+    series: str | None = None  # --series FILE.csv
+    series_step: float | None = None
+
+
+CompareView = Callable[[CompareResult], int]  # shows (or writes) a comparison; returns an exit code
+
+
+def _compare(ns: argparse.Namespace, scenario: Scenario | None, size: int, knobs: dict[str, dict[str, float]],
+             interrupts: _Interrupts, view: CompareView | None) -> int:
+    """``--compare A,B,C``: one fresh lab per algorithm (nothing cached between runs: no tcp_metrics, no
+    ARP entry), the same knobs and seed, one after another; then the table, the scenario's verdict on the
+    comparison, and the view."""
+    if ns.seed is None:
+        ns.seed = int.from_bytes(os.urandom(2), "big")  # one seed for every run: the same router choices
+    tmp = tempfile.mkdtemp(prefix="rawtui-compare-")
+    interrupted = False
+    runs: list[CompareRun] = []
+    try:
+        try:
+            removed = cleanup_stale_labs()
+        except LabError:
+            removed = []
+        if removed:
+            _say(f"removed a lab left behind: {' '.join(removed)}")
+        for cc in ns.compare:
+            _say(f"== {cc} ({len(runs) + 1}/{len(ns.compare)}), router seed {ns.seed} ==")
+            lab: Lab | None = None
+            try:
+                try:
+                    lab = Lab.create()
+                except LabError as e:
+                    raise RawtuiError(f"cannot build the lab: {e}", 4) from None
+                try:
+                    code = _run(lab, ns, tmp, scenario, size, knobs, interrupts, compared=cc)
+                except (LabError, ImpairError, ControlError) as e:
+                    raise RawtuiError(f"the lab failed: {e}", 4) from None
+            finally:
+                interrupts.end_child()
+                if lab is not None:
+                    lab.destroy()
+            events = _read_events(_per_run(os.path.abspath(ns.events), cc) if ns.events
+                                  else os.path.join(tmp, f"events-{cc}.ndjson"))
+            runs.append(CompareRun(cc, code, events, run_metrics(cc, events)))
+    except KeyboardInterrupt:
+        interrupted = True
+        return 130
+    finally:
+        interrupts.cleaning = True
+        interrupts.end_child()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if interrupted:
+            _say("rawtui: demo interrupted; lab removed")
+    title = (f"scenario {scenario.name}: " if scenario is not None else "") + describe_knobs(knobs)
+    print(f"{' vs '.join(ns.compare)} on one link ({title}; {size:,} bytes, router seed {ns.seed})")
+    print(compare_table([r.metrics for r in runs]), flush=True)
+    verdict: list[str] = []
+    ok = all(r.code == 0 for r in runs)
+    findings = scenario.compare({r.cc: r.metrics for r in runs}) if scenario and scenario.compare else None
+    if scenario is not None and findings is not None:
+        failures, evidence = findings
+        verdict = [f"      {line}" for line in evidence]
+        verdict += [f"FAIL  {scenario.name}: {line}" for line in failures]
+        if not failures:
+            verdict.append(f"PASS  {scenario.name}: {scenario.compare_look_for}")
+        ok = ok and not failures
+    elif scenario is not None and scenario.compare is not None:
+        verdict = [f"      ({scenario.name}: compare bbr with reno or cubic to see {scenario.compare_look_for})"]
+    for line in verdict:
+        _say(line)
+    code = next((r.code for r in runs if r.code != 0), 0 if ok else 1)
+    if view is not None:
+        shown = view(CompareResult(runs, title, verdict, headless=ns.headless, series=ns.series,
+                                   series_step=ns.series_step))
+        code = code or shown
+    return code
 
 
 def _set_server_cc(lab: Lab, cc: str) -> None:
@@ -469,8 +636,9 @@ def describe_knobs(knobs: dict[str, dict[str, float]]) -> str:
 
 
 def report(code: int, out: str, want: str, events_path: str, scenario: Scenario | None,
-           stats: dict[str, Any] | None = None) -> int:
-    """Print PASS/FAIL lines; the exit code: the child's if it failed, 1 if a check failed, else 0."""
+           stats: dict[str, Any] | None = None, cc: str | None = None) -> int:
+    """Print PASS/FAIL lines; the exit code: the child's if it failed, 1 if a check failed, else 0. With
+    ``cc``, also that the server's kernel used that congestion control (its TCP_INFO samples say)."""
     if code != 0:
         _say(f"FAIL  the download failed (rawtui exit code {code})")
         return code
@@ -482,6 +650,15 @@ def report(code: int, out: str, want: str, events_path: str, scenario: Scenario 
         _say(f"FAIL  file differs: sha256 {got}, expected {want}")
         ok = False
     events = _read_events(events_path)
+    if cc:
+        samples = server_samples(events)
+        seen = sorted({s.cc for s in samples})
+        if seen == [cc]:
+            _say(f"PASS  the server's connection used {cc} (TCP_CONGESTION, in all {len(samples)} TCP_INFO samples)")
+        else:
+            _say(f"FAIL  the server's connection used {', '.join(seen) or 'an unknown algorithm (no sample)'}, "
+                 f"not {cc}")
+            ok = False
     summary = router_summary(stats) if stats else ""
     if summary:
         _say(f"      router: {summary}")

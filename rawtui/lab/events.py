@@ -39,6 +39,8 @@ class ServerTcpInfo(Event):
     reord_seen: int = 0  # reordering events the server detected
     peer_port: int = 0  # the connection's client port (rawtui's local port)
     sample_t: float = 0.0  # when the server took the sample (its monotonic clock, seconds)
+    min_rtt_ms: float = 0.0  # the lowest RTT the server measured on this connection (tcpi_min_rtt)
+    cc: str = ""  # the connection's congestion control as the server's kernel says (TCP_CONGESTION): "bbr"
 
 
 @dataclass(slots=True)

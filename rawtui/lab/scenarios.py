@@ -47,9 +47,11 @@ from rawtui.events import (
     ServerTcpInfo,
     from_dict,
 )
+from rawtui.lab.compare import RunMetrics, run_metrics
 from rawtui.lab.events import server_frames_lost
 
-__all__ = ["SCENARIOS", "Action", "Scenario", "get_scenario", "load_events", "server_samples"]
+__all__ = ["BUFFERBLOAT_MARGIN", "RANDOM_LOSS_MARGIN", "SCENARIOS", "Action", "Scenario", "get_scenario", "load_events",
+           "server_samples"]
 
 MIB = 1 << 20
 
@@ -86,6 +88,9 @@ class Scenario:
     about_s: float = 0.0  # how long a run at ``size`` takes, roughly (measured in the lab)
     watch: dict[str, Any] = field(default_factory=dict)  # the fields the watchable run changes
     summary: Callable[[Sequence[Event]], list[str]] | None = None  # what_you_saw's sentences
+    # ``--compare``: the verdict on the runs side by side (algorithm -> numbers), and what it shows
+    compare: Callable[[dict[str, RunMetrics]], Findings | None] | None = None  # None: nothing to compare
+    compare_look_for: str = ""
 
     def watchable(self) -> Scenario:
         """The default run, made to be watched (15-60 s; ``watch``); this scenario itself when it has
@@ -452,6 +457,102 @@ def check_lossy_long_path(events: Sequence[Event]) -> Findings:
         failures.append("no retransmission reached rawtui: the loss is missing")
     if ooo == 0:
         failures.append("no out-of-order arrivals at rawtui")
+    return failures, evidence
+
+
+def _cc_of(events: Sequence[Event]) -> str:
+    """The server's congestion control, as its TCP_INFO samples say ("" if none does)."""
+    return next((s.cc for s in reversed(server_samples(events)) if s.cc), "")
+
+
+def check_bufferbloat(events: Sequence[Event]) -> Findings:
+    m = run_metrics_of(events)
+    if not m.rtt_samples:
+        return [_no_samples()], []
+    evidence = [(f"{m.cc_seen or 'the server'}: mean RTT {m.rtt_mean_ms:.0f} ms over {m.rtt_samples} TCP_INFO "
+                f"samples, up to {m.rtt_max_ms:.0f} ms, on a path of {m.min_rtt_ms:.0f} ms: {m.queue_delay_ms:.0f} ms "
+                f"of queueing on average (the router's queue held up to {m.queue_max} frames)")]
+    failures = []
+    if m.queue_max < 5:
+        failures.append(f"the router's queue never grew (at most {m.queue_max} frames): no bottleneck")
+    elif m.cc_seen == "bbr":  # the other side of the lesson: nothing to fill
+        evidence.append("bbr paced at the bottleneck's rate: the queue stayed short")
+    elif m.queue_max < 20:
+        failures.append(f"the router's queue never grew (at most {m.queue_max} frames): no bottleneck")
+    elif m.rtt_max_ms < 3 * max(1.0, m.min_rtt_ms):
+        failures.append(f"{m.cc_seen or 'the server'} never filled the queue: its RTT stayed below 3x the "
+                        f"path's ({m.rtt_max_ms:.0f} ms, path {m.min_rtt_ms:.0f} ms)")
+    return failures, evidence
+
+
+def saw_bufferbloat(events: Sequence[Event]) -> list[str]:
+    return check_bufferbloat(events)[1]
+
+
+def check_random_loss(events: Sequence[Event]) -> Findings:
+    m = run_metrics_of(events)
+    samples = server_samples(events)
+    if not samples:
+        return [_no_samples()], []
+    cuts = [c for c in _congestion_cuts(samples) if c[2] == "recovery"]
+    evidence = [(f"{m.cc_seen or 'the server'}: {m.goodput_bps / 1e6:.1f} Mbit/s; the router dropped "
+                f"{m.router_drops} frames at random, the server retransmitted {m.retrans} segments and went "
+                f"through {len(cuts)} fast recoveries")]
+    failures = []
+    if m.router_drops == 0:
+        failures.append("the router dropped nothing: the random loss is missing")
+    if m.retrans == 0:
+        failures.append("the server retransmitted nothing")
+    return failures, evidence
+
+
+def saw_random_loss(events: Sequence[Event]) -> list[str]:
+    return check_random_loss(events)[1]
+
+
+def run_metrics_of(events: Sequence[Event]) -> RunMetrics:
+    return run_metrics(_cc_of(events), events)
+
+
+BUFFERBLOAT_MARGIN = 1.5  # BBR's mean RTT at least 1.5 times below a loss-based run's (measured: 2.6-7.2 times
+# lower; 2.6-2.7 with a 2 MB file, or with the live view drawing each run on a 2-core machine)
+RANDOM_LOSS_MARGIN = 1.5  # BBR's goodput at least 1.5 times Reno's (measured: 2.4-5.2 times)
+
+
+def compare_bufferbloat(runs: dict[str, RunMetrics]) -> Findings | None:
+    """BBR against each loss-based run: its mean RTT (the server's TCP_INFO samples) lower by
+    :data:`BUFFERBLOAT_MARGIN` at least. None without BBR and a loss-based algorithm to compare."""
+    bbr = runs.get("bbr")
+    others = [m for cc, m in runs.items() if cc in ("reno", "cubic")]
+    if bbr is None or not others:
+        return None
+    failures, evidence = [], []
+    for m in others:
+        ratio = m.rtt_mean_ms / bbr.rtt_mean_ms if bbr.rtt_mean_ms > 0 else 0.0
+        evidence.append(f"{m.cc}: mean RTT {m.rtt_mean_ms:.0f} ms ({m.queue_delay_ms:.0f} ms in queues, the router's "
+                        f"queue up to {m.queue_max} frames); bbr: {bbr.rtt_mean_ms:.0f} ms ({bbr.queue_delay_ms:.0f} ms, "
+                        f"up to {bbr.queue_max} frames): {ratio:.1f} times lower")
+        if not ratio >= BUFFERBLOAT_MARGIN:
+            failures.append(f"bbr's mean RTT ({bbr.rtt_mean_ms:.0f} ms) is not {BUFFERBLOAT_MARGIN:g} times below "
+                            f"{m.cc}'s ({m.rtt_mean_ms:.0f} ms)")
+    return failures, evidence
+
+
+def compare_random_loss(runs: dict[str, RunMetrics]) -> Findings | None:
+    """BBR's goodput against Reno's (else CUBIC's): higher by :data:`RANDOM_LOSS_MARGIN` at least. None
+    without BBR and a loss-based algorithm to compare."""
+    bbr = runs.get("bbr")
+    other = runs.get("reno") or runs.get("cubic")
+    if bbr is None or other is None:
+        return None
+    ratio = bbr.goodput_bps / other.goodput_bps if other.goodput_bps > 0 else 0.0
+    evidence = [f"{m.cc}: {m.goodput_bps / 1e6:.1f} Mbit/s, {m.router_drops} frames lost at the router, "
+                f"{m.retrans} retransmitted" for m in runs.values()]
+    evidence.append(f"bbr's goodput is {ratio:.1f} times {other.cc}'s")
+    failures = []
+    if not ratio >= RANDOM_LOSS_MARGIN:
+        failures.append(f"bbr's goodput ({bbr.goodput_bps / 1e6:.1f} Mbit/s) is not {RANDOM_LOSS_MARGIN:g} times "
+                        f"{other.cc}'s ({other.goodput_bps / 1e6:.1f} Mbit/s)")
     return failures, evidence
 
 
@@ -954,6 +1055,75 @@ SCENARIOS: dict[str, Scenario] = {
                     "30 ms each way (60 ms RTT), 2 Mbit/s and 1 % loss from the server. Every loss costs at "
                     "least a round trip to repair and shrinks the window, and on a long path the window "
                     "takes long to grow back: throughput falls below the link's capacity."
+                ),
+            },
+        ),
+        Scenario(
+            name="bufferbloat",
+            title="Bufferbloat: a deep queue at the bottleneck (CUBIC or Reno fill it, BBR does not)",
+            explanation=(
+                "A 10 Mbit/s bottleneck with a deep 200-frame queue (0.24 s of data) and 10 ms of delay. "
+                "Loss-based algorithms (Reno, CUBIC) grow their window until a loss: the extra segments wait "
+                "in the queue, which fills, so the round trip grows far beyond the path's 10 ms. "
+                "BBR measures the bottleneck's rate and the path's RTT and sends at that rate: the queue "
+                "stays short, and so does the RTT. The server runs CUBIC; compare: rawtui demo --compare "
+                "cubic,bbr --scenario bufferbloat."
+            ),
+            look_for="the server's RTT (the RTT graph) climbing far above the path's own as the queue fills",
+            size=4 * MIB,
+            down={"rate_bps": 10_000_000, "queue": 200, "delay_ms": 10},
+            server_cc="cubic",  # the kernels' usual default; --cc bbr (or --compare) shows the other side
+            checker=lambda events: check_bufferbloat(events),
+            summary=lambda events: saw_bufferbloat(events),
+            compare=lambda runs: compare_bufferbloat(runs),
+            compare_look_for="BBR's mean RTT at least 1.5x below that of the loss-based algorithms",
+            about_s=3.6,
+            min_size=3 * MIB,
+            size_note="a smaller file ends before the queue has filled (at 2 MB CUBIC's mean RTT was only 2.6 "
+            "times BBR's)",
+            watch={
+                "size": 12 * MIB, "about_s": 25.0,
+                "down": {"rate_bps": 4_000_000, "queue": 400, "delay_ms": 20},
+                "explanation": (
+                    "A 4 Mbit/s bottleneck with a deep 400-frame queue (1.2 s of data) and 20 ms of delay. "
+                    "Loss-based algorithms (Reno, CUBIC) grow their window until the queue overflows: it "
+                    "stays full, and every segment waits in it, so the round trip grows to a second and "
+                    "more. BBR measures the bottleneck's rate and the path's RTT and sends at that rate: "
+                    "the queue stays short, and so does the RTT. The server runs CUBIC; compare: rawtui demo --compare "
+                    "cubic,bbr --scenario bufferbloat."
+                ),
+            },
+        ),
+        Scenario(
+            name="random-loss",
+            title="Random loss: 1 % of segments lost, not from congestion (BBR keeps its rate, Reno does not)",
+            explanation=(
+                "A 20 Mbit/s path, 40 ms of delay, and 1 % of the server's segments dropped at random: "
+                "noise, not a full queue. Reno (and CUBIC) read every loss as congestion and halve their "
+                "window, so they never reach the link's rate; BBR paces at the rate it measures and "
+                "ignores isolated losses. The server runs Reno; compare: rawtui demo --compare reno,cubic,bbr --scenario "
+                "random-loss."
+            ),
+            look_for="the server's cwnd cut again and again at each loss, throughput far below the link's rate",
+            size=2 * MIB,
+            down={"loss": 1, "delay_ms": 40, "rate_bps": 20_000_000, "queue": 100},
+            server_cc="reno",  # --cc bbr (or --compare) shows the other side
+            checker=lambda events: check_random_loss(events),
+            summary=lambda events: saw_random_loss(events),
+            compare=lambda runs: compare_random_loss(runs),
+            compare_look_for="BBR's goodput at least 1.5x Reno's under the same random loss",
+            about_s=4.0,
+            min_size=1 * MIB,
+            size_note="a smaller file ends before enough losses happened",
+            watch={
+                "size": 12 * MIB, "about_s": 30.0,
+                "down": {"loss": 1, "delay_ms": 40, "rate_bps": 10_000_000, "queue": 100},
+                "explanation": (
+                    "A 10 Mbit/s path, 40 ms of delay, and 1 % of the server's segments dropped at random: "
+                    "noise, not a full queue. Reno (and CUBIC) read every loss as congestion and halve their "
+                    "window, so they never reach the link's rate; BBR paces at the rate it measures and "
+                    "ignores isolated losses. The server runs Reno; compare: rawtui demo --compare reno,cubic,bbr --scenario "
+                    "random-loss."
                 ),
             },
         ),

@@ -8,6 +8,9 @@ connection it is serving every ``--report-every`` seconds (default 0.01) and pub
 ``{"type": "tcp_info", ...}`` JSON lines on the lab's control socket (see :mod:`rawtui.lab.control`).
 For another server in the same namespace (nginx), ``python -m rawtui.lab.server --sample-port 80
 --report PATH`` does the same from outside, through the kernel's sock_diag netlink interface.
+Each sample names the connection's congestion control as the kernel reports it (``cc``: getsockopt
+TCP_CONGESTION, or sock_diag's INET_DIAG_CONG); ``--cc reno|cubic|bbr`` makes the server use that one
+(setsockopt TCP_CONGESTION on the listening socket and on every connection it accepts).
 
 Endpoints (``<name>`` is a file under the root):
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import faulthandler
 import hashlib
 import json
@@ -45,7 +49,7 @@ from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "CHUNK_SIZE_RANGE", "LabHTTPServer", "LabRequestHandler", "TcpInfoReporter", "diag_tcp_infos", "main",
-    "make_file", "parse_tcp_info", "sha256_file", "tcp_info_message",
+    "make_file", "parse_tcp_info", "sha256_file", "socket_cc", "tcp_info_message",
 ]
 
 CHUNK_SIZE_RANGE = (1, 65536)
@@ -229,6 +233,9 @@ class LabRequestHandler(SimpleHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        cc = getattr(self.server, "cc", None)
+        if cc:  # accepted sockets inherit the listener's; said again, so no route or default can differ
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
         track = getattr(self.server, "track", None)
         if track is not None:
             track(self.connection)
@@ -265,6 +272,12 @@ class LabHTTPServer(ThreadingHTTPServer):
     request_queue_size = 128
     daemon_threads = True
     reporter: TcpInfoReporter | None = None
+    cc: str | None = None  # the congestion control of every connection (None: the namespace's default)
+
+    def server_bind(self) -> None:
+        if self.cc:
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, self.cc.encode())
+        super().server_bind()
 
     def track(self, conn: socket.socket) -> None:
         if self.reporter is not None:
@@ -320,8 +333,17 @@ def parse_tcp_info(raw: bytes) -> dict[str, int]:
     return d
 
 
-def tcp_info_message(info: dict[str, int], peer_port: int, sample_t: float) -> dict[str, object]:
-    """The control-socket message (fields of :class:`rawtui.events.ServerTcpInfo`) for one sample."""
+def socket_cc(sock: socket.socket) -> str:
+    """The congestion control a TCP socket uses, as the kernel says (getsockopt TCP_CONGESTION)."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, _CC_NAME_MAX).split(b"\0", 1)[0].decode()
+
+
+_CC_NAME_MAX = 16  # TCP_CA_NAME_MAX
+
+
+def tcp_info_message(info: dict[str, int], peer_port: int, sample_t: float, cc: str = "") -> dict[str, object]:
+    """The control-socket message (fields of :class:`rawtui.events.ServerTcpInfo`) for one sample; ``cc``
+    is the connection's congestion control."""
     mss = info["snd_mss"]
     ssthresh = info["snd_ssthresh"]
     ca = info["ca_state"]
@@ -331,6 +353,7 @@ def tcp_info_message(info: dict[str, int], peer_port: int, sample_t: float) -> d
         "ssthresh_bytes": None if ssthresh >= _INFINITE_SSTHRESH else ssthresh * mss,
         "rtt_ms": info["rtt"] / 1000.0,
         "rttvar_ms": info["rttvar"] / 1000.0,
+        "min_rtt_ms": info["min_rtt"] / 1000.0 if info["min_rtt"] != 0xFFFFFFFF else 0.0,
         "retrans_total": info["total_retrans"],
         "pacing_bps": info["pacing_rate"] if info["pacing_rate"] < (1 << 63) else 0,
         "delivery_bps": info["delivery_rate"],
@@ -350,6 +373,7 @@ def tcp_info_message(info: dict[str, int], peer_port: int, sample_t: float) -> d
         "reord_seen": info["reord_seen"],
         "peer_port": peer_port,
         "sample_t": round(sample_t, 6),
+        "cc": cc,
     }
 
 
@@ -403,8 +427,8 @@ class TcpInfoReporter(threading.Thread):
         while not self._halt.wait(self.every):
             try:
                 if self.sample_port is not None:
-                    for peer_port, raw in diag_tcp_infos(self.sample_port):
-                        self._publish_if_changed(peer_port, parse_tcp_info(raw), False)
+                    for peer_port, raw, cc in diag_tcp_infos(self.sample_port):
+                        self._publish_if_changed(peer_port, parse_tcp_info(raw), False, cc)
                 else:
                     with self._lock:
                         conns = list(self._conns)
@@ -417,11 +441,12 @@ class TcpInfoReporter(threading.Thread):
         try:
             raw = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_SIZE)
             peer_port = conn.getpeername()[1]
+            cc = socket_cc(conn)
         except OSError:
             return
-        self._publish_if_changed(peer_port, parse_tcp_info(raw), force)
+        self._publish_if_changed(peer_port, parse_tcp_info(raw), force, cc)
 
-    def _publish_if_changed(self, peer_port: int, info: dict[str, int], force: bool) -> None:
+    def _publish_if_changed(self, peer_port: int, info: dict[str, int], force: bool, cc: str = "") -> None:
         now = time.monotonic()
         key = tuple(info[k] for k in _CHANGE_KEYS)
         last = self._last.get(peer_port)
@@ -430,7 +455,7 @@ class TcpInfoReporter(threading.Thread):
         if info["state"] == 10:  # LISTEN
             return
         self._last[peer_port] = (key, now)
-        self._send(tcp_info_message(info, peer_port, now))
+        self._send(tcp_info_message(info, peer_port, now, cc))
 
     def _send(self, msg: dict[str, object]) -> None:
         with self._lock:
@@ -462,17 +487,19 @@ _NLM_F_REQUEST_DUMP = 0x1 | 0x300
 _NLMSG_DONE = 3
 _NLMSG_ERROR = 2
 _INET_DIAG_INFO = 2
+_INET_DIAG_CONG = 4
 _DIAG_MSG = struct.Struct("=BBBB HH 16s16s I 8s IIIII")  # struct inet_diag_msg (72 bytes)
 
 
-def diag_tcp_infos(local_port: int) -> list[tuple[int, bytes]]:
-    """(peer port, raw struct tcp_info) of every IPv4 TCP socket in this namespace bound to ``local_port``
-    and not listening, via sock_diag."""
+def diag_tcp_infos(local_port: int) -> list[tuple[int, bytes, str]]:
+    """(peer port, raw struct tcp_info, congestion control) of every IPv4 TCP socket in this namespace bound
+    to ``local_port`` and not listening, via sock_diag."""
     states = 0xFFFFFFFF & ~(1 << 10)  # all but LISTEN
-    req = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, 1 << (_INET_DIAG_INFO - 1), 0, states)
+    ext = (1 << (_INET_DIAG_INFO - 1)) | (1 << (_INET_DIAG_CONG - 1))
+    req = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, ext, 0, states)
     req += struct.pack("!HH", local_port, 0) + bytes(32) + struct.pack("=I8s", 0, b"\xff" * 8)
     hdr = struct.pack("=IHHII", 16 + len(req), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST_DUMP, 1, 0)
-    out: list[tuple[int, bytes]] = []
+    out: list[tuple[int, bytes, str]] = []
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
         nl.settimeout(1.0)
         nl.sendto(hdr + req, (0, 0))
@@ -490,13 +517,19 @@ def diag_tcp_infos(local_port: int) -> list[tuple[int, bytes]]:
                 sport, dport = socket.ntohs(msg[4]), socket.ntohs(msg[5])
                 a = body + _DIAG_MSG.size
                 end = pos + length
+                info: bytes | None = None
+                cc = ""
                 while a + 4 <= end:
                     alen, atype = struct.unpack_from("=HH", data, a)
                     if alen < 4:
                         break
-                    if atype == _INET_DIAG_INFO and sport == local_port:
-                        out.append((dport, bytes(data[a + 4 : a + alen])))
+                    if atype == _INET_DIAG_INFO:
+                        info = bytes(data[a + 4 : a + alen])
+                    elif atype == _INET_DIAG_CONG:
+                        cc = bytes(data[a + 4 : a + alen]).split(b"\0", 1)[0].decode(errors="replace")
                     a += (alen + 3) & ~3
+                if info is not None and sport == local_port:
+                    out.append((dport, info, cc))
                 pos += (length + 3) & ~3
 
 
@@ -511,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds between TCP_INFO samples (default 0.01)")
     parser.add_argument("--sample-port", type=int, metavar="PORT",
                         help="no server: sample the connections of another server on PORT (needs --report)")
+    parser.add_argument("--cc", metavar="NAME",
+                        help="the congestion control of the server's connections (reno, cubic, bbr...)")
     args = parser.parse_args(argv)
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID`: every thread's stack on stderr
@@ -533,10 +568,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--root {args.root}: not a directory")
     handler = partial(LabRequestHandler, directory=str(root))
     LabRequestHandler.verbose = args.verbose
+    LabHTTPServer.cc = args.cc
     try:
         server = LabHTTPServer((args.bind, args.port), handler)
     except OSError as exc:
-        print(f"cannot listen on {args.bind}:{args.port}: {exc.strerror}", file=sys.stderr)
+        refused = args.cc and exc.errno in (errno.ENOENT, errno.EPERM)  # not in the kernel / not allowed
+        what = f"congestion control {args.cc!r} refused" if refused else f"cannot listen on {args.bind}:{args.port}"
+        print(f"{what}: {exc.strerror}", file=sys.stderr)
         return 1
     if args.report:
         server.reporter = TcpInfoReporter(args.report, args.report_every)

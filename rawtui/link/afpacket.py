@@ -21,10 +21,9 @@ import ipaddress
 import mmap
 import socket
 import struct
-from types import TracebackType
-from typing import Self
 
 from rawtui.errors import LinkError, PrivilegeError
+from rawtui.link.closing import Closing
 
 # <linux/if_ether.h>, <linux/if_packet.h>, <asm-generic/socket.h>, <linux/sockios.h>
 ETH_P_ALL = 0x0003
@@ -150,7 +149,7 @@ def _csum_state(status: int) -> int:
     return CSUM_UNKNOWN
 
 
-class PacketSocket:
+class PacketSocket(Closing):
     """A non-blocking AF_PACKET socket on one interface that does not read back its own frames."""
 
     def __init__(self, ifname: str, rcvbuf: int = 64 << 20, ring: bool = True) -> None:
@@ -338,13 +337,3 @@ class PacketSocket:
             self._ring = None
         self._sock.close()
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

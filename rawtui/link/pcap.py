@@ -10,10 +10,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import BinaryIO, Self
+from typing import BinaryIO
 
 from rawtui.errors import OutputError
+from rawtui.link.closing import Closing
 
 LINKTYPE_ETHERNET = 1
 SNAPLEN = 262144
@@ -30,7 +30,7 @@ class PcapFormatError(ValueError):
     """The file is not a classic pcap file of Ethernet frames."""
 
 
-class PcapWriter:
+class PcapWriter(Closing):
     """Append frames with their timestamps to a pcap file (a path, or a binary file left open on close)."""
 
     def __init__(self, target: str | Path | BinaryIO) -> None:
@@ -78,17 +78,6 @@ class PcapWriter:
         self.flush()
         if self._owns_file:
             self._file.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def read_pcap(source: str | Path | BinaryIO) -> Iterator[tuple[float, bytes]]:

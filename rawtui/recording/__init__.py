@@ -3,10 +3,11 @@
 A replay is a source of timed events: :class:`Replay` owns the pacing (real speed scaled by ``speed``,
 or as fast as possible), the ``stop`` handling and the exit code; a subclass only says where the events
 come from (:meth:`Replay.events`). :class:`NdjsonReplay` reads our own ``--events`` log.
-:class:`PcapReplay` reads a classic pcap of any TCP download (ours, tcpdump's, Wireshark's) and analyses
-it receiver-side with the stack's own code: the server's frames go through the same parsing, checksum
+:class:`PcapReplay` reads a capture of any TCP download (ours, tcpdump's, Wireshark's: pcap or pcapng,
+maybe gzip-compressed, see :mod:`rawtui.recording.capture`) and analyses it receiver-side with the stack's own code: the server's frames go through the same parsing, checksum
 checks and :class:`~rawtui.stack.tcp.TcpConnection` as live, set up as the client of the captured
-connection; what the real client sent comes from the capture.
+connection; what the real client sent comes from the capture (:class:`FlowObserver`, which also serves
+a live capture).
 """
 
 from __future__ import annotations
@@ -15,32 +16,35 @@ from pathlib import Path
 
 from rawtui.errors import UsageError
 from rawtui.events import Event
+from rawtui.recording.capture import Capture, CapturedFrame, CaptureError, NotACapture, open_capture
+from rawtui.recording.conversations import Conversation, ConversationTable, conversations, format_table
 from rawtui.recording.ndjson import NdjsonReplay, decode
+from rawtui.recording.observe import FlowObserver
 from rawtui.recording.pcap import CapturedFlow, PcapReplay, find_flow
 from rawtui.recording.replay import Replay
 
-__all__ = ["CapturedFlow", "NdjsonReplay", "PcapReplay", "Replay", "decode", "find_flow", "load_events", "open_replay"]
+__all__ = [
+    "Capture", "CaptureError", "CapturedFlow", "CapturedFrame", "Conversation", "ConversationTable", "FlowObserver", "NdjsonReplay", "NotACapture",
+    "PcapReplay",
+    "Replay", "conversations", "decode", "find_flow", "format_table", "load_events", "open_capture", "open_replay",
+]
 
-PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"}
-PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
 
 def open_replay(
-    path: str | Path, *, speed: float | None = 1.0, hold: bool = False
+    path: str | Path, *, speed: float | None = 1.0, hold: bool = False, stream: int | None = None,
+    keylog: str | Path | None = None,
 ) -> NdjsonReplay | PcapReplay:
-    """The replay source for a recording: a pcap capture (by its magic number) or our NDJSON events."""
+    """The replay source for a recording: a capture (pcap or pcapng, by its magic number; gzip-compressed
+    or not) or our NDJSON events (gzip-compressed or not). ``stream`` and ``keylog`` are for captures."""
     p = Path(path)
     try:
-        with p.open("rb") as f:
-            magic = f.read(4)
-    except OSError as exc:
-        raise UsageError(f"cannot read the recording {p}: {exc.strerror}") from None
-    if magic in PCAP_MAGICS:
-        return PcapReplay(p, speed=speed, hold=hold)
-    if magic == PCAPNG_MAGIC:
-        raise UsageError(f"{p} is a pcapng file: rawtui reads classic pcap. Convert it with "
-                         f"`editcap -F pcap {p} out.pcap`, or capture with `tshark -F pcap` / `tcpdump -w`")
-    return NdjsonReplay(p, speed=speed, hold=hold)
+        open_capture(p)
+    except NotACapture:
+        if stream is not None or keylog is not None:
+            raise UsageError(f"{p} is not a capture: --stream and --keylog are for pcap/pcapng files") from None
+        return NdjsonReplay(p, speed=speed, hold=hold)
+    return PcapReplay(p, speed=speed, hold=hold, stream=stream, keylog=keylog)
 
 
 def load_events(path: str | Path) -> list[Event]:

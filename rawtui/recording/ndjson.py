@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rawtui.errors import UsageError
 from rawtui.events import (
@@ -16,7 +18,8 @@ from rawtui.recording.replay import Replay
 
 
 class NdjsonReplay(Replay):
-    """Replays an NDJSON events file: one :func:`~rawtui.events.to_dict` object per line.
+    """Replays an NDJSON events file (maybe gzip-compressed): one :func:`~rawtui.events.to_dict` object per
+    line.
 
     Blank lines and lines starting with ``#`` are skipped. A line that is not a known event raises
     :class:`~rawtui.errors.UsageError` naming the file and line.
@@ -29,15 +32,31 @@ class NdjsonReplay(Replay):
             raise UsageError(f"cannot read the recording {self.path}: no such file")
 
     def events(self) -> Iterator[Event]:
-        with self.path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                line = line.strip()
-                if not line or line.startswith("#"):
-                    continue
-                try:
-                    yield decode(json.loads(line))
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise UsageError(f"{self.path}:{lineno}: not a rawtui event ({exc})") from exc
+        lineno = 0
+        try:
+            with _open_text(self.path) as f:
+                for lineno, line in enumerate(f, 1):
+                    line = line.strip()
+                    if not line or line.startswith("#"):
+                        continue
+                    try:
+                        yield decode(json.loads(line))
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise UsageError(f"{self.path}:{lineno}: not a rawtui event ({exc})") from exc
+        except UnicodeDecodeError:
+            raise UsageError(f"{self.path}:{lineno + 1}: not a recording rawtui reads (neither a capture nor"
+                             " rawtui's NDJSON events)") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UsageError(f"cannot read the recording {self.path}: {exc}") from None
+
+
+def _open_text(path: Path) -> TextIO:
+    """The file as text, decompressed when it is gzip-compressed."""
+    with path.open("rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    if gz:
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
 
 
 def decode(d: dict[str, Any]) -> Event:

@@ -416,6 +416,13 @@ class TcpConnection:
             self._maybe_window_update(self._now)
         return data
 
+    def note_window_advertised(self, window: int, now: float) -> None:
+        """A receive window (bytes) advertised for this connection by the real client when the machine
+        only observes a capture (its own segments are not sent): a tight one explains the server's silence
+        after it as our own would (no timer retransmission is read into the data that follows)."""
+        if window < self._tight_wnd:
+            self._tight_t = now
+
     def read_chunks(self) -> list[bytes]:
         """All in-order data for the app, as the chunks it arrived in (no joining copy)."""
         q = self._rxq

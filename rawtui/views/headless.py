@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from rawtui import events as E
 from rawtui.lab.events import server_frames_lost
+from rawtui.views.kernel import kernel_text
 from rawtui.views.resent import resent_text, witnesses_text
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class HeadlessView:
         self.window: E.Window | None = None
         self.server_info: E.ServerTcpInfo | None = None  # the lab server's last TCP_INFO for our connection
         self.lab_stats: E.LabStats | None = None  # the lab router's last counters
+        self.kernel_info: E.KernelTcpInfo | None = None  # `rawtui watch`: the local socket's inet_diag state
         self._progress: Progress | None = None
         self._task: TaskID | None = None
 
@@ -68,6 +70,8 @@ class HeadlessView:
                 self.server_info = ev  # type: ignore[assignment]
         elif t == "lab_stats":
             self.lab_stats = ev  # type: ignore[assignment]
+        elif t == "kernel_tcp_info":
+            self.kernel_info = ev  # type: ignore[assignment]
         elif t == "handshake":
             self.handshake = ev  # type: ignore[assignment]
         elif t == "tls":
@@ -169,6 +173,9 @@ class HeadlessView:
             tbl.add_row("tls", _esc(f"{x.version} {x.cipher}  alpn {x.alpn or '-'}  handshake {x.handshake_ms:.2f} ms"))
             if x.verified:
                 tbl.add_row("certificate", _esc(f"{x.subject}  issued by {x.issuer}  expires {x.not_after}"))
+            elif x.subject and not x.subject.startswith("(not verified"):  # read from a capture, not checked
+                tbl.add_row("certificate", _esc(f"{x.subject}  issued by {x.issuer or '?'}  expires "
+                                                f"{x.not_after or '?'}  (from the capture: not verified)"))
             else:
                 tbl.add_row("certificate", "[bold red]not verified (--insecure)[/]")
         if self.response:
@@ -196,6 +203,8 @@ class HeadlessView:
         tbl.add_row("checksums", f"dropped ipv4 {c.get('csum_drop_ipv4', 0)} tcp {c.get('csum_drop_tcp', 0)}  "
                     f"offloaded {c.get('csum_offloaded', 0)}  kernel-verified {c.get('csum_kernel_verified', 0)}"
                     f"  malformed {c.get('malformed', 0)}")
+        if self.kernel_info is not None:
+            tbl.add_row("kernel", _esc(kernel_text(self.kernel_info) + "  (inet_diag, as ss -ti)"))
         if self.window and self.window.srtt_ms is not None:
             w = self.window
             tbl.add_row("rtt", f"srtt {w.srtt_ms:.2f} ms  rttvar {w.rttvar_ms or 0:.2f} ms  rto {w.rto_ms:.0f} ms")

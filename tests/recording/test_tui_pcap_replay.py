@@ -277,8 +277,8 @@ def test_a_capture_cut_by_its_snap_length(tmp_path: Path) -> None:
 def test_not_a_pcap(tmp_path: Path) -> None:
     ng = tmp_path / "x.pcapng"
     ng.write_bytes(struct.pack("<I", 0x0A0D0D0A) + b"\0" * 28)
-    with pytest.raises(UsageError, match="editcap"):
-        open_replay(ng)
+    with pytest.raises(UsageError, match="not a capture rawtui can read .pcapng: .*byte-order mark"):
+        open_replay(ng)  # pcapng is read (tests/recording/test_capture.py); this one's header is broken
     empty = tmp_path / "empty.pcap"
     PcapWriter(empty).close()
     with pytest.raises(UsageError, match="no TCP"):

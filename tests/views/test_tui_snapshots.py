@@ -51,3 +51,16 @@ def test_mid_download_packet_detail(snap_compare: Any) -> None:
 def test_mid_download_80x24(snap_compare: Any) -> None:
     """A small terminal: no graphs, compact counters."""
     assert snap_compare(app_for("mid_download", hold=True), terminal_size=(80, 24), run_before=settle)
+
+
+def test_cursor_on_a_fast_retransmit(snap_compare: Any) -> None:
+    """The timeline cursor after the download: Home, then ] five times, to the server's fast retransmit;
+    every panel at that moment, the "what happened" line in the header, a line on each graph."""
+    assert snap_compare(app_for("recorded/fast-retransmit"), terminal_size=(120, 35), run_before=settle,
+                        press=["home", *["right_square_bracket"] * 5])
+
+
+def test_cursor_zoomed_one_step_back(snap_compare: Any) -> None:
+    """The same, one event back (before the retransmission), the graphs zoomed around the cursor."""
+    assert snap_compare(app_for("recorded/fast-retransmit"), terminal_size=(120, 35), run_before=settle,
+                        press=["home", *["right_square_bracket"] * 5, "left", "z"])

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -46,6 +47,7 @@ from rawtui.views.tui.messages import (
 from rawtui.views.tui.model import ViewModel
 from rawtui.views.tui.screens import DetailScreen, ErrorScreen, HelpScreen, SummaryScreen
 from rawtui.views.tui.started import StartedSource
+from rawtui.views.tui.timeline import Timeline, describe_event
 from rawtui.views.tui.widgets.arp import ArpPanel
 from rawtui.views.tui.widgets.counters import CountersPanel
 from rawtui.views.tui.widgets.detail import PacketDetail, find_packet
@@ -55,7 +57,7 @@ from rawtui.views.tui.widgets.header import SessionHeader
 from rawtui.views.tui.widgets.ladder import LadderPanel
 from rawtui.views.tui.widgets.packets import PacketList
 from rawtui.views.tui.widgets.progress import ProgressLine
-from rawtui.views.tui.widgets.ticker import ExplainTicker
+from rawtui.views.tui.widgets.ticker import TOPIC_STYLES, ExplainTicker
 
 EXIT_INTERNAL = 1
 
@@ -100,7 +102,9 @@ class RawtuiApp(App[int]):
     ``model`` (the :class:`ViewModel`), ``source_finished`` and ``exit_code`` (the source's return value),
     ``pending`` (events queued, not yet drawn), ``ui_settled``, ``paused``, ``follow``. ``app.run()``
     returns the exit code. ``source`` may be a :class:`~rawtui.views.tui.started.StartedSource`, already
-    running: its queue and its stop event become the app's.
+    running: its queue and its stop event become the app's. The timeline cursor: ``timeline`` (every event,
+    :class:`~rawtui.views.tui.timeline.Timeline`), ``cursor`` (the index of the event under it, None in the
+    live view), ``cursor_model`` (the state there), ``speed``, ``playing``, ``zoom``.
     """
 
     CSS_PATH = "app.tcss"
@@ -127,6 +131,17 @@ class RawtuiApp(App[int]):
         # --limit-rate while downloading: rawtui reads slower or faster, its advertised window follows
         Binding("minus", "read_rate(0.5)", "Read rate/2"),
         Binding("plus,equals_sign", "read_rate(2)", "Read rate x2"),
+        # the timeline cursor (paused, or once the session ended): rawtui.views.tui.timeline
+        Binding("left", "cursor_step(-1)", "Step back", show=False, priority=True),
+        Binding("right", "cursor_step(1)", "Step", show=False, priority=True),
+        Binding("left_square_bracket", "cursor_notable(-1)", "Previous notable", show=False, priority=True),
+        Binding("right_square_bracket", "cursor_notable(1)", "Next notable", show=False, priority=True),
+        Binding("home", "cursor_edge(0)", "First event", show=False, priority=True),
+        Binding("end", "cursor_edge(1)", "Last event", show=False, priority=True),
+        Binding("z", "cursor_zoom", "Zoom", show=False, priority=True),
+        Binding("space", "cursor_play", "Play", show=False, priority=True),
+        Binding("less_than_sign", "speed(0.5)", "Slower", show=False, priority=True),
+        Binding("greater_than_sign", "speed(2)", "Faster", show=False, priority=True),
     ]
 
     LAB_ACTIONS = frozenset({"lab_knob", "lab_rate", "lab_blackout"})
@@ -164,8 +179,27 @@ class RawtuiApp(App[int]):
         redraw: RedrawPolicy | None = None,
         lab_control: str | None = None,
         on_set_rate: Callable[[float | None], None] | None = None,
+        on_set_speed: Callable[[float], None] | None = None,
+        speed: float = 1.0,
     ) -> None:
         super().__init__()
+        # the timeline cursor: every event is recorded (rawtui.views.tui.timeline); ``cursor`` is the index of
+        # the event under it, or None (the live view)
+        self.timeline = Timeline()
+        self.cursor: int | None = None
+        self.cursor_model: ViewModel | None = None
+        self.zoom = False
+        self.playing = False
+        self._play_from = (0.0, 0.0)  # (wall time, event time) the cursor's playback started from
+        self._cursor_opened_detail = False
+        self._cursor_drawn: dict[str, int] = {}  # the cursor model's area versions drawn last
+        from rawtui.recording.replay import Replay
+
+        if on_set_speed is None and isinstance(source, Replay):  # a replay given directly (tests, scripts)
+            replay = source
+            on_set_speed, speed = (lambda value: setattr(replay, "speed", value)), source.speed or 1.0
+        self.on_set_speed = on_set_speed  # a replay's pace (< and >)
+        self.speed = speed  # the replay's speed, and the cursor's playback speed (space)
         self.on_set_rate = on_set_rate  # the download's --limit-rate (the read-rate keys), when live
         self.lab_control = lab_control  # the lab's control socket (rawtui demo): the knob keys use it
         self.lab_control_factory: Callable[[str], Any] = _lab_control  # tests inject a fake
@@ -351,7 +385,7 @@ class RawtuiApp(App[int]):
             popleft = q.popleft
             while q:
                 batch = [popleft() for _ in range(min(len(q), 4096))]
-                applied += self.model.apply_all(batch)
+                applied += self.timeline.feed(self.model, batch)
                 if time.perf_counter() > deadline:
                     break  # the rest next tick: the screen stays responsive
             self.post_message(EventsApplied(applied, self.model.events_seen))
@@ -360,7 +394,7 @@ class RawtuiApp(App[int]):
         self._govern(now, busy)
         if applied:
             self._last_event_at = now
-        if not self.paused and not self._leaving_now():
+        if not self.paused and self.cursor is None and not self._leaving_now():
             # The flow paused or ended: draw whatever the intervals held back.
             quiet = not q and now - self._last_event_at >= self.QUIET
             self._redraw(now, busy=busy, catch_up=quiet or self.source_finished)
@@ -463,7 +497,7 @@ class RawtuiApp(App[int]):
 
     def _check_end(self) -> None:
         """After the drain: react once to done / error, or to a source that ended without either."""
-        if self._terminal_handled or self._queue:
+        if self._terminal_handled or self._queue or self.cursor is not None:
             return
         m = self.model
         if m.done is None and m.error is None and not self.source_finished:
@@ -563,6 +597,10 @@ class RawtuiApp(App[int]):
     # -- keys ----------------------------------------------------------------------------------------
 
     def action_toggle_pause(self) -> None:
+        if self.cursor is not None:  # back to the live view (and on, when paused)
+            self.leave_cursor()
+            if not self.paused:
+                return
         self.paused = not self.paused
         self.query_one(SessionHeader).paused = self.paused
         if not self.paused:
@@ -619,6 +657,10 @@ class RawtuiApp(App[int]):
             return bool(self.lab_control)
         if action == "read_rate":
             return self.on_set_rate is not None
+        if action in self.CURSOR_ACTIONS:
+            return self._cursor_possible()
+        if action == "speed":
+            return not isinstance(self.focused, Input) and (self.on_set_speed is not None or self._cursor_possible())
         return True
 
     READ_RATE_MIN = 1024.0  # bytes per second: the lowest --limit-rate the keys set
@@ -695,12 +737,12 @@ class RawtuiApp(App[int]):
 
     def open_detail(self, number: int) -> None:
         """Show packet ``number``'s decoded layers: the pane beside the list, or a dialog when compact."""
-        ev = find_packet(self.model, number)
+        ev = find_packet(self.view_model, number)
         if ev is None:
             self.notify(f"packet {number} has left the list", severity="warning")
             return
         if self.compact:
-            self.push_screen(DetailScreen(detail_tree(number, ev, self.model)))
+            self.push_screen(DetailScreen(detail_tree(number, ev, self.view_model)))
             return
         self.query_one("#body").add_class("-detail")
         self.query_one(PacketDetail).show(number)
@@ -711,6 +753,8 @@ class RawtuiApp(App[int]):
     def action_close_detail(self) -> None:
         if self.focused is not None and self.focused.id == "filter":
             self.query_one("#packet-table").focus()
+        elif self.cursor is not None:
+            self.leave_cursor()
         else:
             self.close_detail()
 
@@ -727,3 +771,191 @@ class RawtuiApp(App[int]):
     def _packet_selected(self, message: PacketSelected) -> None:
         if not self._quitting:
             self.open_detail(message.number)
+
+    # -- the timeline cursor -------------------------------------------------------------------------------
+
+    CURSOR_ACTIONS = frozenset({"cursor_step", "cursor_notable", "cursor_edge", "cursor_zoom", "cursor_play"})
+    SPEED_MIN, SPEED_MAX = 1 / 16, 64.0
+    PLAY_INTERVAL = 1 / 20  # seconds between two moves of the cursor while it plays
+    ZOOM_SHARE = 1 / 16  # zoomed (z), the graphs show this share of the session around the cursor
+    ZOOM_MIN_S = 0.01
+
+    @property
+    def view_model(self) -> ViewModel:
+        """The model the panels show: the state at the cursor, or the live one."""
+        return self.cursor_model if self.cursor is not None and self.cursor_model is not None else self.model
+
+    def _cursor_possible(self) -> bool:
+        """The cursor keys work while paused or once the session ended, on the main view (or over the
+        summary or the error dialog, which they close), and not while typing a filter."""
+        if not len(self.timeline) or not self._areas or isinstance(self.screen, (HelpScreen, DetailScreen)):
+            return False
+        if isinstance(self.focused, Input):
+            return False
+        m = self.model
+        return (self.cursor is not None or self.paused or self.source_finished or m.done is not None
+                or m.error is not None)
+
+    def _enter_cursor(self) -> int:
+        if isinstance(self.screen, (SummaryScreen, ErrorScreen)):
+            self.pop_screen()
+        if self.cursor is None:
+            self.cursor = len(self.timeline) - 1
+            self._cursor_opened_detail = not self.detail_open
+        return self.cursor
+
+    def action_cursor_step(self, step: int) -> None:
+        """Left / right: one event back or on."""
+        self.move_cursor(self._enter_cursor() + step)
+
+    def action_cursor_notable(self, direction: int) -> None:
+        """[ / ]: the previous / next notable event (a loss, a retransmission, an RTO, a zero window...)."""
+        i = self._enter_cursor()
+        j = self.timeline.next_notable(i) if direction > 0 else self.timeline.prev_notable(i)
+        if j is None:
+            self.notify(f"no notable event {'after' if direction > 0 else 'before'} this one")
+            self.move_cursor(i)
+            return
+        self.move_cursor(j)
+
+    def action_cursor_edge(self, end: int) -> None:
+        """Home / End: the first / the last event."""
+        self._enter_cursor()
+        self.move_cursor(len(self.timeline) - 1 if end else 0)
+
+    def action_cursor_zoom(self) -> None:
+        """z: the graphs zoomed around the cursor, or the whole session again."""
+        self.zoom = not self.zoom
+        self.move_cursor(self._enter_cursor())
+
+    def action_cursor_play(self) -> None:
+        """space: the cursor moves on through the events at their pace times the speed (< >), or stops."""
+        i = self._enter_cursor()
+        if i >= len(self.timeline) - 1 and not self.playing:
+            i = 0  # played to the end: from the start again
+        self.playing = not self.playing
+        self._play_from = (time.monotonic(), self.timeline.time(i))
+        if self.playing and not hasattr(self, "_play_timer"):
+            self._play_timer = self.set_interval(self.PLAY_INTERVAL, self._play_tick, name="cursor play")
+        self.move_cursor(i)
+
+    def _play_tick(self) -> None:
+        if not self.playing or self.cursor is None:
+            return
+        wall, t = self._play_from
+        tl = self.timeline
+        j = tl.index_at(t + (time.monotonic() - wall) * self.speed)
+        if j >= len(tl) - 1:
+            self.playing = False
+            j = len(tl) - 1
+        if j != self.cursor or not self.playing:
+            self.move_cursor(max(j, self.cursor))
+
+    def action_speed(self, factor: float) -> None:
+        """< / >: halve / double the replay's speed (and the cursor's playback), 1/16 to 64."""
+        new = min(self.SPEED_MAX, max(self.SPEED_MIN, self.speed * factor))
+        if self.playing and self.cursor is not None:  # keep the cursor where it is, at the new pace
+            self._play_from = (time.monotonic(), self.timeline.time(self.cursor))
+        self.speed = new
+        if self.on_set_speed is not None:
+            self.on_set_speed(new)
+        self.notify(f"speed {speed_text(new)}")
+        if self.cursor is not None:
+            self._show_cursor_line()
+        else:
+            self._header.refresh()
+
+    def move_cursor(self, index: int) -> None:
+        """Put the cursor on event ``index`` (clamped) and show every panel as it was then."""
+        tl = self.timeline
+        i = self.cursor = max(0, min(index, len(tl) - 1))
+        m = tl.state_at(i)
+        m.source_code = self.model.source_code if i == len(tl) - 1 else None
+        # the same model moved on (a step forward): only the areas that changed are drawn again
+        same = m is self.cursor_model and bool(self._cursor_drawn)
+        self.cursor_model = m
+        self._bind(m)
+        for area, widgets in self._areas:
+            if area != "packets" and not (same and self._cursor_drawn.get(area) == m.versions[area]):
+                for w in widgets:
+                    w.sync()
+        self._cursor_drawn = dict(m.versions)
+        self._show_cursor_line()
+        # the packet list: the packets up to the cursor, the last one selected and decoded beside
+        plist = self._packets
+        if not same:
+            plist.rebuild()
+        else:
+            plist.sync()  # the packets that came since (nothing when none did)
+        table = plist.table
+        if table.row_count and table.cursor_row != table.row_count - 1:
+            table.move_cursor(row=table.row_count - 1)
+        if m.packet_count and not self.compact:
+            self.query_one("#body").add_class("-detail")
+            self.query_one(PacketDetail).show(m.packet_count)
+        # the graphs: the whole session, a vertical line at the cursor (zoomed around it with z)
+        if not self.compact:
+            t = tl.time(i)
+            window = None
+            if self.zoom:
+                half = max(self.ZOOM_MIN_S, self.model.t_last * self.ZOOM_SHARE) / 2
+                window = (max(0.0, t - half), max(0.0, t - half) + 2 * half)
+            graphs = self.model.versions["graphs"]
+            if self._drawn.get("_cursor_graphs") != graphs:  # the live model's graphs moved on (paused)
+                self._drawn["_cursor_graphs"] = graphs
+                self._graphs.draw()
+            self._graphs.set_cursor(t, window)
+
+    def _show_cursor_line(self) -> None:
+        i = self.cursor
+        if i is None:
+            return
+        tl = self.timeline
+        ev = tl.event(i)
+        of = f"{len(tl):,}" + (" recorded (the history is full)" if tl.full else "")
+        line = Text.assemble(("◆ ", "bold yellow"), (f"t={ev.t:.6f} s", "bold"),
+                             (f"  event {i + 1:,} of {of}  ", "dim"), (describe_event(ev), "bold"),
+                             no_wrap=True, end="")
+        if self.playing:
+            line.append(f"  ▶ playing ×{speed_text(self.speed)}", "bold green")
+        elif self.speed != 1.0:
+            line.append(f"  speed ×{speed_text(self.speed)}", "dim")
+        if self.zoom:
+            line.append("  zoom", "dim")
+        explained = tl.explanation(i)
+        if explained is not None:
+            line.append("\n▸ ", TOPIC_STYLES.get(explained.topic, "bold"))
+            line.append(explained.text)
+        else:
+            line.append("\n  ←/→ step · [ ] notable · Home/End · space play · < > speed · z zoom · esc live",
+                        "dim")
+        self._header.set_cursor(line)
+
+    def leave_cursor(self) -> None:
+        """Back to the live view (or the session's last state)."""
+        if self.cursor is None:
+            return
+        self.cursor = None
+        self.cursor_model = None
+        self._cursor_drawn = {}
+        self.playing = False
+        self._bind(self.model)
+        self._header.set_cursor(None)
+        self._graphs.set_cursor(None)
+        if self._cursor_opened_detail:
+            self.close_detail()
+        self._packets.rebuild()
+        self._drawn.clear()
+        self._redraw()
+
+    def _bind(self, model: ViewModel) -> None:
+        """Point the panels (all but the graphs, which always show the whole session) at ``model``."""
+        for _, widgets in self._areas:
+            for w in widgets:
+                w.model = model
+        self.query_one(PacketDetail).model = model
+
+
+def speed_text(speed: float) -> str:
+    """``1/4``, ``1``, ``8``."""
+    return f"1/{round(1 / speed)}" if speed < 1 else f"{speed:g}"

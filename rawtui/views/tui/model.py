@@ -8,6 +8,8 @@ that ``apply`` bumps when the area changes; widgets redraw when theirs moved.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from rawtui.events import (
     Handshake,
     HttpResponse,
     Info,
+    KernelTcpInfo,
     LabKnobs,
     LabScenario,
     LabStats,
@@ -112,6 +115,12 @@ class Series:
     def __len__(self) -> int:
         return len(self.xs)
 
+    def copy(self) -> Series:
+        """An independent copy (the timeline's checkpoints, rawtui.views.tui.timeline)."""
+        s = Series(self.cap)
+        s.xs, s.ys, s._stride, s._skip = self.xs[:], self.ys[:], self._stride, self._skip
+        return s
+
 
 class Rate:
     """Bytes per second in bins of time that widen with the transfer, so a 0.3 s download and a 30 s one
@@ -166,6 +175,12 @@ class Rate:
 
     def __len__(self) -> int:
         return len(self._bins)
+
+    def copy(self) -> Rate:
+        """An independent copy."""
+        r = Rate(self.cap, self.width)
+        r._first, r._bins = self._first, self._bins[:]
+        return r
 
 
 @dataclass(slots=True)
@@ -278,6 +293,7 @@ class ViewModel:
         self.tls: TlsInfo | None = None
         # the teaching lab (rawtui demo)
         self.server_info: ServerTcpInfo | None = None
+        self.kernel_info: dict[str, KernelTcpInfo] = {}  # `rawtui watch`: this host's socket(s), by role
         self.lab_knobs: LabKnobs | None = None
         self.lab_stats: LabStats | None = None
         self.lab_scenario: LabScenario | None = None
@@ -525,6 +541,15 @@ class ViewModel:
         if ev.ssthresh_bytes is not None:
             g.server_ssthresh.add(ev.t, ev.ssthresh_bytes)
 
+    def _kernel_tcp_info(self, ev: KernelTcpInfo) -> None:
+        """`rawtui watch`: the kernel's state of a local socket. The sending socket's cwnd is the transfer's
+        true cwnd: the same line as the lab server's TCP_INFO."""
+        self.kernel_info[ev.role] = ev
+        if ev.role == "sender":
+            self.graphs.server_cwnd.add(ev.t, ev.cwnd_bytes)
+            if ev.ssthresh_bytes is not None:
+                self.graphs.server_ssthresh.add(ev.t, ev.ssthresh_bytes)
+
     def _lab_knobs(self, ev: LabKnobs) -> None:
         self.lab_knobs = ev
 
@@ -549,6 +574,31 @@ class ViewModel:
 
     def _error(self, ev: Error) -> None:
         self.error = ev
+
+    def copy(self, *, packets: bool = True) -> ViewModel:
+        """An independent copy of the state (the timeline's checkpoints: rawtui.views.tui.timeline).
+        Events are immutable and shared; everything ``apply`` mutates is copied. ``packets=False``
+        leaves the packet ring empty (``packet_count`` still says how many came)."""
+        new = copy.copy(self)
+        steps = {id(s): dataclasses.replace(s) for s in self.ladder}
+        new.ladder = [steps[id(s)] for s in self.ladder]
+        for name in ("_data_step", "_resent_step"):
+            step = getattr(self, name)
+            if step is not None:
+                setattr(new, name, steps.get(id(step)) or dataclasses.replace(step))
+        new.versions = dict(self.versions)
+        new.infos = deque(self.infos, maxlen=self.infos.maxlen)
+        new.arp = deque(self.arp, maxlen=self.arp.maxlen)
+        new.explanations = deque(self.explanations, maxlen=self.explanations.maxlen)
+        new.redirects = self.redirects[:]
+        new.retries = self.retries[:]
+        new.lab_events = self.lab_events[:]
+        new.router_actions = dict(self.router_actions)
+        new.kernel_info = dict(self.kernel_info)
+        new.counters = dataclasses.replace(self.counters)
+        new.graphs = Graphs(**{f.name: getattr(self.graphs, f.name).copy() for f in dataclasses.fields(Graphs)})
+        new.packets = deque(self.packets if packets else (), maxlen=self.packets.maxlen)
+        return new
 
     # -- derived values ------------------------------------------------------------------------------
 
@@ -580,7 +630,7 @@ class ViewModel:
     @property
     def lab_active(self) -> bool:
         """The lab's side channel spoke (rawtui demo): show the lab line."""
-        return self.lab_knobs is not None or self.lab_scenario is not None
+        return self.lab_knobs is not None or self.lab_scenario is not None or bool(self.kernel_info)
 
     @property
     def total(self) -> int | None:
@@ -659,6 +709,7 @@ _HANDLERS: dict[str, Callable[[ViewModel, Any], None]] = {
     "error": ViewModel._error,
     "tls": ViewModel._tls,
     "server_tcp_info": ViewModel._server_tcp_info,
+    "kernel_tcp_info": ViewModel._kernel_tcp_info,
     "lab_knobs": ViewModel._lab_knobs,
     "lab_stats": ViewModel._lab_stats,
     "lab_scenario": ViewModel._lab_scenario,
@@ -696,6 +747,7 @@ _AREAS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "tls_record": ("packets",),
     "tls": ("header", "ladder"),
     "server_tcp_info": ("graphs", "counters"),
+    "kernel_tcp_info": ("graphs", "lab"),
     "lab_knobs": ("lab",),
     "lab_stats": ("lab", "counters"),
     "lab_scenario": ("lab",),

@@ -29,6 +29,11 @@ HELP = f"""\
   [b]?[/b]      this help                          [b]esc[/b]  close a dialog or the detail pane
   [b]l L d D r R b[/b]  lab only (rawtui demo): loss -/+1 %, delay -/+10 ms, rate /2 x2, blackout 3 s
 
+[b]Timeline cursor[/b] (paused, or once the session ended; every panel shows the state at the cursor)
+  [b]← →[/b]  one event back / on      [b][ ][/b]  previous / next notable event (loss, retransmission, RTO...)
+  [b]Home End[/b]  first / last event   [b]space[/b]  play from the cursor   [b]< >[/b]  speed /2 x2 (1/16 to 64; replays too)
+  [b]z[/b]    zoom the graphs around the cursor          [b]esc[/b] or [b]p[/b]  back to the live view
+
 [b]Filter[/b]  space-separated terms, all must match, [b]![/b] negates one:
   {FILTER_HELP}
   [dim]retrans: our retransmissions and the server's resent data · drop: checksum drops, malformed[/dim]

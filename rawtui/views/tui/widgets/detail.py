@@ -32,6 +32,7 @@ class PacketDetail(Tree[None]):
         super().__init__("select a packet", **kw)  # type: ignore[arg-type]
         self.model = model
         self.number: int | None = None
+        self._shown: object = None
         self.border_title = "Detail"
         self.show_root = True
 
@@ -40,7 +41,9 @@ class PacketDetail(Tree[None]):
         ev = find_packet(self.model, number)
         if ev is None:
             return False
-        self.number = number
+        if number == self.number and ev == self._shown:
+            return True  # (the timeline cursor moved, the packet is the same)
+        self.number, self._shown = number, ev
         fill_tree(self, detail_tree(number, ev, self.model))
         return True
 

@@ -8,6 +8,7 @@ not wait for it (empty graphs are drawn once that frame is painted, see :meth:`G
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -18,6 +19,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from rawtui.events import RouterAction
+from rawtui.views.kernel import kernel_text
 from rawtui.views.tui.model import Series, ViewModel
 
 if TYPE_CHECKING:
@@ -38,7 +40,16 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "rate": (0, 200, 255),
     "server": (255, 255, 255),
     "ssthresh": (255, 60, 60),
+    "cursor": (255, 255, 0),
 }
+
+
+def window_of(xs: list[float], ys: list[float], window: tuple[float, float] | None) -> tuple[list[float], list[float]]:
+    """The points of a time-ordered series inside ``window`` (all of them when None)."""
+    if window is None:
+        return xs, ys
+    a, b = bisect_left(xs, window[0]), bisect_right(xs, window[1])
+    return xs[a:b], ys[a:b]
 
 
 def rgb(key: str) -> str:
@@ -131,6 +142,25 @@ class Graph(Widget):
         self._plotted_size: tuple[int, int] = (0, 0)
         self._rendered: tuple[tuple[int, int, str], RenderResult] | None = None
         self._legend: Text | None = None
+        self.cursor: float | None = None  # the timeline cursor's time: a vertical line
+        self.window: tuple[float, float] | None = None  # zoomed around the cursor: the x range shown
+        self._yrange = (float("inf"), float("-inf"))  # of the values plotted (the cursor line spans it)
+
+    def set_cursor(self, cursor: float | None, window: tuple[float, float] | None) -> None:
+        """Draw a vertical line at time ``cursor`` and show only ``window`` (None: no line, everything).
+        The plot is built again only when the line moves to another column (a step rarely moves it)."""
+        before = (self._cursor_column(self.cursor, self.window), self.window)
+        self.cursor = cursor
+        if (self._cursor_column(cursor, window), window) != before:
+            self.window = window
+            self._stale = True
+            self.refresh()
+
+    def _cursor_column(self, cursor: float | None, window: tuple[float, float] | None) -> int | None:
+        if cursor is None:
+            return None
+        lo, hi = window or (0.0, max(cursor, self._model.t_last if self._model is not None else cursor))
+        return int((cursor - lo) / ((hi - lo) or 1.0) * self.bins)
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda theme: self.refresh())
@@ -167,6 +197,12 @@ class Graph(Widget):
                 if not self._show_empty:
                     return ""  # no data, and the first frame is not painted yet: no plotext so far
                 self._empty()
+            elif self.cursor is not None:
+                if self.window is not None:
+                    self.plt.xlim(*self.window)
+                # a line of "│" drawn last, over the data (plotext's vline goes under it)
+                lo, hi = self._yrange if self._yrange[0] <= self._yrange[1] else (0.0, 1.0)
+                self.plt.plot([self.cursor, self.cursor], [lo, hi], marker="│", color=PALETTE["cursor"])
             self._stale = False
             self._plotted_size = size
             self._rendered = None
@@ -191,6 +227,7 @@ class Graph(Widget):
         raise NotImplementedError
 
     def _start(self) -> None:
+        self._yrange = (float("inf"), float("-inf"))
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
@@ -216,13 +253,20 @@ class Graph(Widget):
 
     def _line(self, s: Series, scale: float, color: str) -> None:
         if s.xs:
-            xs, ys = downsample(s.xs, s.ys, self.bins)
+            xs, ys = downsample(*window_of(s.xs, s.ys, self.window), self.bins)
+            self._span([y / scale for y in ys])
             self.plt.plot(xs, [y / scale for y in ys], marker="braille", color=PALETTE[color])
 
     def _dots(self, s: Series, scale: float, color: str, marker: str = "braille") -> None:
         if s.xs:
-            xs, ys = downsample(s.xs, s.ys, self.bins)
+            xs, ys = downsample(*window_of(s.xs, s.ys, self.window), self.bins)
+            self._span([y / scale for y in ys])
             self.plt.scatter(xs, [y / scale for y in ys], marker=marker, color=PALETTE[color])
+
+    def _span(self, ys: list[float]) -> None:
+        if ys:
+            lo, hi = self._yrange
+            self._yrange = (min(lo, min(ys)), max(hi, max(ys)))
 
 
 class SequenceGraph(Graph):
@@ -331,7 +375,10 @@ class ThroughputGraph(Graph):
         if not s.xs:
             return False
         self._start()
-        xs, ys = downsample(s.xs, [y * 8 / 1e6 for y in s.ys], self.bins)
+        xs, ys = downsample(*window_of(s.xs, [y * 8 / 1e6 for y in s.ys], self.window), self.bins)
+        if not xs:
+            return False
+        self._span([0.0, *ys])
         self.plt.plot(xs, ys, marker="braille", color=PALETTE["rate"], fillx=True)
         self.plt.ylim(0, max(ys) * 1.1 or 1)
         return True
@@ -377,6 +424,12 @@ def lab_text(model: ViewModel) -> Text:
     from the server to the client, and what changed last. Line 3 (once the router dropped data on its
     way to us): the last drop, and how many so far."""
     t = Text(no_wrap=True, overflow="ellipsis", end="")
+    if model.kernel_info and model.lab_knobs is None and model.lab_scenario is None:  # rawtui watch
+        for i, role in enumerate(sorted(model.kernel_info, reverse=True)):  # the sender's (the true cwnd) first
+            t.append("\n" if i else "")
+            t.append(" KERNEL ", "bold black on cyan")
+            t.append(f" {kernel_text(model.kernel_info[role])}")
+        return t
     sc = model.lab_scenario
     if sc is not None:
         t.append(" LAB ", "bold black on yellow")
@@ -388,6 +441,9 @@ def lab_text(model: ViewModel) -> Text:
     if k is None:
         t.append("lab knobs: not known yet", "dim")
     else:
+        cc = model.server_info.cc if model.server_info is not None else ""
+        if cc:  # first: the strip is cut at the panel's width
+            t.append(f"server cc {cc}  ", "bold cyan")
         t.append(knobs_text(k.down), "bold red" if k.down.get("blackout_s") else "bold")
         if k.note:
             t.append(f"  ({k.note})", "dim")
@@ -435,6 +491,17 @@ class GraphsPanel(Vertical):
         for graph in self.query(Graph):
             graph.draw(self.model)
         self.mark_time()
+
+    def set_cursor(self, cursor: float | None, window: tuple[float, float] | None = None) -> None:
+        """The timeline cursor: a vertical line at its time on each graph, zoomed to ``window`` if given."""
+        for graph in self.query(Graph):
+            graph.set_cursor(cursor, window)
+        if cursor is not None:
+            zoom = f" · zoom {window[0]:.3f}-{window[1]:.3f} s" if window else ""
+            self.border_subtitle = f"x: seconds since start · cursor at t={cursor:.4f} s{zoom}"
+        else:
+            self.border_subtitle = ""
+            self.mark_time()
 
     def show_empty(self) -> None:
         """Let the graphs without data draw their empty axes."""

@@ -30,6 +30,13 @@ class SessionHeader(ModelPanel):
 
     paused: reactive[bool] = reactive(False)
     stopping: reactive[bool] = reactive(False)
+    cursor: Text | None = None  # the timeline cursor's line (the app sets it): one more header line
+
+    def set_cursor(self, line: Text | None) -> None:
+        """Show the timeline cursor's line under the others (None: no cursor)."""
+        self.cursor = line
+        self.set_class(line is not None, "-cursor")
+        self.refresh()
 
 
     def sync(self) -> None:
@@ -48,6 +55,13 @@ class SessionHeader(ModelPanel):
             right.append(" ")
         if self.paused:
             right.append(" PAUSED ", "bold black on bright_yellow")
+            right.append(" ")
+        if self.cursor is not None:
+            right.append(" CURSOR ", "bold black on yellow")
+            right.append(" ")
+        cc = m.server_info.cc if m.server_info is not None else ""
+        if cc:  # the lab server's congestion control, as its TCP_INFO samples say (rawtui demo --cc)
+            right.append(f" server {cc} ", "bold black on cyan")
             right.append(" ")
         phase = m.phase
         right.append(f" {phase} ", PHASE_STYLES.get(phase, "bold reverse"))
@@ -83,6 +97,10 @@ class SessionHeader(ModelPanel):
         lines = [top, line]
         if m.tls is not None:
             lines.append(tls_line(m.tls, width))
+        if self.cursor is not None:
+            for part in self.cursor.split("\n"):
+                part.truncate(width, overflow="ellipsis")
+                lines.append(part)
         return Text("\n", no_wrap=True).join(lines)
 
 
