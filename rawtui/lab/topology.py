@@ -237,6 +237,18 @@ def _pid_file(prefix: str) -> Path:
     return LAB_RUN_DIR / f"{prefix}.pid"
 
 
+def live_lab_owner(ns: str) -> int | None:
+    """The PID of the living process that created the lab namespace ``ns`` (``<prefix>-c|r|s``), else None
+    (not a lab's namespace, or its creator is gone: a stale lab)."""
+    m = re.match(rf"^(.+)-[{''.join(_NS_SUFFIXES)}]$", ns)
+    if not m or not _creator_alive(_pid_file(m.group(1))):
+        return None
+    try:
+        return int(_pid_file(m.group(1)).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 # ---------------------------------------------------------------------------------------------------
 # the lab
 
