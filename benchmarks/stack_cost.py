@@ -11,6 +11,7 @@ frame. The simulated clock advances 20 us per frame.
     python benchmarks/stack_cost.py                   # in order and 2 % loss, 20,000 frames each
     python benchmarks/stack_cost.py --loss 5 --frames 50000 --events
     python benchmarks/stack_cost.py --profile         # cProfile of the 2 % loss case
+    python benchmarks/stack_cost.py --ipv6            # IPv4 and IPv6 frames (1428-byte payloads), same run
 
 It prints microseconds per frame and frames per second (best of ``--reps``); nothing is asserted.
 """
@@ -31,36 +32,46 @@ if str(ROOT) not in sys.path:
 
 from rawtui.stack.host import CSUM_UNKNOWN, Host
 from rawtui.wire.arp import OP_REPLY, ArpPacket, build_arp
-from rawtui.wire.ethernet import ETH_P_ARP, ETH_P_IP, build_ethernet
+from rawtui.wire.ethernet import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, build_ethernet
 from rawtui.wire.ipv4 import PROTO_TCP, build_ipv4
+from rawtui.wire.ipv6 import build_ipv6, ip6_bytes
 from rawtui.wire.tcp import ACK, PSH, SYN, TcpOptions, TcpSegment, build_tcp, parse_tcp
 
 CMAC, SMAC = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
 CIP, SIP = bytes([10, 77, 1, 2]), bytes([10, 77, 2, 2])
 CPORT, SPORT = 40000, 80
+CIP6, SIP6 = ip6_bytes("2001:db8:1::2"), ip6_bytes("2001:db8:2::2")
 MSS = 1448  # payload with the timestamp option, as on a 1500-byte MTU
+MSS6 = 1428  # the same over IPv6 (20 more bytes of IP header)
 
 
-def server_frame(seg: TcpSegment) -> bytes:
+def server_frame(seg: TcpSegment, ipv6: bool = False) -> bytes:
+    if ipv6:
+        return build_ethernet(CMAC, SMAC, ETH_P_IPV6, build_ipv6(SIP6, CIP6, PROTO_TCP, build_tcp(seg, SIP6, CIP6)))
     return build_ethernet(CMAC, SMAC, ETH_P_IP, build_ipv4(SIP, CIP, PROTO_TCP, build_tcp(seg, SIP, CIP)))
 
 
-def connect(events: bool) -> tuple[Host, int, float]:
-    """A Host past ARP and the handshake; returns it, the server's ISN + 1 and the clock."""
-    host = Host(local_mac=CMAC, local_ip=CIP, next_hop_ip=SIP, remote_ip=SIP, remote_port=SPORT,
-                local_port=CPORT, isn=1000, mss=1460, segment_events=events)
+def connect(events: bool, ipv6: bool = False) -> tuple[Host, int, float]:
+    """A Host past ARP (or a known neighbor, IPv6) and the handshake; returns it, the server's ISN + 1 and
+    the clock."""
+    cip, sip = (CIP6, SIP6) if ipv6 else (CIP, SIP)
+    host = Host(local_mac=CMAC, local_ip=cip, next_hop_ip=sip, remote_ip=sip, remote_port=SPORT,
+                local_port=CPORT, isn=1000, mss=1440 if ipv6 else 1460, segment_events=events)
     now = 0.0
-    host.start(now)
-    host.take_frames()
-    arp = build_arp(ArpPacket(OP_REPLY, SMAC, SIP, CMAC, CIP))
-    host.on_frame(build_ethernet(CMAC, SMAC, ETH_P_ARP, arp), now)
+    if ipv6:
+        host.start(now, next_hop_mac=SMAC)
+    else:
+        host.start(now)
+        host.take_frames()
+        arp = build_arp(ArpPacket(OP_REPLY, SMAC, SIP, CMAC, CIP))
+        host.on_frame(build_ethernet(CMAC, SMAC, ETH_P_ARP, arp), now)
     (syn_frame,) = host.take_frames()
-    syn = parse_tcp(syn_frame[34:], CIP, SIP)
+    syn = parse_tcp(syn_frame[54 if ipv6 else 34:], cip, sip)
     assert syn.flags == SYN
     sisn = 7_000_000
     opts = TcpOptions(mss=1460, wscale=7, sack_permitted=True, ts=(1, syn.options.ts[0]))
     now += 0.001
-    host.on_frame(server_frame(TcpSegment(SPORT, CPORT, sisn, syn.seq + 1, SYN | ACK, 65535, opts)), now)
+    host.on_frame(server_frame(TcpSegment(SPORT, CPORT, sisn, syn.seq + 1, SYN | ACK, 65535, opts), ipv6), now)
     host.take_frames()
     host.take_events()
     assert host.tcp.state == "ESTABLISHED"
@@ -84,19 +95,20 @@ def plan(nframes: int, loss: float, rtx_after: int, seed: int) -> list[int]:
     return order[:nframes]
 
 
-def build_frames(order: list[int], seq0: int, ack: int) -> list[bytes]:
-    payload = bytes(range(256)) * (MSS // 256 + 1)
-    payload = payload[:MSS]
+def build_frames(order: list[int], seq0: int, ack: int, ipv6: bool = False) -> list[bytes]:
+    mss = MSS6 if ipv6 else MSS
+    payload = bytes(range(256)) * (mss // 256 + 1)
+    payload = payload[:mss]
     frames = []
     for k, i in enumerate(order):
-        seg = TcpSegment(SPORT, CPORT, (seq0 + i * MSS) & 0xFFFFFFFF, ack, ACK | PSH, 2000,
+        seg = TcpSegment(SPORT, CPORT, (seq0 + i * mss) & 0xFFFFFFFF, ack, ACK | PSH, 2000,
                          TcpOptions(ts=(1000 + k, 0)), payload)
-        frames.append(server_frame(seg))
+        frames.append(server_frame(seg, ipv6))
     return frames
 
 
-def run_once(frames: list[bytes], events: bool) -> tuple[float, Host]:
-    host, _, now = connect(events)
+def run_once(frames: list[bytes], events: bool, ipv6: bool = False) -> tuple[float, Host]:
+    host, _, now = connect(events, ipv6)
     dt = 20e-6
     on_frame, take_frames, take_events, read = host.on_frame, host.take_frames, host.take_events, host.read
     t0 = time.perf_counter()
@@ -125,26 +137,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", action="store_true", help="per-segment events on (the live view's mode)")
     p.add_argument("--profile", action="store_true", help="cProfile one run (2 %% loss unless --loss)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--ipv6", action="store_true", help="IPv4 and IPv6 frames, one after the other, same run")
     ns = p.parse_args(argv)
     losses = [ns.loss] if ns.loss is not None else ([2.0] if ns.profile else [0.0, 2.0])
-    probe, seq0, _ = connect(ns.events)
-    ack = probe.tcp.snd_nxt
-    for loss in losses:
+    for loss, ipv6 in [(loss, v6) for loss in losses for v6 in ((False, True) if ns.ipv6 else (False,))]:
+        probe, seq0, _ = connect(ns.events, ipv6)
         order = plan(ns.frames, loss / 100, ns.rtx_after, ns.seed)
-        frames = build_frames(order, seq0, ack)
+        frames = build_frames(order, seq0, probe.tcp.snd_nxt, ipv6)
         if ns.profile:
             prof = cProfile.Profile()
             prof.enable()
-            run_once(frames, ns.events)
+            run_once(frames, ns.events, ipv6)
             prof.disable()
             pstats.Stats(prof).sort_stats("tottime").print_stats(25)
             continue
-        best = min(run_once(frames, ns.events)[0] for _ in range(ns.reps))
-        _, host = run_once(frames, ns.events)
+        best = min(run_once(frames, ns.events, ipv6)[0] for _ in range(ns.reps))
+        _, host = run_once(frames, ns.events, ipv6)
         c = host.tcp.counters
-        print(f"loss {loss:4.1f} %  events {'on ' if ns.events else 'off'}  {len(frames)} frames  "
-              f"{best / len(frames) * 1e6:6.2f} us/frame  {len(frames) / best / 1e3:7.1f} kframes/s  "
-              f"{len(frames) * MSS / best / 1e6:6.1f} MB/s   acks {c['acks_sent']}  "
+        print(f"{'IPv6' if ipv6 else 'IPv4'}  loss {loss:4.1f} %  events {'on ' if ns.events else 'off'}  "
+              f"{len(frames)} frames  {best / len(frames) * 1e6:6.2f} us/frame  {len(frames) / best / 1e3:7.1f} kframes/s  "
+              f"{len(frames) * (MSS6 if ipv6 else MSS) / best / 1e6:6.1f} MB/s   acks {c['acks_sent']}  "
               f"out-of-order {c['out_of_order']}  holes filled {c['holes_filled']}  "
               f"delivered {c['bytes_delivered']}")
     return 0

@@ -8,11 +8,11 @@ and takes what to send (``take_segments`` / ``take_frames``), the events, and ``
 from rawtui.api import lazy
 
 __all__ = [
-    "TRANSITIONS", "ArpResolver", "CongestionControl", "CongestionFactory", "Host", "Input", "Reno", "State",
-    "TcpConnection", "next_state",
+    "TRANSITIONS", "ArpResolver", "CongestionControl", "CongestionFactory", "Host", "Input", "NdpResolver", "Reno",
+    "State", "TcpConnection", "next_state",
 ]
 __getattr__ = lazy(__name__, {
     "ArpResolver": "arp", "CongestionControl": "congestion", "CongestionFactory": "congestion", "Reno": "congestion",
-    "Host": "host", "TcpConnection": "tcp", "TRANSITIONS": "tcp_states", "Input": "tcp_states",
+    "Host": "host", "NdpResolver": "ndp", "TcpConnection": "tcp", "TRANSITIONS": "tcp_states", "Input": "tcp_states",
     "State": "tcp_states", "next_state": "tcp_states",
 })

@@ -42,6 +42,23 @@ class ArpResolver:
     def start(self, now: float) -> None:
         self._send_request(now)
 
+    def cached(self, mac: bytes, now: float) -> None:
+        """The next hop's MAC is already known (an earlier connection's answer): no request."""
+        self.mac = mac
+
+    def used(self, now: float) -> None:
+        """We sent through the entry. ARP keeps no reachability state (NDP's resolver does)."""
+
+    def confirm(self, now: float) -> None:
+        """The connection made progress. ARP keeps no reachability state (NDP's resolver does)."""
+
+    def failure_message(self, iface: str = "", role: str = "next hop") -> str:
+        hop = ip_str(self.target_ip)
+        on = f" on {iface}" if iface else ""
+        link = f"{iface}'s" if iface else "this"
+        return (f"no ARP reply from {hop}{on} after {self.attempts} tries: the {role} {hop} is not on {link} link,"
+                " or it is down")
+
     def _send_request(self, now: float) -> None:
         self.attempts += 1
         pkt = ArpPacket(OP_REQUEST, self.local_mac, self.local_ip, b"\0" * 6, self.target_ip)

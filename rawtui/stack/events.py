@@ -64,6 +64,84 @@ class ArpIgnored(Event):
     reason: str
 
 
+class NeighborState(StrEnum):
+    """A neighbor cache entry's reachability (RFC 4861 7.3.2), as :mod:`rawtui.stack.ndp` keeps it."""
+
+    INCOMPLETE = "incomplete"  # solicited to its solicited-node multicast address, no answer yet
+    REACHABLE = "reachable"  # a solicited advertisement, or forward progress of our connection, lately
+    STALE = "stale"  # an address heard without confirmation, or REACHABLE_TIME passed: used, not trusted
+    DELAY = "delay"  # we sent through a stale entry: the connection's progress has 5 s to confirm it
+    PROBE = "probe"  # unicast solicitations to the cached address
+    FAILED = "failed"  # no answer to the solicitations
+
+
+@dataclass(slots=True)
+class NdpSolicit(Event):
+    """We sent a neighbor solicitation (RFC 4861 7.2.2): multicast to resolve, unicast to probe."""
+
+    type: ClassVar[str] = "ndp_solicit"
+    target_ip: str
+    attempt: int  # 1-based
+    unicast: bool = False  # a reachability probe to the cached MAC (PROBE state)
+
+
+@dataclass(slots=True)
+class NdpAdvert(Event):
+    """A neighbor advertisement that counted: the next hop's MAC (the ``ArpReply`` of IPv6)."""
+
+    type: ClassVar[str] = "ndp_advert"
+    ip: str
+    mac: str
+    rtt_ms: float
+    solicited: bool = False
+    override: bool = False
+    router: bool = False
+
+
+@dataclass(slots=True)
+class NdpIgnored(Event):
+    """A neighbor advertisement or solicitation that did not count (and why)."""
+
+    type: ClassVar[str] = "ndp_ignored"
+    ip: str
+    mac: str
+    reason: str
+
+
+@dataclass(slots=True)
+class NdpAnswered(Event):
+    """We answered a neighbor solicitation for our own address (else the router cannot send to us)."""
+
+    type: ClassVar[str] = "ndp_answered"
+    asker_ip: str
+    asker_mac: str
+    target_ip: str
+
+
+@dataclass(slots=True)
+class NeighborChange(Event):
+    """The next hop's neighbor cache entry changed state (values of :class:`NeighborState`)."""
+
+    type: ClassVar[str] = "neighbor_state"
+    ip: str
+    old: str
+    new: str
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class PathMtu(Event):
+    """An ICMPv6 Packet Too Big or ICMP fragmentation-needed lowered the MSS we send with (RFC 8201 /
+    RFC 1191)."""
+
+    type: ClassVar[str] = "path_mtu"
+    mtu: int  # the path MTU now used
+    reported: int  # what the message said (0: an old router's fragmentation-needed without it)
+    mss: int  # our MSS now (the TCP payload a full segment may carry, options not counted)
+    old_mss: int
+    source: str  # "icmpv6 packet too big" or "icmp fragmentation needed"
+
+
 @dataclass(slots=True)
 class TcpState(Event):
     """The connection moved from one state to another (values are the RFC's names, e.g. "SYN-SENT")."""
@@ -186,7 +264,7 @@ class DupAck(Event):
 @dataclass(slots=True)
 class ChecksumDrop(Event):
     type: ClassVar[str] = "checksum_drop"
-    layer: str  # "ipv4" or "tcp"
+    layer: str  # "ipv4", "tcp", "icmp" or "icmpv6"
     length: int
 
 

@@ -1,25 +1,37 @@
 """One host's view of the wire, sans-IO: Ethernet frames in, Ethernet frames out.
 
-:class:`Host` ties the formats of :mod:`rawtui.wire` to the machines (:class:`ArpResolver` for the next
-hop, :class:`TcpConnection` for the one connection). It parses every frame, verifies checksums (unless
-the kernel says the checksum is not computed yet, or already verified: checksum offload), counts and
-reports what it drops, and wraps the TCP machine's segments in IPv4 and Ethernet headers.
+:class:`Host` ties the formats of :mod:`rawtui.wire` to the machines (a next-hop resolver,
+:class:`TcpConnection` for the one connection). It parses every frame, verifies checksums (unless the
+kernel says the checksum is not computed yet, or already verified: checksum offload), counts and reports
+what it drops, and wraps the TCP machine's segments in IP and Ethernet headers.
+
+The address family is decided once, from the length of the addresses (4 bytes: IPv4, 16: IPv6), in
+``__init__``: which resolver (:class:`ArpResolver` or :class:`NdpResolver`, the same shape), which
+Ethernet types are handled and by what (``_handlers``), which IP header wraps a segment (``_wrap``) and
+which fast path reads the connection's segments. Nothing after that asks the family again. ICMP errors
+for the connection (IPv4's fragmentation-needed, ICMPv6's Packet Too Big) lower its MSS
+(:meth:`TcpConnection.on_path_mtu`).
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 from rawtui.errors import LinkError, TcpError
 from rawtui.stack.arp import ArpResolver
 from rawtui.stack.events import ChecksumDrop, Event, Malformed
+from rawtui.stack.ndp import NdpResolver
 from rawtui.stack.tcp import TcpConnection
 from rawtui.stack.tcp_states import OVER
 from rawtui.wire.arp import parse_arp
 from rawtui.wire.checksum import checksum_from_residue, residue
 from rawtui.wire.errors import ChecksumError, WireError
-from rawtui.wire.ethernet import ETH_P_ARP, ETH_P_IP, parse_ethernet
-from rawtui.wire.ipv4 import PROTO_TCP, ip_str, parse_ipv4
+from rawtui.wire.ethernet import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthernetFrame, parse_ethernet
+from rawtui.wire.icmp import PROTO_ICMP, QuotedTcp, parse_icmp, quoted_tcp4
+from rawtui.wire.icmpv6 import PacketTooBig, parse_icmpv6, quoted_tcp6
+from rawtui.wire.ipv4 import PROTO_TCP, parse_ipv4
+from rawtui.wire.ipv6 import NH_ICMPV6, parse_ipv6
 from rawtui.wire.tcp import NO_OPTIONS, TcpSegment, parse_options, parse_tcp
 
 # What the link layer knows about a received frame's checksum (PACKET_AUXDATA).
@@ -30,6 +42,10 @@ CSUM_KERNEL_VALID = 2  # TP_STATUS_CSUM_VALID: the NIC/kernel verified it
 # The fast path's view of a frame: Ethernet II (untagged) + IPv4 without options + the TCP fixed header.
 _ETH_IP_TCP = struct.Struct("!12xHBxHxxHxBxx4s4sHHIIBBHHH")
 _ETH_IP = struct.Struct("!6s6sHBBHHHBBH4s4s")
+# The same for IPv6: Ethernet II (untagged) + the fixed IPv6 header + the TCP fixed header (74 bytes).
+_ETH_IP6_TCP = struct.Struct("!12xHIHBx16s16sHHIIBBHHH")
+_ETH_IP6 = struct.Struct("!6s6sHIHBB16s16s")
+_IP6_VERSION = 0x60000000  # version 6, traffic class 0, flow label 0
 
 
 class Host:
@@ -47,14 +63,28 @@ class Host:
         arp_interval: float = 1.0,
         iface: str = "",
         next_hop_role: str = "next hop",
+        local_addresses: tuple[bytes, ...] = (),
         **tcp_options: object,
     ) -> None:
+        """``local_ip`` and the others are 4-byte (IPv4) or 16-byte (IPv6) addresses. ``local_addresses``:
+        our other addresses on the link (IPv6: the link-local one), whose neighbor solicitations we answer
+        as well as ``local_ip``'s."""
         self.local_mac = local_mac
         self.local_ip = local_ip
         self.remote_ip = remote_ip
         self.iface = iface
         self.next_hop_role = next_hop_role  # "gateway" or "host", for the error message
-        self.arp = ArpResolver(local_mac, local_ip, next_hop_ip, retries=arp_retries, interval=arp_interval)
+        ipv6 = len(local_ip) == 16
+        if len({len(local_ip), len(remote_ip), len(next_hop_ip)}) != 1:
+            raise ValueError("local, remote and next-hop addresses of one Host are of one family")
+        # the next hop's resolver: ARP or neighbor discovery (the same calls)
+        self.arp: ArpResolver | NdpResolver
+        if ipv6:
+            self.arp = NdpResolver(local_mac, local_ip, next_hop_ip, own_ips=local_addresses, retries=arp_retries,
+                                   interval=arp_interval)
+            tcp_options.setdefault("mss", 1440)  # 1500 - 40 (IPv6) - 20 (TCP)
+        else:
+            self.arp = ArpResolver(local_mac, local_ip, next_hop_ip, retries=arp_retries, interval=arp_interval)
         self.tcp = TcpConnection(
             local_ip=local_ip, remote_ip=remote_ip, local_port=local_port, remote_port=remote_port, isn=isn,
             **tcp_options,  # type: ignore[arg-type]
@@ -62,13 +92,26 @@ class Host:
         self.counters: dict[str, int] = {
             "frames_in": 0, "frames_out": 0, "csum_drop_ipv4": 0, "csum_drop_tcp": 0, "csum_offloaded": 0,
             "csum_kernel_verified": 0, "malformed": 0, "ip_fragments": 0, "not_ours": 0,
+            "csum_drop_icmp": 0, "csum_drop_icmpv6": 0, "icmp_errors": 0,
         }
+        # what each Ethernet type goes to, and how a segment is wrapped: the family's one decision
+        self._handlers: dict[int, Callable[[EthernetFrame, float, int], None]]
+        self._wrap: Callable[[bytes], bytes]
+        if ipv6:
+            self._handlers = {ETH_P_IPV6: self._on_ipv6}
+            self._wrap = self._wrap6
+        else:
+            self._handlers = {ETH_P_IP: self._on_ipv4, ETH_P_ARP: self._on_arp}
+            self._wrap = self._wrap4
+        self._ipv6 = ipv6
+        self._progress = 0  # the connection's progress mark, for neighbor reachability (on_timer)
         self._ident = isn & 0xFFFF
         # the IPv4 header's fixed words (version/IHL, DF, TTL/protocol, addresses) for _wrap's checksum
         self._ip_sum = 0x4500 + 0x4000 + (64 << 8 | PROTO_TCP) + sum(
             int.from_bytes(a[i:i + 2], "big") for a in (local_ip, remote_ip) for i in (0, 2))
         # the TCP pseudo-header's fixed part, to verify checksums on the fast path
-        self._ph_sum = int.from_bytes(remote_ip, "big") + int.from_bytes(local_ip, "big") + PROTO_TCP
+        # (as a residue: a 16-byte address is a 128-bit integer, not worth adding up per frame)
+        self._ph_sum = (int.from_bytes(remote_ip, "big") + int.from_bytes(local_ip, "big") + PROTO_TCP) % 0xFFFF
         self._frames: list[bytes] = []
         self._events: list[Event] = []
         self._connected = False
@@ -82,20 +125,27 @@ class Host:
         if next_hop_mac is None:
             self.arp.start(now)
         else:
-            self.arp.mac = next_hop_mac
+            self.arp.cached(next_hop_mac, now)
         self._collect(now)
 
     @property
     def next_deadline(self) -> float | None:
-        a = self.arp.next_deadline if not self.arp.done else None
+        a = self.arp.next_deadline  # resolving; for NDP also the entry's ageing (None for a resolved ARP)
         t = self.tcp.next_deadline if self._connected else None
         if a is None:
             return t
         return a if t is None else min(a, t)
 
     def on_timer(self, now: float) -> None:
-        if not self.arp.done:
-            self.arp.on_timer(now)
+        arp = self.arp
+        if self._connected:
+            # forward progress since the last timer confirms the next hop is reachable (RFC 4861 7.3.1)
+            mark = self.tcp.bytes_received + self.tcp.snd_una
+            if mark != self._progress:
+                self._progress = mark
+                arp.confirm(now)
+        if arp.next_deadline is not None:
+            arp.on_timer(now)
         if self._connected:
             self.tcp.on_timer(now)
         self._collect(now)
@@ -104,7 +154,10 @@ class Host:
         """Handle one received frame. ``frame`` may be a view into a reused buffer: nothing keeps it."""
         c = self.counters
         c["frames_in"] += 1
-        if self._connected and len(frame) >= 54:
+        if self._ipv6:
+            if self._connected and len(frame) >= 74 and self._fast6(frame, now, csum):
+                return
+        elif self._connected and len(frame) >= 54:
             # The fast path: the connection's untagged IPv4 TCP frames without IP options, both checksums
             # good, parsed in one unpack. Anything else (and any doubt) takes the general path below,
             # which parses again and counts and reports what it drops.
@@ -135,31 +188,11 @@ class Host:
                     return
         try:
             eth = parse_ethernet(frame)
-            if eth.ethertype == ETH_P_IP:
-                ip, payload = parse_ipv4(eth.payload)
-                if ip.proto != PROTO_TCP or ip.src != self.remote_ip or ip.dst != self.local_ip:
-                    c["not_ours"] += 1
-                    return
-                if ip.is_fragment:
-                    c["ip_fragments"] += 1
-                    c["malformed"] += 1
-                    self._events.append(Malformed(now, "IPv4 fragment dropped (rawtui does not reassemble)",
-                                                  ip.total_length))
-                    return
-                if csum == CSUM_UNKNOWN:
-                    seg = parse_tcp(payload, ip.src, ip.dst, verify=True)
-                else:
-                    c["csum_offloaded" if csum == CSUM_NOT_READY else "csum_kernel_verified"] += 1
-                    seg = parse_tcp(payload, ip.src, ip.dst, verify=False)
-                if self._connected:
-                    self.tcp.on_segment(seg, now)
-                else:
-                    c["not_ours"] += 1
-            elif eth.ethertype == ETH_P_ARP:
-                self.arp.on_arp(parse_arp(eth.payload), now)
-            else:
+            handler = self._handlers.get(eth.ethertype)
+            if handler is None:
                 c["not_ours"] += 1
                 return
+            handler(eth, now, csum)
         except ChecksumError as e:
             c["csum_drop_" + e.layer] += 1
             self._events.append(ChecksumDrop(now, e.layer, len(frame)))
@@ -167,6 +200,104 @@ class Host:
             c["malformed"] += 1
             self._events.append(Malformed(now, str(e), len(frame)))
         self._collect(now)
+
+    # -- the general path, by Ethernet type (see _handlers) ----------------------------------------
+
+    def _on_arp(self, eth: EthernetFrame, now: float, csum: int) -> None:
+        assert isinstance(self.arp, ArpResolver)
+        self.arp.on_arp(parse_arp(eth.payload), now)
+
+    def _on_ipv4(self, eth: EthernetFrame, now: float, csum: int) -> None:
+        ip, payload = parse_ipv4(eth.payload)
+        if ip.proto == PROTO_ICMP and ip.dst == self.local_ip:
+            msg = parse_icmp(payload, verify=csum == CSUM_UNKNOWN)
+            mtu = msg.next_hop_mtu
+            if mtu is not None:
+                self._on_icmp_error(quoted_tcp4(msg.data), mtu, now)
+            else:
+                self.counters["not_ours"] += 1
+            return
+        if ip.proto != PROTO_TCP or ip.src != self.remote_ip or ip.dst != self.local_ip:
+            self.counters["not_ours"] += 1
+            return
+        if ip.is_fragment:
+            self._fragment("IPv4", ip.total_length, now)
+            return
+        self._on_tcp(payload, ip.src, ip.dst, now, csum)
+
+    def _on_ipv6(self, eth: EthernetFrame, now: float, csum: int) -> None:
+        ip, payload = parse_ipv6(eth.payload)
+        if ip.proto == NH_ICMPV6 and not ip.is_fragment:
+            msg = parse_icmpv6(payload, ip.src, ip.dst, verify=csum == CSUM_UNKNOWN)
+            if isinstance(msg, PacketTooBig):
+                self._on_icmp_error(quoted_tcp6(msg.invoking), msg.mtu, now)
+            else:  # neighbor discovery (the resolver judges the rest: hop limit, kinds, targets)
+                assert isinstance(self.arp, NdpResolver)
+                self.arp.on_ndp(msg, ip.src, ip.dst, ip.hop_limit, eth.src, now)
+            return
+        if ip.src != self.remote_ip or ip.dst != self.local_ip or (ip.proto != PROTO_TCP and not ip.is_fragment):
+            self.counters["not_ours"] += 1
+            return
+        if ip.is_fragment:
+            self._fragment("IPv6", ip.total_length, now)
+            return
+        self._on_tcp(payload, ip.src, ip.dst, now, csum)
+
+    def _on_tcp(self, payload: memoryview, src: bytes, dst: bytes, now: float, csum: int) -> None:
+        c = self.counters
+        if csum == CSUM_UNKNOWN:
+            seg = parse_tcp(payload, src, dst, verify=True)
+        else:
+            c["csum_offloaded" if csum == CSUM_NOT_READY else "csum_kernel_verified"] += 1
+            seg = parse_tcp(payload, src, dst, verify=False)
+        if self._connected:
+            self.tcp.on_segment(seg, now)
+        else:
+            c["not_ours"] += 1
+
+    def _fragment(self, family: str, length: int, now: float) -> None:
+        c = self.counters
+        c["ip_fragments"] += 1
+        c["malformed"] += 1
+        self._events.append(Malformed(now, f"{family} fragment dropped (rawtui does not reassemble)", length))
+
+    def _on_icmp_error(self, quoted: QuotedTcp | None, mtu: int, now: float) -> None:
+        """A path-MTU error: for our connection (the quoted segment's addresses and ports), lower its MSS."""
+        if (quoted is None or not self._connected or quoted.src != self.local_ip or quoted.dst != self.remote_ip
+                or quoted.src_port != self.tcp.local_port or quoted.dst_port != self.tcp.remote_port):
+            self.counters["not_ours"] += 1
+            return
+        self.counters["icmp_errors"] += 1
+        self.tcp.on_path_mtu(mtu, now, seq=quoted.seq, quoted_length=quoted.length)
+
+    def _fast6(self, frame: bytes | memoryview, now: float, csum: int) -> bool:
+        """The IPv6 fast path: the connection's untagged TCP frames without extension headers, the
+        checksum good, parsed in one unpack (what the IPv4 one in :meth:`on_frame` does). False: any doubt,
+        and the general path parses again, counts and reports."""
+        (etype, vtf, plen, nh, src, dst, sport, dport, seq, ack, off, flags, win, tsum,
+         urg) = _ETH_IP6_TCP.unpack_from(frame)
+        hl = (off >> 4) << 2
+        end = 54 + plen
+        if not (etype == ETH_P_IPV6 and nh == PROTO_TCP and vtf >> 28 == 6 and src == self.remote_ip
+                and dst == self.local_ip and 20 <= hl <= plen and end <= len(frame)):
+            return False
+        c = self.counters
+        mv = memoryview(frame)
+        if csum == CSUM_UNKNOWN:
+            if (self._ph_sum + plen + residue(mv[54:end])) % 0xFFFF:
+                return False
+        else:
+            c["csum_offloaded" if csum == CSUM_NOT_READY else "csum_kernel_verified"] += 1
+        try:
+            options = parse_options(mv[74:54 + hl]) if hl > 20 else NO_OPTIONS
+        except WireError as e:
+            c["malformed"] += 1
+            self._events.append(Malformed(now, str(e), len(frame)))
+            return True
+        self.tcp.on_segment(TcpSegment(sport, dport, seq, ack, flags, win, options, mv[54 + hl:end], urg, tsum, hl),
+                            now)
+        self._collect_tcp()
+        return True
 
     # -- the application side (pass-through to the connection) ----------------------------------
 
@@ -213,7 +344,7 @@ class Host:
         out, self._events = self._events, []
         return out
 
-    def _wrap(self, segment: bytes) -> bytes:
+    def _wrap4(self, segment: bytes) -> bytes:
         """Ethernet + IPv4 (no options, DF, TTL 64) around a TCP segment, in one pack."""
         self._ident = ident = (self._ident + 1) & 0xFFFF
         total = 20 + len(segment)
@@ -222,24 +353,27 @@ class Host:
         return _ETH_IP.pack(self.arp.mac, self.local_mac, ETH_P_IP, 0x45, 0, total, ident, 0x4000, 64, PROTO_TCP,
                             csum, self.local_ip, self.remote_ip) + segment
 
+    def _wrap6(self, segment: bytes) -> bytes:
+        """Ethernet + IPv6 (no extension headers, hop limit 64) around a TCP segment, in one pack."""
+        assert self.arp.mac is not None
+        return _ETH_IP6.pack(self.arp.mac, self.local_mac, ETH_P_IPV6, _IP6_VERSION, len(segment), PROTO_TCP, 64,
+                             self.local_ip, self.remote_ip) + segment
+
     def _collect(self, now: float) -> None:
         arp = self.arp
         if not arp.done or arp.has_output:
             self._frames.extend(arp.take_frames())
             self._events.extend(arp.take_events())
         if arp.failed and self.error is None:
-            hop = ip_str(arp.target_ip)
-            on = f" on {self.iface}" if self.iface else ""
-            link = f"{self.iface}'s" if self.iface else "this"
-            self.error = LinkError(
-                f"no ARP reply from {hop}{on} after {arp.attempts} tries: the {self.next_hop_role} {hop} is not on"
-                f" {link} link, or it is down"
-            )
+            self.error = LinkError(arp.failure_message(self.iface, self.next_hop_role))
             return
         if not self._connected and arp.mac is not None:
             self._connected = True
             self.tcp.connect(now)
+            self._progress = self.tcp.bytes_received + self.tcp.snd_una
         if self._connected:
+            if self.tcp.has_output:
+                arp.used(now)  # a stale neighbor entry starts its delay (a no-op for ARP)
             self._collect_tcp()
 
     def _collect_tcp(self) -> None:

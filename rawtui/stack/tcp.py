@@ -16,6 +16,7 @@ States and their transitions are :mod:`rawtui.stack.tcp_states`; every move goes
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 
 from rawtui.errors import TcpError
@@ -26,6 +27,7 @@ from rawtui.stack.events import (
     Event,
     Handshake,
     OutOfOrder,
+    PathMtu,
     PeerRetransmit,
     Retransmit,
     RetransmitKind,
@@ -53,7 +55,10 @@ from rawtui.stack.tcp_states import (
     next_state,
 )
 from rawtui.wire.checksum import pseudo_header_residue
+from rawtui.wire.icmp import MIN_MTU as IPV4_MIN_MTU
+from rawtui.wire.icmp import plateau_below
 from rawtui.wire.ipv4 import PROTO_TCP
+from rawtui.wire.ipv6 import MIN_MTU as IPV6_MIN_MTU
 from rawtui.wire.tcp import (
     ACK,
     FIN,
@@ -85,7 +90,7 @@ COUNTER_NAMES = (
     "retransmits", "fast_retransmits", "rto_timeouts", "syn_retransmits", "zero_window_probes",
     "rst_in", "rst_out", "rst_ignored", "syn_in", "no_ack_drops", "ooo_limit_drops", "sacks_compressed",
     "peer_retrans", "peer_retrans_fast", "peer_retrans_timeout", "peer_retrans_tlp", "peer_retrans_spurious",
-    "network_copies", "network_late", "dsacks_sent",
+    "network_copies", "network_late", "dsacks_sent", "pmtu_lowered", "pmtu_ignored",
 )
 _FIN_SENT = frozenset({FIN_WAIT_1, CLOSING, LAST_ACK})  # our FIN is out, not yet acknowledged
 MAX_OOO_BLOCKS = 4096  # disjoint out-of-order blocks held at most (memory beyond the window's bytes)
@@ -192,6 +197,10 @@ class TcpConnection:
         self.time_wait = time_wait
         self.segment_events = segment_events
         self._ph_base = pseudo_header_residue(local_ip, remote_ip, PROTO_TCP, 0)
+        # the family, from the address length (the pseudo-header above needs nothing more): for path MTU
+        self._ipv6 = len(local_ip) == 16
+        self.path_mtu: int | None = None  # set when an ICMP error lowered it (on_path_mtu)
+        self._pmtu_mss: int | None = None
         self.window_event_interval = window_event_interval
 
         self.state: State = CLOSED
@@ -437,6 +446,48 @@ class TcpConnection:
         if self.state in _RECEIVING:
             self._maybe_window_update(self._now)
         return chunks
+
+    def on_path_mtu(self, mtu: int, now: float, *, seq: int | None = None, quoted_length: int = 0) -> bool:
+        """An ICMPv6 Packet Too Big (RFC 8201) or ICMP fragmentation-needed (RFC 1191) for this connection
+        said the path carries ``mtu`` bytes: lower the MSS we send with, resend what is in flight in
+        segments that fit, and emit :class:`PathMtu`. ``seq`` is the sequence number of the TCP header the
+        error quotes: outside SND.UNA..SND.MAX the error is not about data we sent and is ignored (RFC
+        5927 4.1, as Linux's tcp_v4_err / tcp_v6_err). ``mtu`` is clamped to the family's minimum (1280
+        for IPv6, 68 for IPv4); an IPv4 0 (a router older than RFC 1191) guesses the plateau below
+        ``quoted_length``. Only lowers: a larger MTU is ignored. Returns whether the MSS changed."""
+        c = self.counters
+        if self.state in (CLOSED, TIME_WAIT) or (
+                seq is not None and not (seq_le(self.snd_una, seq) and seq_le(seq, self.snd_max))):
+            c["pmtu_ignored"] += 1
+            return False
+        reported = mtu
+        overhead = (40 if self._ipv6 else 20) + 20
+        if mtu == 0 and not self._ipv6:
+            mtu = plateau_below(quoted_length or (self.mss + overhead))
+        mtu = max(mtu, IPV6_MIN_MTU if self._ipv6 else IPV4_MIN_MTU)
+        new = mtu - overhead
+        synced = self.state in _SYNCHRONIZED
+        old = self.mss if synced else (self._pmtu_mss or self.adv_mss)
+        if new >= old:
+            c["pmtu_ignored"] += 1
+            return False
+        c["pmtu_lowered"] += 1
+        self._pmtu_mss = new
+        self.path_mtu = mtu
+        self._events.append(PathMtu(now, mtu, reported, new, old,
+                                    "icmpv6 packet too big" if self._ipv6 else "icmp fragmentation needed"))
+        if synced:
+            self.mss = new
+            self.smss = max(new - (12 if self.ts_ok else 0), 1)
+            self.cc.mss = self.smss
+            if self.snd_max != self.snd_una and self.state in _SENDING:
+                # what is in flight was too big and is lost: resend it now in segments that fit (Linux's
+                # tcp_simple_retransmit; the window is not cut, as no congestion was seen)
+                self._rtx_reason = "pmtu"
+                self._rtt_seq = None  # Karn
+                self.snd_nxt = self.snd_una
+                self._output(now)
+        return True
 
     def on_timer(self, now: float) -> None:
         """Run every timer due at ``now`` (call it when ``now >= next_deadline``; early calls are harmless)."""
@@ -1009,7 +1060,7 @@ class TcpConnection:
             c["rst_in"] += 1
             if flags & ACK:
                 self._seg_in(seg, now, "refused")
-                self._fail(f"connection refused by {_ip(self.remote_ip)}:{self.remote_port}", now, Input.RESET)
+                self._fail(f"connection refused by {_endpoint(self.remote_ip, self.remote_port)}", now, Input.RESET)
             else:
                 c["rst_ignored"] += 1
                 self._seg_in(seg, now, "ignored")
@@ -1027,6 +1078,8 @@ class TcpConnection:
         self._recover = iss1
         self.peer_mss = o.mss if o.mss else 536
         self.mss = max(min(self.adv_mss, self.peer_mss), 88)  # Linux's TCP_MIN_MSS: never absurdly small
+        if self._pmtu_mss is not None:  # a Packet Too Big came for our SYN: the path beats the floor
+            self.mss = min(self.mss, self._pmtu_mss)
         if o.wscale is not None:
             self.snd_wscale = o.wscale
         else:
@@ -1604,5 +1657,7 @@ class TcpConnection:
         self._to_closed(what, now)
 
 
-def _ip(addr: bytes) -> str:
-    return ".".join(str(b) for b in addr)
+def _endpoint(addr: bytes, port: int) -> str:
+    """``192.0.2.1:80``, ``[2001:db8::1]:80``."""
+    ip = ipaddress.ip_address(addr)
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"

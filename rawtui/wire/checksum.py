@@ -63,7 +63,10 @@ def verify(data: bytes | bytearray | memoryview, initial: int = 0) -> bool:
 
 
 def pseudo_header_residue(src: bytes, dst: bytes, proto: int, length: int) -> int:
-    """The IPv4 pseudo-header's contribution to a TCP/UDP checksum (RFC 9293 section 3.1)."""
+    """The pseudo-header's contribution to a TCP/UDP/ICMPv6 checksum, for either family: IPv4's (4-byte
+    addresses, 16-bit length, RFC 9293 3.1) and IPv6's (16-byte addresses, 32-bit upper-layer length,
+    RFC 8200 8.1) sum to the same residue, since an address read as one integer is congruent to the sum
+    of its 16-bit words and a 32-bit length to the sum of its two halves (mod 0xffff)."""
     return (int.from_bytes(src, "big") + int.from_bytes(dst, "big") + proto + length) % _M
 
 

@@ -8,7 +8,7 @@ class WireError(ValueError):
 
 
 class ChecksumError(WireError):
-    """The packet parsed but its checksum is wrong. ``layer`` is "ipv4" or "tcp"."""
+    """The packet parsed but its checksum is wrong. ``layer`` is "ipv4", "tcp", "icmp" or "icmpv6"."""
 
     def __init__(self, layer: str, message: str = "") -> None:
         super().__init__(message or f"bad {layer} checksum")

@@ -9,6 +9,7 @@ from rawtui.wire.errors import WireError
 
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
+ETH_P_IPV6 = 0x86DD
 ETH_P_8021Q = 0x8100
 ETH_P_8021AD = 0x88A8
 BROADCAST = b"\xff" * 6

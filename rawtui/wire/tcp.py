@@ -172,7 +172,8 @@ def build_pure_ack(
 def parse_tcp(
     buf: bytes | bytearray | memoryview, src_ip: bytes, dst_ip: bytes, verify: bool = True
 ) -> TcpSegment:
-    """Parse a segment (``buf`` = the IPv4 payload, already cut to the IPv4 total length).
+    """Parse a segment (``buf`` = the IP payload, already cut to the IPv4 total length or the IPv6 payload
+    length). ``src_ip`` / ``dst_ip`` are 4 bytes (IPv4) or 16 (IPv6): they choose the pseudo-header.
 
     ``verify=False`` skips the checksum. Raises :class:`ChecksumError` (layer "tcp") or
     :class:`WireError`.
