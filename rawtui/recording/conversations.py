@@ -31,6 +31,7 @@ from rawtui.recording.observe import CapturedFlow
 from rawtui.wire.arp import OP_REPLY, parse_arp
 from rawtui.wire.errors import WireError
 from rawtui.wire.ipv4 import PROTO_TCP
+from rawtui.wire.ipv6 import parse_ipv6
 from rawtui.wire.link import LINKTYPE_NAMES, NetProto, UnsupportedLinkType, decapsulate
 from rawtui.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
 from rawtui.wire.tls import HS_CLIENT_HELLO, HandshakeReader, RecordReader, looks_like_tls, parse_client_hello
@@ -38,7 +39,6 @@ from rawtui.wire.tls import HS_CLIENT_HELLO, HandshakeReader, RecordReader, look
 __all__ = ["Conversation", "ConversationTable", "conversations", "find_flow", "format_table", "ipv6_refusal"]
 
 _REQUEST = re.compile(rb"[A-Z]{3,10} \S+ HTTP/1\.[019]\r?\n")
-_IPV6_EXT = (0, 43, 60)  # hop-by-hop, routing, destination options: skipped to find TCP
 _HEAD = 4096  # the first bytes of each side's payload kept for the classification
 _Endpoint = tuple[bytes, int]
 
@@ -236,15 +236,13 @@ def _tcp_of(linktype: int, data: bytes) -> tuple[bool, bytes, bytes, memoryview,
         tcp = buf[ihl:total] if total >= ihl + 20 else buf[ihl:]
         return False, bytes(buf[12:16]), bytes(buf[16:20]), tcp, max(0, total - ihl), buf[8]
     if l3.proto is NetProto.IPV6:
-        if len(buf) < 40 or buf[0] >> 4 != 6:
+        try:
+            ip6, tcp6 = parse_ipv6(buf)  # extension headers walked as the stack walks them
+        except WireError:
             return None
-        nxt, off = buf[6], 40
-        plen = struct.unpack_from("!H", buf, 4)[0]
-        while nxt in _IPV6_EXT and len(buf) >= off + 8:
-            nxt, off = buf[off], off + (buf[off + 1] + 1) * 8
-        if nxt != PROTO_TCP or len(buf) < off + 20:
+        if ip6.proto != PROTO_TCP or ip6.is_fragment or len(tcp6) < 20:
             return None
-        return True, bytes(buf[8:24]), bytes(buf[24:40]), buf[off:40 + plen], max(0, 40 + plen - off), buf[7]
+        return True, ip6.src, ip6.dst, tcp6, len(tcp6), ip6.hop_limit
     return None
 
 

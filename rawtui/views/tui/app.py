@@ -517,7 +517,7 @@ class RawtuiApp(App[int]):
         return {
             "retransmits": c.retransmits, "dup_data": c.dup_data, "out_of_order": c.out_of_order,
             "dup_acks_sent": c.dup_acks_out, "checksum_ipv4": c.checksum_ipv4,
-            "checksum_tcp": c.checksum_tcp, "malformed": c.malformed,
+            "checksum_tcp": c.checksum_tcp, "checksum_icmp": c.checksum_icmp, "malformed": c.malformed,
         }
 
     # -- leaving -------------------------------------------------------------------------------------

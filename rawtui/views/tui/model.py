@@ -197,6 +197,7 @@ class Counters:
     dup_acks_in: int = 0
     checksum_ipv4: int = 0
     checksum_tcp: int = 0
+    checksum_icmp: int = 0
     malformed: int = 0
     arp_ignored: int = 0
     segments_in: int = 0
@@ -479,8 +480,10 @@ class ViewModel:
     def _checksum_drop(self, ev: ChecksumDrop) -> None:
         if ev.layer == "ipv4":
             self.counters.checksum_ipv4 += 1
-        else:
+        elif ev.layer == "tcp":
             self.counters.checksum_tcp += 1
+        else:  # icmp, icmpv6: the path-MTU and neighbor-discovery messages
+            self.counters.checksum_icmp += 1
 
     def _malformed(self, ev: Malformed) -> None:
         self.counters.malformed += 1

@@ -113,7 +113,8 @@ class SummaryScreen(_Dialog):
         t.add_row("trouble", Text.assemble(
             f"retransmitted by us {c.get('retransmits', 0)}  ·  dup data {c.get('dup_data', 0)}"))
         t.add_row("", f"arrived above a hole {c.get('out_of_order', 0)}  ·  dup ACKs sent {c.get('dup_acks_sent', 0)}")
-        t.add_row("", f"checksum drops IPv4 {c.get('checksum_ipv4', 0)}  ·  TCP {c.get('checksum_tcp', 0)}"
+        icmp = f"  ·  ICMP {c['checksum_icmp']}" if c.get("checksum_icmp") else ""
+        t.add_row("", f"checksum drops IPv4 {c.get('checksum_ipv4', 0)}  ·  TCP {c.get('checksum_tcp', 0)}{icmp}"
                   f"  ·  malformed {c.get('malformed', 0)}")
         with Vertical(id="dialog", classes="summary"):
             yield Static(t)
