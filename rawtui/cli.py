@@ -34,7 +34,9 @@ from rawtui.views.ndjson import NdjsonWriter, fanout
 
 if TYPE_CHECKING:
     from rawtui.analysis.series import SeriesWriter
+    from rawtui.aside import Aside
     from rawtui.download.forked import ForkedSource
+    from rawtui.link.afpacket import Unbound
 
 SUBCOMMANDS = ("replay", "demo", "lab", "interfaces", "watch")
 GRACE = 1.5  # seconds from the first signal to the forced exit
@@ -351,6 +353,32 @@ def _download(argv: list[str]) -> int:
 
 
 def _download_with(ns: argparse.Namespace, endings: Endings) -> int:
+    # A headless download opens its raw socket now, in a thread, beside the imports that follow: setting up
+    # the socket's receive ring waits ~14 ms in the kernel (an RCU grace period) with the GIL released.
+    # (Not for the live view: its download runs in a forked child, and a fork copies no thread.)
+    outputs: list[str] = ns.output or []
+    early: Aside[Unbound] | None = None
+    if not ns.tui_headless and _headless(ns, outputs):
+        from rawtui.aside import Aside
+        from rawtui.link.afpacket import Unbound
+
+        early = Aside(Unbound, "rawtui-socket")
+    try:
+        return _download_session(ns, endings, early)
+    finally:
+        if early is not None:  # not taken by a connection (an error first): closed here
+            try:
+                early.result().close()
+            except RawtuiError:
+                pass
+
+
+def _headless(ns: argparse.Namespace, outputs: list[str]) -> bool:
+    """The headless view, not the live one: asked for, no terminal, the body on stdout, or -I."""
+    return bool(ns.headless or not (sys.stdout.isatty() and sys.stdin.isatty()) or "-" in outputs or ns.head)
+
+
+def _download_session(ns: argparse.Namespace, endings: Endings, early: Aside[Unbound] | None) -> int:
     from rawtui.download.session import Options, Session
 
     outputs: list[str] = ns.output or []
@@ -374,12 +402,13 @@ def _download_with(ns: argparse.Namespace, endings: Endings) -> int:
             options.stall_at, options.stall_for = int(at), float(secs)
         except ValueError:
             raise RawtuiError(f"bad --stall {ns.stall!r}: use BYTES:SECONDS, e.g. 1000000:3", EXIT_USAGE) from None
-    session = Session(options)
+    session = Session(options, early_socket=early)
     if endings.signalled:  # before anything started: nothing to clean up
         raise KeyboardInterrupt
     if ns.tui_headless:
         log = _open_log(ns.events, _series(ns))
-        forked = _fork(session, None, endings)
+        session.keep_frames()  # as the live view on a terminal does (its "save pcap" key): the same work
+        forked = _fork(session, session.save_pcap, endings)
         try:
             return _run_tui(forked, log, True, title, endings, headless_app=True, lab_control=ns.lab_control,
                             set_rate=forked.set_rate)
@@ -387,7 +416,7 @@ def _download_with(ns: argparse.Namespace, endings: Endings) -> int:
             forked.close(_close_timeout(endings))
             if log is not None:
                 log.close()
-    headless = ns.headless or not (sys.stdout.isatty() and sys.stdin.isatty()) or "-" in outputs or ns.head
+    headless = _headless(ns, outputs)
     if ns.head:
         ns.quiet = True  # -I: the headers on stdout are the output (an error is still one line on stderr)
     # per-segment events only when someone reads them: the live view or the NDJSON log
@@ -473,6 +502,9 @@ def _run_headless(source: EventSource, log: Callable[[Event], None] | None, quie
     return code
 
 
+_SOURCE_SWITCH_INTERVAL = 0.001  # seconds: the GIL switch interval while the live view starts (see _run_tui)
+
+
 def _run_tui(
     source: EventSource, log: Callable[[Event], None] | None, exit_on_done: bool, title: str, endings: Endings,
     *, headless_app: bool = False, save_pcap: Callable[[], str] | None = None, lab_control: str | None = None,
@@ -496,7 +528,11 @@ def _run_tui(
 
             return source.run(tee, stop)
 
-    # the source starts now, while Textual is imported; a signal stops it (endings.stop) whatever comes next
+    # the source starts now, while Textual is imported; a signal stops it (endings.stop) whatever comes next.
+    # The import holds the interpreter lock for long stretches: a short switch interval lets the source's
+    # thread take the events as they come (and see the download end) meanwhile.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, _SOURCE_SWITCH_INTERVAL))
     started = StartedSource(Logged(), stop_event=endings.stop)
     try:
         from rawtui.views.tui.app import RawtuiApp
@@ -508,6 +544,7 @@ def _run_tui(
                         speed=(replay.speed or 1.0) if replay else 1.0)
     except BaseException:
         started.stop_event.set()
+        sys.setswitchinterval(switch_interval)
         raise
     endings.on_signal(app.request_end)  # the app leaves once the source has ended (at once: a second signal)
     restore = _TerminalState.save() if not headless_app else None
@@ -519,8 +556,12 @@ def _run_tui(
     result: int | None
     if endings.signalled:  # while Textual was imported: no screen to show, only the source's clean end
         result = started.run(lambda ev: None, endings.stop)
+    elif (exit_on_done or headless_app) and started.finished:
+        # the download ended while Textual was imported: its screen would only flash up and vanish
+        result = started.run(lambda ev: None, endings.stop)
     else:
         result = app.run(headless=headless_app, size=size)
+    sys.setswitchinterval(switch_interval)
     if result is None:  # an exception in the app (it said so), or a signal before it could say anything
         result = EXIT_INTERRUPTED if endings.signalled else (app.return_code or 1)
     code = int(result)

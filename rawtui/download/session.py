@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from rawtui.aside import Aside
 from rawtui.download.output import OutputFile, resolve_output
 from rawtui.download.pacing import ReadPacer, buffer_for, human_rate
 from rawtui.download.resume import Action, PartMeta, decide, resume_plan
@@ -34,7 +35,7 @@ from rawtui.http.channel import PlainChannel, RecordTracker
 from rawtui.http.client import REDIRECT_STATUSES, BadBody, BodyCut, HttpExchange, Url, parse_url
 from rawtui.http.decode import DECODABLE, BodyDecoder, content_codings
 from rawtui.http.request import RequestOptions
-from rawtui.link.afpacket import PacketSocket
+from rawtui.link.afpacket import PacketSocket, Unbound
 from rawtui.link.firewall import FirewallGuard, cleanup_stale
 from rawtui.link.pcap import PcapWriter
 from rawtui.link.route import RouteInfo, resolve_host, resolve_route
@@ -139,8 +140,9 @@ class _Conn:
     the same server when both sides allow it (HTTP keep-alive)."""
 
     def __init__(self, key: tuple[str, str, int], sock: PacketSocket, host: Host, guard: FirewallGuard,
-                 chan: PlainChannel | TlsChannel) -> None:
+                 chan: PlainChannel | TlsChannel, sweep: Aside[list[str]]) -> None:
         self.key = key
+        self.sweep = sweep  # the stale rules' sweep started with it (cleanup_stale)
         self.sock = sock
         self.host = host
         self.guard = guard
@@ -160,8 +162,12 @@ class _Conn:
 class Session:
     """Download ``options.url`` (then ``options.more``) with rawtui's own stack. Implements EventSource."""
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, *, early_socket: Aside[Unbound] | None = None) -> None:
+        """``early_socket``: the raw socket being opened ahead, beside the program's imports (cli.py's
+        headless download): the first connection uses it; closed at the end if none did."""
         self.options = options
+        self._early_socket = early_socket
+        self._closing: list[Aside[None]] = []  # sockets being closed (_drop); run() waits for them
         self.route: RouteInfo | None = None
         self.result_path: str | None = None
         self._t0 = time.monotonic()
@@ -188,6 +194,15 @@ class Session:
         self._rate_wanted: float | None = options.limit_rate
         self._rate_asked = 0  # set_limit_rate() calls so far (any thread)
         self._rate_applied = 0
+
+    def discard_early_socket(self) -> None:
+        """Close the socket opened ahead if no connection took it (an error before any, or no run)."""
+        early, self._early_socket = self._early_socket, None
+        if early is not None:
+            try:
+                early.result().close()
+            except RawtuiError:  # it could not be opened: the connection would have said so
+                pass
 
     def keep_frames(self, count: int = 100_000, snaplen: int = RING_SNAPLEN) -> None:
         """Keep the newest ``count`` frames (their first ``snaplen`` bytes: the headers) for save_pcap."""
@@ -250,6 +265,10 @@ class Session:
             try:
                 self._drop(emit, {}, graceful=not stop.is_set())
             finally:
+                self.discard_early_socket()
+                for closing in self._closing:
+                    closing.result()
+                self._closing.clear()
                 if self._pcap is not None:
                     self._pcap.close()
                 if self._side is not None:
@@ -408,20 +427,23 @@ class Session:
         """Route, socket, firewall rule and a started TCP machine for ``url``'s server, kept in ``_conn``."""
         opts = self.options
         dst_ip = resolve_host(url.host)
-        sock = PacketSocket(opts.iface) if opts.iface else None  # fail early on privilege / bad name
+        sock: PacketSocket | None = None
         guard: FirewallGuard | None = None
+        # the sweep of stale rules (a netlink dump, `iptables -S`: 3-10 ms) runs beside the connection (it
+        # touches only the tables of dead processes); what it removed is said when the connection ends
+        sweep = Aside(cleanup_stale, "rawtui-sweep")
         try:
+            if opts.iface:
+                sock = self._packet_socket(opts.iface)  # fail early on privilege / bad name
             route = resolve_route(dst_ip, opts.iface)
             self.route = route
             if sock is None:
-                sock = PacketSocket(route.iface)
+                sock = self._packet_socket(route.iface)
             emit(Route(self.now(), route.iface, route.ifindex, route.src_ip, route.src_mac, route.dst_ip,
                        route.gateway, route.next_hop, route.mtu, route.reason, route.warning))
             if route.warning:
                 emit(Info(self.now(), route.warning, "warning"))
             self._open_output(out, emit)  # after the privilege check, before any packet
-            for stale in cleanup_stale():
-                emit(Info(self.now(), f"removed a stale firewall rule: {stale}"))
             local_port = random.randint(32768, 60999)
             sock.set_filter(dst_ip, url.port, local_port)
             host = Host(
@@ -437,7 +459,7 @@ class Session:
             guard = FirewallGuard(dst_ip, url.port, local_port)
             guard.install()
             emit(Info(self.now(), f"firewall: {guard.description}"))
-            conn = _Conn((url.scheme, url.host, url.port), sock, host, guard, self._channel(url))
+            conn = _Conn((url.scheme, url.host, url.port), sock, host, guard, self._channel(url), sweep)
             conn.opened_at = self.now()
             mac = self._macs.get((route.iface, route.next_hop))
             if mac is not None:
@@ -447,12 +469,18 @@ class Session:
             host.start(self.now(), mac)
             return conn
         except BaseException:
+            sweep.join()
             if self._conn is None:
                 if guard is not None:
                     guard.remove()
                 if sock is not None:
                     sock.close()
             raise
+
+    def _packet_socket(self, ifname: str) -> PacketSocket:
+        """A raw socket on ``ifname``: the one opened ahead, if any is left, else a new one."""
+        early, self._early_socket = self._early_socket, None
+        return PacketSocket(ifname, unbound=early.result() if early is not None else None)
 
     def _open_output(self, out: OutputFile, emit: Emit) -> None:
         """Open the output file (an unwritable path fails before any packet) and plan its resume."""
@@ -481,10 +509,14 @@ class Session:
             self._flush(conn, emit)
             self._count(conn, counters)
         finally:
+            # the socket's release waits for two RCU grace periods (its ring, then the socket: ~20 ms): beside
+            # the rule's removal (another), the output's commit, the summary; run() waits for it at its end
+            self._closing.append(Aside(conn.sock.close, "rawtui-close"))
             try:
                 conn.guard.remove()
             finally:
-                conn.sock.close()
+                for stale in conn.sweep.result():
+                    emit(Info(self.now(), f"removed a stale firewall rule: {stale}"))
 
     def _count(self, conn: _Conn, counters: dict[str, int]) -> None:
         """Add what the connection counted since the last call to ``counters`` (a URL's summary)."""

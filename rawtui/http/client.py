@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import h11
@@ -82,6 +81,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     value = value.strip()
     if value.isdigit():
         return float(value)
+    from email.utils import parsedate_to_datetime  # here: the email package costs ~5 ms at start-up
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -24,6 +24,7 @@ Commands (one JSON object per line; an ``"id"`` is echoed in the reply)::
             (run ``then`` once that many more bytes of frames have entered that direction's pipe)
     {"cmd": "reset"}        {"cmd": "state"}        {"cmd": "subscribe"}
     {"cmd": "delays", "dir": "down"|"up"|"both", "clear": true}   (the delay chosen for each recent frame)
+    {"cmd": "seed", "seed": 7}   (restart the relay's random choices: the same seed, the same drops again)
     {"cmd": "announce", "scenario": {"name": ..., "title": ..., "explanation": ..., "look_for": ...}}
 
 Replies: ``{"type": "reply", "id": ..., "ok": true, "knobs": {...}}`` or ``{"ok": false, "error": "..."}``.
@@ -544,6 +545,11 @@ class LabControl:
         """The delay (ms) the relay chose for each frame it delayed lately (``rawtui.lab.impair.DELAY_LOG``
         per direction), oldest first: ``{"down": [...], "up": [...]}``; ``clear`` starts a new record."""
         return dict(self.request({"cmd": "delays", "dir": dir, "clear": clear})["delays"])
+
+    def seed(self, seed: int) -> None:
+        """Restart the relay's random choices from ``seed``: the frames that follow meet the same drops (and
+        jitter, corruption...) as after any other ``seed(seed)`` with the same knobs."""
+        self.request({"cmd": "seed", "seed": seed})
 
     def announce(self, scenario: dict[str, Any]) -> None:
         """Tell every subscriber (now and later) which scenario runs and what to look for."""

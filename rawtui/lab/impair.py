@@ -705,7 +705,7 @@ class Relay:
         self, *, cif: str, sif: str, client_mac: str, server_mac: str, local_ips: list[str],
         control: str | None = None, rcvbuf: int = 32 << 20, seed: int | None = None,
     ) -> None:
-        rng = random.Random(seed)
+        rng = self.rng = random.Random(seed)  # the pipes' one generator: the "seed" command restarts it
         self.pipes = {"down": Pipe("down", rng), "up": Pipe("up", rng)}
         self.c = _Port(cif, local_ips, rcvbuf)  # faces the client: frames from it go up
         self.s = _Port(sif, local_ips, rcvbuf)  # faces the server: frames from it go down
@@ -801,6 +801,12 @@ class Relay:
         if name == "state":
             self._publish_actions()  # every action these counters count is reported before the reply
             return {"knobs": self.state(), "stats": self.stats()}
+        if name == "seed":  # the same random choices again, from here on (a benchmark's runs face one pattern)
+            seed = cmd.get("seed")
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise ImpairError("seed: a whole number")
+            self.rng.seed(seed)
+            return {"knobs": self.state()}
         if name == "delays":
             dirs = self._dirs(cmd)
             delays = {d: list(self.pipes[d].delays) for d in dirs}
@@ -808,7 +814,7 @@ class Relay:
                 for d in dirs:
                     self.pipes[d].delays.clear()
             return {"delays": delays}
-        raise ImpairError(f"unknown command {name!r} (set, reset, blackout, arm, state, delays)")
+        raise ImpairError(f"unknown command {name!r} (set, reset, blackout, arm, state, delays, seed)")
 
     def _fire(self, pipe: Pipe) -> None:
         """Apply the commands ``pipe`` armed and whose moment has come (a bad one is reported, not raised:

@@ -149,34 +149,74 @@ def _csum_state(status: int) -> int:
     return CSUM_UNKNOWN
 
 
-class PacketSocket(Closing):
-    """A non-blocking AF_PACKET socket on one interface that does not read back its own frames."""
+class Unbound(Closing):
+    """An AF_PACKET socket with its receive ring, bound to no interface yet: what :class:`PacketSocket`
+    takes over. Setting the ring up waits for the kernel (an RCU grace period, ~14 ms measured) with the
+    GIL released, so it can be made ahead, beside the program's imports (:class:`rawtui.aside.Aside`)."""
 
-    def __init__(self, ifname: str, rcvbuf: int = 64 << 20, ring: bool = True) -> None:
-        self.ifname = ifname
-        try:
-            self.ifindex = socket.if_nametoindex(ifname)
-        except OSError:
-            raise LinkError(f"unknown interface '{ifname}'") from None
+    def __init__(self, ring: bool = True) -> None:
         try:
             # protocol 0 receives nothing until bind() names the interface and ETH_P_ALL
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         except PermissionError:
             raise PrivilegeError(
                 "opening a raw socket needs root or CAP_NET_RAW: run with sudo, "
                 "or grant CAP_NET_RAW+CAP_NET_ADMIN"
             ) from None
+        self.ring = _setup_ring(self.sock) if ring else None
+        self.taken = False  # a PacketSocket owns it now (and closes it)
+
+    def close(self) -> None:
+        """Close it unless a PacketSocket took it."""
+        if self.taken:
+            return
+        self.taken = True
+        if self.ring is not None:
+            self.ring.close()
+        self.sock.close()
+
+
+def _setup_ring(sock: socket.socket) -> mmap.mmap | None:
+    """The PACKET_RX_RING mapped, or None where it cannot be set up (old kernel, memory): recvmsg with
+    PACKET_AUXDATA does the job then."""
+    try:
+        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+        sock.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack(
+            "=IIII", RING_BLOCK, RING_FRAMES * RING_SLOT // RING_BLOCK, RING_SLOT, RING_FRAMES))
+        sock.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, 1)  # bigger frames: also queued whole
+        return mmap.mmap(sock.fileno(), RING_FRAMES * RING_SLOT, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    except OSError:
+        return None
+
+
+class PacketSocket(Closing):
+    """A non-blocking AF_PACKET socket on one interface that does not read back its own frames.
+
+    ``unbound``: a socket opened ahead (:class:`Unbound`) to use instead of opening one here; it is then
+    this object's (closed with it, or at once if the interface is unknown)."""
+
+    def __init__(self, ifname: str, rcvbuf: int = 64 << 20, ring: bool = True, *,
+                 unbound: Unbound | None = None) -> None:
+        self.ifname = ifname
+        try:
+            self.ifindex = socket.if_nametoindex(ifname)
+        except OSError:
+            if unbound is not None:
+                unbound.close()
+            raise LinkError(f"unknown interface '{ifname}'") from None
+        if unbound is None:
+            unbound = Unbound(ring)
+        unbound.taken = True
+        sock = unbound.sock
         self._sock = sock
-        self._ring: mmap.mmap | None = None
-        self._ring_view: memoryview | None = None
+        self._ring: mmap.mmap | None = unbound.ring
+        self._ring_view: memoryview | None = memoryview(self._ring) if self._ring is not None else None
         self._slot = 0  # the next ring slot to look at
         self._held = -1  # offset of the slot handed out by the last recv(), released by the next
-        if ring:
-            self._setup_ring()
         try:
             sock.bind((ifname, ETH_P_ALL))  # CPython converts the protocol to network order here
         except OSError as exc:
-            sock.close()
+            self.close()
             raise LinkError(f"cannot bind a raw socket to '{ifname}': {exc.strerror}") from None
         try:
             sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
@@ -193,20 +233,6 @@ class PacketSocket(Closing):
         self._buffer = bytearray(RECV_BUFFER_SIZE)
         self._view = memoryview(self._buffer)
         self._filter: ctypes.Array[ctypes.c_char] | None = None
-
-    def _setup_ring(self) -> None:
-        sock = self._sock
-        try:
-            sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
-            sock.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack(
-                "=IIII", RING_BLOCK, RING_FRAMES * RING_SLOT // RING_BLOCK, RING_SLOT, RING_FRAMES))
-            sock.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, 1)  # bigger frames: also queued whole
-            self._ring = mmap.mmap(sock.fileno(), RING_FRAMES * RING_SLOT, mmap.MAP_SHARED,
-                                   mmap.PROT_READ | mmap.PROT_WRITE)
-        except OSError:  # no ring here (old kernel, memory): recvmsg with PACKET_AUXDATA instead
-            self._ring = None
-            return
-        self._ring_view = memoryview(self._ring)
 
     @property
     def uses_ring(self) -> bool:

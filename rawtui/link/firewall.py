@@ -17,14 +17,10 @@ from __future__ import annotations
 
 import atexit
 import errno
-import json
 import os
 import re
-import shlex
-import shutil
 import socket
 import struct
-import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -486,6 +482,8 @@ class FirewallGuard:
 
     def _install_with_a_binary(self, refused: str) -> None:
         """The fallback: the nft binary, then iptables; the last refusal when none takes the rule."""
+        import shutil  # (the fallbacks' modules load when a fallback runs: not at start-up)
+
         binaries = [name for name in ("nft", "iptables") if shutil.which(name)]
         if not binaries:
             raise LinkError(
@@ -527,6 +525,8 @@ class FirewallGuard:
             command = ["nft", "delete", "table", "inet", self.name]
         else:
             command = ["iptables", "-w", "-D", "OUTPUT", *self.iptables_rule()]
+        import subprocess
+
         try:
             done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=_TIMEOUT)
         except (OSError, subprocess.SubprocessError) as exc:
@@ -554,6 +554,8 @@ def cleanup_stale() -> list[str]:
     netlink for another reason than a missing privilege); iptables rules with iptables, if installed.
     Best effort: without privileges, or without any way, it removes nothing and says nothing.
     """
+    import shutil
+
     removed: list[str] = []
     try:
         names = _netlink_table_names()
@@ -577,6 +579,8 @@ def cleanup_stale() -> list[str]:
 
 
 def _run_checked(command: list[str], stdin: str | None = None) -> None:
+    import subprocess
+
     try:
         done = subprocess.run(
             command, check=False, input=stdin, capture_output=True, text=True, timeout=_TIMEOUT
@@ -597,6 +601,8 @@ def _run_checked(command: list[str], stdin: str | None = None) -> None:
 
 def _run(command: list[str], stdin: str | None = None) -> str | None:
     """Run a command; its stdout, or None when it failed."""
+    import subprocess
+
     try:
         done = subprocess.run(
             command, check=False, input=stdin, capture_output=True, text=True, timeout=_TIMEOUT
@@ -610,6 +616,8 @@ def _nft_table_names() -> list[str]:
     listing = _run(["nft", "-j", "list", "tables"])
     if listing is None:
         return []
+    import json
+
     try:
         items = json.loads(listing).get("nftables", [])
     except (ValueError, AttributeError):
@@ -621,6 +629,8 @@ def _nft_table_names() -> list[str]:
 
 def _iptables_rawtui_rules() -> list[tuple[list[str], str]]:
     """The OUTPUT rules with a rawtui comment: (rule arguments after -D, the comment)."""
+    import shlex
+
     listing = _run(["iptables", "-w", "-S", "OUTPUT"])
     found = []
     for line in (listing or "").splitlines():

@@ -8,15 +8,17 @@ opened, see :meth:`Reassembly.add`), sorted by ``start``. Overlapping or touchin
 never stored twice. The caller bounds what it adds (only data inside the advertised window), so the
 memory held is bounded by the receive buffer.
 
-For SACK (RFC 2018 section 4) the most recently touched blocks are remembered: :meth:`sack_blocks`
-returns the block holding the latest segment first, then the other most recently reported ones.
+For SACK (RFC 2018 section 4) the most recently touched blocks are remembered, one entry per block
+(as Linux keeps its ``selective_acks``: the block a segment lands in moves to the front, the others keep
+their order): :meth:`sack_blocks` returns the block holding the latest segment first, then the other most
+recently reported ones. A burst of segments growing one block does not push the others out of memory.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 
-_MRU = 8  # how many recently touched offsets to remember for SACK ordering
+_MRU = 8  # how many recently touched blocks to remember for SACK ordering (an offset inside each)
 
 
 class Reassembly:
@@ -26,7 +28,7 @@ class Reassembly:
         self._starts: list[int] = []
         self._blocks: list[list] = []  # [start, end, pieces, hole info]
         self.bytes = 0  # total bytes held
-        self._recent: list[int] = []  # offsets inside recently touched blocks, most recent first
+        self._recent: list[int] = []  # an offset inside each recently touched block, most recent first
 
     def __len__(self) -> int:
         return len(self._blocks)
@@ -57,13 +59,13 @@ class Reassembly:
         if n == 0:
             return 0
         end = start + n
-        self._touch(start)
         starts, blocks = self._starts, self._blocks
         i = bisect_right(starts, start)  # blocks[:i] start at or before `start`
         if i and blocks[i - 1][1] >= start:
             i -= 1
         j = bisect_right(starts, end, i)  # blocks[i:j] overlap or touch [start, end]
         if i == j:
+            self._touch(start, start, end)
             starts.insert(i, start)
             blocks.insert(i, [start, end, [data], blocks[i][3] if i < len(blocks) else hole])
             self.bytes += n
@@ -71,6 +73,9 @@ class Reassembly:
         if j == i + 1:
             b = blocks[i]
             if b[0] <= start:
+                r = self._recent
+                if not r or not b[0] <= r[0] < b[1]:  # (else: the block touched last, again: it stays first)
+                    self._touch(start, b[0], b[1])
                 if end <= b[1]:
                     return 0  # entirely held already
                 new = end - b[1]
@@ -80,6 +85,7 @@ class Reassembly:
                 return new
         lo = min(start, blocks[i][0])
         hi = max(end, blocks[j - 1][1])
+        self._touch(start, lo, hi)
         pieces: list[bytes] = []
         pos = lo
         old = 0
@@ -162,10 +168,11 @@ class Reassembly:
                 out.append(blk)
         return out
 
-    def _touch(self, off: int) -> None:
-        r = self._recent
-        if r and r[0] == off:
-            return
+    def _touch(self, off: int, lo: int, hi: int) -> None:
+        """Data at ``off`` landed in the block ``[lo, hi)`` (as it is once the data is added): that block
+        becomes the most recent; entries for it (or for blocks it swallows) are dropped, the others keep
+        their order (RFC 2018 section 4: the other blocks follow in the order they were last reported)."""
+        r = [e for e in self._recent if not lo <= e < hi]
         r.insert(0, off)
-        if len(r) > _MRU:
-            r.pop()
+        del r[_MRU:]
+        self._recent = r

@@ -57,8 +57,9 @@ class HeadlessView:
             self._on_progress(ev)  # type: ignore[arg-type]
         elif t == "route":
             self.route = ev  # type: ignore[assignment]
-            self._say(f"route: {ev.dst_ip} via {ev.gateway or 'on-link'} on {ev.iface} "  # type: ignore[attr-defined]
-                      f"({_esc(ev.reason)})")  # type: ignore[attr-defined]
+            if not self.quiet:  # (_esc loads rich: -q never does)
+                self._say(f"route: {ev.dst_ip} via {ev.gateway or 'on-link'} on {ev.iface} "  # type: ignore[attr-defined]
+                          f"({_esc(ev.reason)})")  # type: ignore[attr-defined]
         elif t == "arp_reply":
             self.arp = ev  # type: ignore[assignment]
             self._say(f"arp: {ev.ip} is at {ev.mac} ({ev.rtt_ms:.2f} ms)")  # type: ignore[attr-defined]

@@ -109,3 +109,72 @@ def test_coalesce_keeps_the_bytes_and_bounds_the_chunks(pieces: list[bytes], lim
     assert len(out) <= len(pieces)
     for chunk in out:
         assert len(chunk) <= limit or chunk in pieces
+
+
+def _recorded_events() -> list:
+    from pathlib import Path
+
+    from rawtui.recording import load_events
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    return [ev for path in sorted([*fixtures.glob("*.ndjson"), *fixtures.glob("recorded/*.ndjson")])
+            for ev in load_events(path)]
+
+
+def test_every_event_crosses_the_pipe_as_a_tuple_and_comes_back_equal() -> None:
+    """The child sends (class number, field values); the parent rebuilds the very same events."""
+    import pickle
+
+    from rawtui.download.forked import CODEC
+    from rawtui.events import EVENT_TYPES
+
+    assert all(CODEC.encodes(cls) for cls in EVENT_TYPES.values())  # none travels as a pickled object
+    events = _recorded_events()
+    assert len({type(ev) for ev in events}) >= 20
+    for ev in events:
+        sent = CODEC.encode(ev)
+        assert type(sent) is tuple and type(sent[0]) is int
+        back = CODEC.decode(pickle.loads(pickle.dumps(sent)))
+        assert type(back) is type(ev) and back == ev
+        assert CODEC.time(sent) == ev.t
+    assert CODEC.decode(("exit", 3)) == ("exit", 3)  # the child's messages pass as they are
+
+
+def test_a_view_far_behind_loses_segment_events_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nobody reads the pipe while the child emits: past MAX_BACKLOG the per-segment events are dropped,
+    every other event still arrives, in order."""
+    from rawtui.download import forked
+
+    monkeypatch.setattr(forked, "MAX_BACKLOG", 20_000)
+    r, w = os.pipe()
+    out = forked._Outbox(w)
+    sent = 0
+    for i in range(20):
+        out.emit(Info(float(i), f"note {i}"))
+        for j in range(500):
+            out.emit(SegmentIn(i + j * 1e-4, sent, 0, "A", 1000, 1448))
+            sent += 1
+    src = ForkedSource.__new__(ForkedSource)
+    src._buf = bytearray()
+    got: list = []
+    reader = threading.Thread(target=lambda: got.extend(_read_all(r)))
+    reader.start()
+    out.close(5.0)
+    os.close(w)
+    reader.join(10)
+    src._buf += b"".join(got)
+    events = src._messages()
+    notes = [e.message for e in events if isinstance(e, Info) and e.message.startswith("note")]
+    assert notes == [f"note {i}" for i in range(20)]
+    seqs = [e.seq for e in events if isinstance(e, SegmentIn)]
+    assert seqs == sorted(seqs) and 0 < len(seqs) < sent
+
+
+def _read_all(fd: int) -> list[bytes]:
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            os.close(fd)
+            return chunks
+        chunks.append(chunk)

@@ -371,6 +371,25 @@ def test_loss_2_percent(relay_lab: RelayLab, direction: str) -> None:
 
 
 @lab_test
+def test_seed_replays_the_same_drops(relay_lab: RelayLab) -> None:
+    """The seed command restarts the random choices: the same seed drops the same frames of a flow again
+    (the benchmark gives curl and rawtui one loss pattern this way); another seed drops others."""
+    relay_lab.ctl.set("up", loss=10)
+
+    def lost_after(seed: int) -> set[int]:
+        relay_lab.ctl.seed(seed)
+        got, _, sent, _ = _flow(relay_lab, "up", 2000)
+        return set(range(sent)) - set(got["seqs"])
+
+    first = lost_after(11)
+    assert 100 <= len(first) <= 300
+    assert lost_after(11) == first
+    assert lost_after(12) != first
+    with pytest.raises(ControlError, match="whole number"):
+        relay_lab.ctl.request({"cmd": "seed", "seed": "x"})
+
+
+@lab_test
 def test_delay_adds_40ms_to_rtt(relay_lab: RelayLab) -> None:
     rl = relay_lab
     rl.ctl.set("down", delay_ms=40)

@@ -161,6 +161,20 @@ def test_missing_privilege_is_a_privilege_error(monkeypatch: pytest.MonkeyPatch)
     assert caught.value.exit_code == 3
 
 
+@pytest.mark.needs_root
+def test_a_socket_opened_ahead_is_closed_when_nothing_takes_it() -> None:
+    """The headless download opens its socket (and ring) in a thread beside the imports (cli.py): a socket
+    no connection takes is closed by its owner's close(); one a PacketSocket took, by the PacketSocket."""
+    spare = afpacket.Unbound()
+    assert spare.ring is not None  # the ring is set up before any interface is known
+    spare.close()
+    assert spare.sock.fileno() == -1 and spare.ring.closed
+    taken = afpacket.Unbound()
+    with pytest.raises(LinkError, match="unknown interface"):  # taken, then refused: closed at once
+        PacketSocket("rtlink-nope0", unbound=taken)
+    assert taken.sock.fileno() == -1
+
+
 # --- lab: a veth pair va <-> vb inside a throwaway namespace -----------------------------------------
 
 

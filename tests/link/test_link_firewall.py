@@ -176,7 +176,7 @@ def no_subprocess(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
         calls.append(command)
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(firewall.subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "run", run)
     return calls
 
 
@@ -218,7 +218,7 @@ def test_netlink_install_creates_then_replaces_only_a_table_that_exists(
 def test_netlink_permission_error_is_a_privilege_error_without_fallback(
     monkeypatch: pytest.MonkeyPatch, no_subprocess: list[list[str]], code: int
 ) -> None:
-    monkeypatch.setattr(firewall.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/sbin/{name}")
     fake_transact(monkeypatch, OSError(code, os.strerror(code)))
     g = guard()
     with pytest.raises(PrivilegeError, match="needs root or CAP_NET_ADMIN") as caught:
@@ -230,7 +230,7 @@ def test_netlink_permission_error_is_a_privilege_error_without_fallback(
 
 def test_netlink_refusal_falls_back_to_nft_then_iptables(monkeypatch: pytest.MonkeyPatch) -> None:
     refused = OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
-    monkeypatch.setattr(firewall.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/sbin/{name}")
     ran: list[str] = []
 
     def run(command: list[str], **_kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -238,7 +238,7 @@ def test_netlink_refusal_falls_back_to_nft_then_iptables(monkeypatch: pytest.Mon
         code = 1 if command[0] == "nft" else 0  # nft needs nf_tables too: refused as well
         return subprocess.CompletedProcess(command, code, "", "Error: Could not process rule: Not supported")
 
-    monkeypatch.setattr(firewall.subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "run", run)
     fake_transact(monkeypatch, refused)
     g = guard()
     g.install()
@@ -251,7 +251,7 @@ def test_netlink_refusal_falls_back_to_nft_then_iptables(monkeypatch: pytest.Mon
     assert ran[-1] == "iptables"
 
     ran.clear()
-    monkeypatch.setattr(firewall.subprocess, "run", lambda command, **_kw: subprocess.CompletedProcess(command, 0))
+    monkeypatch.setattr(subprocess, "run", lambda command, **_kw: subprocess.CompletedProcess(command, 0))
     fake_transact(monkeypatch, OSError(errno.ENOENT, "No such file or directory"))
     g = guard()
     g.install()
@@ -262,7 +262,7 @@ def test_netlink_refusal_falls_back_to_nft_then_iptables(monkeypatch: pytest.Mon
 
 
 def test_netlink_refused_and_no_binary_is_a_link_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(firewall.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     fake_transact(monkeypatch, OSError(errno.EPROTONOSUPPORT, "Protocol not supported"))
     with pytest.raises(LinkError, match=r"refused the nftables rule over netlink \(Protocol not supported "
                                         r"\(EPROTONOSUPPORT\)\) and neither nft nor iptables is available"):  # fmt: skip
@@ -272,7 +272,7 @@ def test_netlink_refused_and_no_binary_is_a_link_error(monkeypatch: pytest.Monke
 def test_explicit_netlink_backend_does_not_fall_back(
     monkeypatch: pytest.MonkeyPatch, no_subprocess: list[list[str]]
 ) -> None:
-    monkeypatch.setattr(firewall.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/sbin/{name}")
     fake_transact(monkeypatch, OSError(errno.EOPNOTSUPP, "Operation not supported"))
     with pytest.raises(LinkError, match="the kernel refused the nftables rule: Operation not supported"):
         guard(backend="netlink").install()
@@ -388,8 +388,8 @@ def test_cleanup_stale_uses_nft_only_when_netlink_is_refused_for_a_non_privilege
 
         return names
 
-    monkeypatch.setattr(firewall.subprocess, "run", run)
-    monkeypatch.setattr(firewall.shutil, "which", lambda name: "/usr/sbin/nft" if name == "nft" else None)
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/sbin/nft" if name == "nft" else None)
     monkeypatch.setattr(firewall, "_netlink_table_names", refuse(errno.EPERM))
     assert firewall.cleanup_stale() == [] and ran == []
     monkeypatch.setattr(firewall, "_netlink_table_names", refuse(errno.EOPNOTSUPP))
@@ -425,7 +425,7 @@ def test_nft_install_creates_and_replaces_only_a_table_that_exists(monkeypatch: 
             return subprocess.CompletedProcess(command, 1, "", "Error: Could not process rule: File exists")
         return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(firewall.subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "run", run)
     g.install()  # the usual case: one nft run, no `delete table`
     assert scripts == [create] and g.installed
     g.installed = False
@@ -464,7 +464,7 @@ def fake_run(returncode: int, stderr: str = "", raises: BaseException | None = N
 def test_binary_permission_failure_is_a_privilege_error(
     monkeypatch: pytest.MonkeyPatch, backend: str, stderr: str
 ) -> None:
-    monkeypatch.setattr(firewall.subprocess, "run", fake_run(1, stderr))
+    monkeypatch.setattr(subprocess, "run", fake_run(1, stderr))
     g = guard(backend=backend)
     with pytest.raises(PrivilegeError, match="needs root or CAP_NET_ADMIN") as caught:
         g.install()
@@ -473,7 +473,7 @@ def test_binary_permission_failure_is_a_privilege_error(
 
 
 def test_binary_other_failure_is_a_link_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(firewall.subprocess, "run", fake_run(1, "Error: syntax error, unexpected junk\nmore"))
+    monkeypatch.setattr(subprocess, "run", fake_run(1, "Error: syntax error, unexpected junk\nmore"))
     with pytest.raises(LinkError, match="nft refused the firewall rule: Error: syntax error, unexpected junk$"):
         guard(backend="nft").install()
 
@@ -491,7 +491,7 @@ def test_binary_remove_is_idempotent_and_never_raises(
     assert len(no_subprocess) == 2
 
     g.install()
-    monkeypatch.setattr(firewall.subprocess, "run", fake_run(0, raises=OSError("nft vanished")))
+    monkeypatch.setattr(subprocess, "run", fake_run(0, raises=OSError("nft vanished")))
     g.remove()
     assert g.last_error == "nft vanished"
     assert not g.installed

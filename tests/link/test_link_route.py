@@ -336,7 +336,7 @@ def test_explain_route_without_a_kernel_route(lab_ns: str) -> None:
 
 @pytest.fixture(scope="module")
 def plain_ns() -> Iterator[str]:
-    """Only the three standard policy rules (the download's shortcut through iproute2 applies)."""
+    """Only the three standard policy rules (the download's rtnetlink shortcut applies)."""
     yield from _namespace(policy=False)
 
 
@@ -361,7 +361,7 @@ print(json.dumps(out))
 
 
 @pytest.mark.lab
-def test_the_iproute2_shortcut_answers_like_netlink(plain_ns: str) -> None:
+def test_the_rtnetlink_shortcut_answers_like_pyroute2(plain_ns: str) -> None:
     usual = ["192.0.2.10", "10.77.0.9", "198.51.100.7", "10.88.0.200", "10.99.0.7"]
     unusual = ["10.55.0.9", "203.0.113.5", "10.77.0.2"]  # tun, unreachable, local: the netlink way says why
     done = subprocess.run(

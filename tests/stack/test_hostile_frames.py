@@ -13,7 +13,7 @@ import struct
 import pytest
 
 from rawtui.events import ArpIgnored, ChecksumDrop, Malformed, SegmentIn
-from rawtui.stack.host import CSUM_NOT_READY, Host
+from rawtui.stack.host import CSUM_KERNEL_VALID, CSUM_NOT_READY, Host
 from rawtui.wire.arp import OP_REPLY, OP_REQUEST, ArpPacket, build_arp
 from rawtui.wire.checksum import checksum_from_residue, internet_checksum, pseudo_header_residue, residue
 from rawtui.wire.ethernet import ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, build_ethernet, parse_ethernet
@@ -366,6 +366,28 @@ def test_bad_checksums_are_counted_per_layer(rig):
     # the kernel's word (checksum offload) is taken for the TCP checksum
     rig.feed(bytes(tcp_bad), csum=CSUM_NOT_READY)
     assert rig.got == b"payloae" and rig.host.counters["csum_offloaded"] == 1
+
+
+@pytest.mark.parametrize("csum, counter", [(CSUM_KERNEL_VALID, "csum_kernel_verified"),
+                                            (CSUM_NOT_READY, "csum_offloaded")])
+def test_checksums_the_kernel_vouched_for_get_no_second_pass(rig, monkeypatch, csum, counter):
+    """TP_STATUS_CSUM_VALID (verified by the NIC or the kernel) and TP_STATUS_CSUMNOTREADY (offloaded, not
+    filled in): the fast path sums nothing (no residue call), takes the checksums as they are, counts it."""
+    import rawtui.stack.host as host_module
+
+    def no_software_checksum(data: object) -> int:
+        raise AssertionError("the software checksum ran on a frame the kernel vouched for")
+
+    f = bytearray(rig.frame(rig.segment(0, b"abcd")))
+    f[-1] ^= 0x01  # a wrong TCP checksum (the payload's last byte changed): the kernel's word is taken
+    monkeypatch.setattr(host_module, "residue", no_software_checksum)
+    rig.feed(bytes(f), csum=csum)
+    assert rig.got == b"abce"
+    c = rig.host.counters
+    assert (c[counter], c["csum_drop_ipv4"], c["csum_drop_tcp"]) == (1, 0, 0)
+    monkeypatch.undo()
+    rig.feed(rig.frame(rig.segment(4, b"ef")))  # CSUM_UNKNOWN: verified here, and counted as neither
+    assert rig.got == b"abceef" and c[counter] == 1
 
 
 def test_fin_and_data_after_a_reset_go_nowhere(rig):
