@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from rawtui.analysis.events import Explain
-from rawtui.download.events import Done, Error, Info, Progress, RateLimit, Retry, Route
+from rawtui.download.events import Done, Error, Info, Progress, RateLimit, ReadStall, Retry, Route
 from rawtui.http.events import HttpResponse, Redirect, TlsInfo, TlsRecord
 from rawtui.lab.events import LabKnobs, LabScenario, LabStats, RouterAction, ServerTcpInfo
 from rawtui.stack.events import (
@@ -54,7 +54,8 @@ __all__ = [
     "EVENT_TYPES", "ArpIgnored", "ArpReply", "ArpRequest", "ChecksumDrop", "Done", "DupAck", "DupData", "Emit",
     "Error", "Event", "EventSource", "Explain", "Handshake", "HttpResponse", "Info", "KernelTcpInfo", "LabKnobs", "LabScenario",
     "LabStats", "Malformed", "NdpAdvert", "NdpAnswered", "NdpIgnored", "NdpSolicit", "NeighborChange",
-    "NeighborState", "OutOfOrder", "PathMtu", "PeerRetransmit", "Progress", "RateLimit", "Redirect", "Retransmit",
+    "NeighborState", "OutOfOrder", "PathMtu", "PeerRetransmit", "Progress", "RateLimit", "ReadStall", "Redirect",
+    "Retransmit",
     "RetransmitKind", "Retry",
     "Route", "RouterAction", "SegmentIn", "SegmentOut", "ServerTcpInfo", "TcpState", "TlsInfo", "TlsRecord", "Window", "from_dict", "to_dict",
 ]

@@ -252,6 +252,62 @@ def child_env(extra: dict[str, str] | None = None, **more: str) -> dict[str, str
     return env
 
 
+STALL_TOLD = "Read stall:"  # --explain's line when --stall stops the reading (a ReadStall event)
+
+
+class StderrLines:
+    """A child's stderr, read line by line on a thread: a test waits for a line the program prints
+    (e.g. ``--explain``'s "Read stall:"), a state the program reports, instead of a wall-clock window."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        self.proc = proc
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._eof = False
+        self._thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._eof = True
+            self._changed.notify_all()
+
+    @property
+    def text(self) -> str:
+        with self._changed:
+            return "".join(self.lines)
+
+    def wait_for(self, needle: str, timeout: float = 120.0) -> None:
+        """Until a line contains ``needle``; fails (with what was said) if the program ends first or after
+        ``timeout`` (a bound for a machine far busier than CI's, not the expected time)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not any(needle in line for line in self.lines):
+                left = deadline - time.monotonic()
+                if self._eof or left <= 0:
+                    why = "the program ended" if self._eof else f"{timeout:g} s passed"
+                    pytest.fail(f"{why} before it said {needle!r}:\n{''.join(self.lines)[-3000:]}", pytrace=False)
+                self._changed.wait(left)
+
+    def finish(self, timeout: float = 30.0) -> str:
+        """Wait for the program to end (killed if it does not within ``timeout``); all of its stderr."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass  # killed below: the caller's assertions on the exit status say so
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._thread.join(timeout)
+        return self.text
+
+
 def sh(ns: str, *command: str) -> str:
     """Run a command in network namespace ``ns``; its stdout (a failure raises)."""
     return subprocess.run(

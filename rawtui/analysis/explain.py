@@ -44,6 +44,7 @@ from rawtui.events import (
     LabStats,
     OutOfOrder,
     PeerRetransmit,
+    ReadStall,
     Retransmit,
     RouterAction,
     SegmentIn,
@@ -183,7 +184,7 @@ class Explainer:
             "retransmit": self._retransmit, "checksum_drop": self._checksum_drop, "window": self._window,
             "tcp_state": self._tcp_state, "handshake": self._handshake, "server_tcp_info": self._server_tcp_info,
             "lab_knobs": self._lab_knobs, "lab_stats": self._lab_stats, "router_action": self._router_action,
-            "done": self._end, "error": self._end,
+            "read_stall": self._read_stall, "done": self._end, "error": self._end,
         }
 
     # -- the interface -------------------------------------------------------------------------------
@@ -630,6 +631,12 @@ class Explainer:
             self._zero(ev.t)
         elif self._zero_since is not None and ev.note == "window-update":
             self._reopened(ev.t, None)
+
+    def _read_stall(self, ev: ReadStall) -> None:
+        self._tell(ev.t, "stall", ("read stall", "read stalls"),
+                   f"Read stall: rawtui stops reading for {ev.seconds:g} s after {ev.after_bytes:,} bytes of body "
+                   "(--stall), so its receive buffer fills and the window it advertises falls to zero",
+                   f"{ev.seconds:g} s after {ev.after_bytes:,} bytes")
 
     def _zero(self, t: float) -> None:
         if self._zero_since is not None:

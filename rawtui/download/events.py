@@ -63,6 +63,16 @@ class Info(Event):
 
 
 @dataclass(slots=True)
+class ReadStall(Event):
+    """``--stall``: the application stops reading now, for ``seconds``, after ``after_bytes`` of body: the
+    receive buffer fills and the advertised window falls to zero (a state tests and ``--explain`` rely on)."""
+
+    type: ClassVar[str] = "read_stall"
+    after_bytes: int
+    seconds: float
+
+
+@dataclass(slots=True)
 class Retry(Event):
     """A transient failure (``--retry``): the next attempt starts after ``delay_s`` seconds."""
 

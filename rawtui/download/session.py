@@ -53,6 +53,7 @@ from rawtui.events import (
     Info,
     Progress,
     RateLimit,
+    ReadStall,
     Redirect,
     Retry,
     Route,
@@ -678,6 +679,7 @@ class Session:
                 if pacer.stall_begins(t, out.size):
                     emit(Info(t, f"not reading for {pacer.stall_for:g} s: the receive buffer fills "
                               "and the advertised window falls to zero"))
+                    emit(ReadStall(t, out.size, pacer.stall_for))
                 allowed = pacer.allowance(t)  # --limit-rate, --stall: what the reader takes now
                 if conn.started and closing_since is None and allowed != 0:
                     data = host.read(allowed)

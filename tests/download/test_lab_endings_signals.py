@@ -285,7 +285,7 @@ ENDINGS = ["hangup", "hangup-group", "sigterm", "double-sigint", "second-sigint-
 @pytest.mark.parametrize("how", ENDINGS)
 def test_live_view_every_ending_is_clean(lab: Lab, pyserver: str, www: Any, tmp_path: Path, how: str) -> None:
     argv = lab.exec_argv(lab.client_ns, [sys.executable, "-m", "rawtui", f"{pyserver}/50m.bin", "-o", "out.bin",
-                                         "--events", "ev.ndjson", "--stall", "1000000:30"])
+                                         "--events", "ev.ndjson", "--stall", "1000000:300"])
     prog = PtyProgram(argv, tmp_path, child_env())
     try:
         wait_for(on_screen(prog, r"win=0 "), START_TIMEOUT, "the zero window of the stall", prog)
@@ -336,7 +336,7 @@ RAISING_APP = (
 @pytest.mark.lab
 @pytest.mark.parametrize("how", ["q", "exception"])
 def test_live_view_q_or_an_exception_in_the_app_is_clean(lab: Lab, pyserver: str, tmp_path: Path, how: str) -> None:
-    args = [f"{pyserver}/50m.bin", "-o", "out.bin", "--events", "ev.ndjson", "--stall", "1000000:30"]
+    args = [f"{pyserver}/50m.bin", "-o", "out.bin", "--events", "ev.ndjson", "--stall", "1000000:300"]
     head = [sys.executable, "-c", RAISING_APP] if how == "exception" else [sys.executable, "-m", "rawtui"]
     prog = PtyProgram(lab.exec_argv(lab.client_ns, [*head, *args]), tmp_path, child_env())
     try:
@@ -367,7 +367,7 @@ def test_live_view_q_or_an_exception_in_the_app_is_clean(lab: Lab, pyserver: str
 @pytest.mark.parametrize("how", ["hangup", "sigterm"])
 def test_headless_on_a_terminal_every_ending_is_clean(lab: Lab, pyserver: str, tmp_path: Path, how: str) -> None:
     argv = lab.exec_argv(lab.client_ns, [sys.executable, "-m", "rawtui", "--headless", f"{pyserver}/50m.bin",
-                                         "-o", "out.bin", "--events", "ev.ndjson", "--stall", "1000000:30"])
+                                         "-o", "out.bin", "--events", "ev.ndjson", "--stall", "1000000:300"])
     prog = PtyProgram(argv, tmp_path, child_env())
     try:
         wait_for(server_stalled(lab, 8080), START_TIMEOUT, "the stalled body", prog)
@@ -396,7 +396,9 @@ def netns_list() -> set[str]:
 @pytest.mark.lab
 @pytest.mark.parametrize("how", ["hangup", "hangup-group", "sigterm", "double-sigint", "second-sigint-stuck"])
 def test_demo_every_ending_removes_the_lab(tmp_path: Path, how: str) -> None:
-    argv = [sys.executable, "-m", "rawtui", "demo", "--size", "40M", "--rate", "20mbit", "--events", "ev.ndjson"]
+    # 40 MB at 2 Mbit/s: 168 s, longer than the two waits below may take (START_TIMEOUT each), so the ending
+    # always comes mid-download (at 20 Mbit/s, a busy machine could show the live view after the end)
+    argv = [sys.executable, "-m", "rawtui", "demo", "--size", "40M", "--rate", "2mbit", "--events", "ev.ndjson"]
     prog = PtyProgram(argv, tmp_path, child_env())
     try:
         wait_for(lambda: has_event(tmp_path / "ev.ndjson", "http_response"), START_TIMEOUT,

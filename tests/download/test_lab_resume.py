@@ -3,8 +3,10 @@
 An interrupted download (SIGINT, SIGTERM) at ~30 % keeps ``out.bin.part`` and ``out.bin.part.meta``; ``-C -``
 continues it with ``Range`` + ``If-Range`` (206), restarts from zero when the file changed (200) or when
 the server ignores ranges (200), and takes a complete part as the file (416). The moment to interrupt is
-not timed: ``--stall BYTES:120`` stops rawtui reading at 30 % of the file, and the test waits for the part
-file to hold those bytes (the writer hands the disk 256 KB at a time), then sends the signal.
+not timed: ``--stall BYTES:120`` stops rawtui reading at 30 % of the file, and the test waits until rawtui
+says the stall began (``--explain``: a ``read_stall`` event), then sends the signal. (Waiting for the part
+file to reach the stall point was a race: the writer hands the disk 256 KB at a time, so a file within
+256 KB of it did not mean rawtui had read that far.)
 
 Servers: ``range_server.py`` (a small Python server with Range, If-Range and a request log), nginx (with
 gzip on for text/plain), and the lab's own Python server (which ignores Range, like http.server).
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from conftest import child_env, lab_unavailable
+from conftest import STALL_TOLD, StderrLines, child_env, lab_unavailable
 
 from rawtui.download.output import HANDOFF
 from rawtui.download.resume import PartMeta, write_meta
@@ -93,31 +95,29 @@ def header(request: dict[str, Any], name: str) -> str | None:
 
 
 def interrupt_at_30_percent(lab: Lab, url: str, cwd: Path, sig: int, *extra: str) -> tuple[int, str]:
-    """rawtui stalls at 30 % (--stall), the part file fills up to there, then ``sig``: (part size, stderr)."""
-    argv = [sys.executable, "-m", "rawtui", "--headless", "--stall", f"{STALL_AT}:120", "-o", "out.bin",
+    """rawtui stalls at 30 % (--stall) and says so (--explain's "Read stall" line), then ``sig``: (part size,
+    stderr)."""
+    argv = [sys.executable, "-m", "rawtui", "--headless", "--explain", "--stall", f"{STALL_AT}:120", "-o", "out.bin",
             "--events", "ev1.ndjson", *extra, url]
-    proc = lab.popen(lab.client_ns, argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = lab.popen(lab.client_ns, argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                      env=child_env())
     part = cwd / "out.bin.part"
-    deadline = time.monotonic() + 120
+    err = StderrLines(proc)
     try:
-        while not (part.exists() and part.stat().st_size >= STALL_AT - HANDOFF):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the download never reached its stall"
-            time.sleep(0.02)
-        os.kill(proc.pid, sig)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
+        err.wait_for(STALL_TOLD)  # the stall began: STALL_AT bytes were read (on disk or not yet)
+    except BaseException:
+        err.finish(0)
+        raise
+    os.kill(proc.pid, sig)
+    said = err.finish(30)
+    assert proc.returncode == 130, said
+    assert "Traceback" not in said
     assert not (cwd / "out.bin").exists()  # never under the final name
+    assert part.exists(), said
     size = part.stat().st_size
-    assert f"{size:,} bytes kept in out.bin.part (-C - continues it)" in err, err
+    assert f"{size:,} bytes kept in out.bin.part (-C - continues it)" in said, said
     assert size >= STALL_AT  # everything read before the stall was written out before the end
-    return size, err
+    return size, said
 
 
 def assert_prefix(part: Path, served_file: Path) -> None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import STALL_TOLD, StderrLines
 
 from rawtui.download.output import HANDOFF
 
@@ -24,18 +25,23 @@ def nft_tables(lab) -> str:
     return lab.run(lab.client_ns, ["nft", "list", "tables"], capture_output=True, text=True).stdout
 
 
-def start_stalled(lab, url: str, tmp_path: Path, *extra: str) -> subprocess.Popen:
-    """A download that stops reading after 1 MB for 20 s: alive, connected, rule installed."""
-    argv = [sys.executable, "-m", "rawtui", "--headless", "--stall", "1000000:20", "-o", "out.bin",
+def start_stalled(lab, url: str, tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, StderrLines]:
+    """A download that stopped reading after 1 MB, for 120 s: alive, connected, rule installed. It says when
+    (--explain's "Read stall" line), which is after the response head, so ``out.bin.part.meta`` exists: the
+    server's unsent bytes (the old condition) also exist before the head is read."""
+    argv = [sys.executable, "-m", "rawtui", "--headless", "--explain", "--stall", "1000000:120", "-o", "out.bin",
             *extra, url]
-    proc = lab.popen(lab.client_ns, argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = lab.popen(lab.client_ns, argv, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                      text=True, env=dict(os.environ, PYTHONPATH=REPO))
-    deadline = time.monotonic() + 20
-    while "rawtui_" not in nft_tables(lab) or not server_has_unsent_bytes(lab, url):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the download never stalled (no table, or no body in flight)"
-        time.sleep(0.05)
-    return proc
+    err = StderrLines(proc)
+    try:
+        err.wait_for(STALL_TOLD)
+    except BaseException:
+        err.finish(0)
+        raise
+    assert "rawtui_" in nft_tables(lab)
+    assert server_has_unsent_bytes(lab, url)  # the server's side of the stall: its body waits for our window
+    return proc, err
 
 
 def server_has_unsent_bytes(lab, url: str) -> bool:
@@ -53,9 +59,9 @@ def server_has_unsent_bytes(lab, url: str) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_cleans_up(lab, pyserver, tmp_path, sig):
-    proc = start_stalled(lab, f"{pyserver}/50m.bin", tmp_path)
+    proc, stderr = start_stalled(lab, f"{pyserver}/50m.bin", tmp_path)
     os.kill(proc.pid, sig)
-    _out, err = proc.communicate(timeout=20)
+    err = stderr.finish(30)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert "rawtui_" not in nft_tables(lab)
@@ -64,14 +70,14 @@ def test_signal_cleans_up(lab, pyserver, tmp_path, sig):
 
 
 def test_kill_9_leaves_a_stale_table_that_the_next_run_removes(lab, pyserver, tmp_path, run_rawtui, www):
-    proc = start_stalled(lab, f"{pyserver}/50m.bin", tmp_path)
+    proc, stderr = start_stalled(lab, f"{pyserver}/50m.bin", tmp_path)
     part = tmp_path / "out.bin.part"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120
     while part.stat().st_size < 1_000_000 - HANDOFF:  # the stall's first MB, on disk (256 KB at a time)
         assert proc.poll() is None and time.monotonic() < deadline, "the body never reached the disk"
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=20)
+    stderr.finish(30)
     stale = nft_tables(lab)
     assert f"rawtui_{proc.pid}_" in stale  # pid of the child of `ip netns exec` == the python process
     r = run_rawtui("--headless", "--events", "ev.ndjson", "-o", "one.bin", f"{pyserver}/one.bin")

@@ -316,7 +316,8 @@ def test_random_loss(fresh_lab: Lab, tmp_path: Path, work: Path) -> None:
 def test_burst(fresh_lab: Lab, tmp_path: Path, work: Path) -> None:
     """A burst: the router drops every frame from 1 MiB on for 10 frames' bytes (loss 100 % armed at
     1 MiB, off again 10 frames later: a point in the data, whatever the clock). Ten consecutive holes,
-    each filled once by a fast retransmission; the server counts 10. tshark: the same 10 seqs (0
+    each filled once (by a fast retransmission, unless the machine is busy); the server counts 10 plus any
+    copy it sent again. tshark: the same seqs (0
     differences over seeds 1-5), most of them named retransmission or out-of-order, not fast."""
     run = _download(fresh_lab, tmp_path, work, _seed(1), 4 * MIB,
                     arms=((MIB, {"cmd": "set", "dir": "down", "loss": 100, "note": "burst"}),
@@ -324,7 +325,9 @@ def test_burst(fresh_lab: Lab, tmp_path: Path, work: Path) -> None:
     drops = run.by_action(*LOSSES)
     assert len(drops) == 10 and max(drops) - min(drops) == 9 * 1448, drops
     _say("burst", _witnesses(run))
-    assert sorted(e.seq for e in run.resent()) == sorted(drops)
+    # each hole filled once; a further copy the server sent (a busy machine's late ACKs can fire its timer
+    # after the fast retransmission) is a repeat, which _witnesses counts exactly against what reached us
+    assert sorted(e.seq for e in run.resent(repeat=False)) == sorted(drops)
     _tshark_agrees(run, 0)
 
 

@@ -191,6 +191,7 @@ class RawtuiApp(App[int]):
         self.zoom = False
         self.playing = False
         self._play_from = (0.0, 0.0)  # (wall time, event time) the cursor's playback started from
+        self.play_clock: Callable[[], float] = time.monotonic  # the playback's wall clock (a test steps its own)
         self._cursor_opened_detail = False
         self._cursor_drawn: dict[str, int] = {}  # the cursor model's area versions drawn last
         from rawtui.recording.replay import Replay
@@ -834,7 +835,7 @@ class RawtuiApp(App[int]):
         if i >= len(self.timeline) - 1 and not self.playing:
             i = 0  # played to the end: from the start again
         self.playing = not self.playing
-        self._play_from = (time.monotonic(), self.timeline.time(i))
+        self._play_from = (self.play_clock(), self.timeline.time(i))
         if self.playing and not hasattr(self, "_play_timer"):
             self._play_timer = self.set_interval(self.PLAY_INTERVAL, self._play_tick, name="cursor play")
         self.move_cursor(i)
@@ -844,7 +845,7 @@ class RawtuiApp(App[int]):
             return
         wall, t = self._play_from
         tl = self.timeline
-        j = tl.index_at(t + (time.monotonic() - wall) * self.speed)
+        j = tl.index_at(t + (self.play_clock() - wall) * self.speed)
         if j >= len(tl) - 1:
             self.playing = False
             j = len(tl) - 1
@@ -855,7 +856,7 @@ class RawtuiApp(App[int]):
         """< / >: halve / double the replay's speed (and the cursor's playback), 1/16 to 64."""
         new = min(self.SPEED_MAX, max(self.SPEED_MIN, self.speed * factor))
         if self.playing and self.cursor is not None:  # keep the cursor where it is, at the new pace
-            self._play_from = (time.monotonic(), self.timeline.time(self.cursor))
+            self._play_from = (self.play_clock(), self.timeline.time(self.cursor))
         self.speed = new
         if self.on_set_speed is not None:
             self.on_set_speed(new)
