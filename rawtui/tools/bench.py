@@ -242,7 +242,10 @@ class Goal:
         if math.isnan(v):
             return "failed", note, "✗"
         ok = v >= self.target if self.higher_is_better else v <= self.target
-        shown = f"{v:.2f}{self.unit}" if self.unit != " MB" else f"{v:.0f}{self.unit}"
+        digits = 0 if self.unit == " MB" else 2
+        while digits < 4 and v != self.target and round(v, digits) == self.target:
+            digits += 1  # a value that only rounds to the target is shown with the digit that decides
+        shown = f"{v:.{digits}f}{self.unit}"
         return shown, note, "✓" if ok else "✗"
 
     @property
