@@ -7,37 +7,19 @@ silently followed. Unsolicited replies and replies from other IPs are ignored (a
 
 from __future__ import annotations
 
-from rawtui.stack.events import ArpIgnored, ArpReply, ArpRequest, Event
+from rawtui.stack.events import ArpIgnored, ArpReply, ArpRequest
+from rawtui.stack.resolver import Resolver
 from rawtui.wire.arp import OP_REPLY, OP_REQUEST, ArpPacket, build_arp
 from rawtui.wire.ethernet import BROADCAST, ETH_P_ARP, build_ethernet, mac_str
 from rawtui.wire.ipv4 import ip_str
 
 
-class ArpResolver:
+class ArpResolver(Resolver):
     def __init__(
         self, local_mac: bytes, local_ip: bytes, target_ip: bytes, *, retries: int = 3, interval: float = 1.0
     ) -> None:
-        self.local_mac = local_mac
-        self.local_ip = local_ip
-        self.target_ip = target_ip
-        self.retries = retries
-        self.interval = interval
-        self.mac: bytes | None = None
-        self.failed = False
-        self.attempts = 0
-        self._sent_at = 0.0
+        super().__init__(local_mac, local_ip, target_ip, retries, interval)
         self._first_sent_at: float | None = None
-        self._deadline: float | None = None
-        self._frames: list[bytes] = []
-        self._events: list[Event] = []
-
-    @property
-    def next_deadline(self) -> float | None:
-        return self._deadline
-
-    @property
-    def done(self) -> bool:
-        return self.mac is not None or self.failed
 
     def start(self, now: float) -> None:
         self._send_request(now)
@@ -100,16 +82,3 @@ class ArpResolver:
         self.mac = pkt.sender_mac
         self._deadline = None
         self._events.append(ArpReply(now, ip, mac, round((now - self._sent_at) * 1000, 3)))
-
-    @property
-    def has_output(self) -> bool:
-        """Frames or events are waiting for :meth:`take_frames` / :meth:`take_events`."""
-        return bool(self._frames or self._events)
-
-    def take_frames(self) -> list[bytes]:
-        out, self._frames = self._frames, []
-        return out
-
-    def take_events(self) -> list[Event]:
-        out, self._events = self._events, []
-        return out

@@ -22,6 +22,7 @@ from rawtui.errors import LinkError, TcpError
 from rawtui.stack.arp import ArpResolver
 from rawtui.stack.events import ChecksumDrop, Event, Malformed
 from rawtui.stack.ndp import NdpResolver
+from rawtui.stack.resolver import Resolver
 from rawtui.stack.tcp import TcpConnection
 from rawtui.stack.tcp_states import OVER
 from rawtui.wire.arp import parse_arp
@@ -78,7 +79,7 @@ class Host:
         if len({len(local_ip), len(remote_ip), len(next_hop_ip)}) != 1:
             raise ValueError("local, remote and next-hop addresses of one Host are of one family")
         # the next hop's resolver: ARP or neighbor discovery (the same calls)
-        self.arp: ArpResolver | NdpResolver
+        self.arp: Resolver
         if ipv6:
             self.arp = NdpResolver(local_mac, local_ip, next_hop_ip, own_ips=local_addresses, retries=arp_retries,
                                    interval=arp_interval)

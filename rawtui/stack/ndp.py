@@ -25,7 +25,6 @@ Hop limit 255 is checked on everything received (7.1: proof it was sent on this 
 from __future__ import annotations
 
 from rawtui.stack.events import (
-    Event,
     NdpAdvert,
     NdpAnswered,
     NdpIgnored,
@@ -33,6 +32,7 @@ from rawtui.stack.events import (
     NeighborChange,
     NeighborState,
 )
+from rawtui.stack.resolver import Resolver
 from rawtui.wire.ethernet import ETH_P_IPV6, build_ethernet, mac_str
 from rawtui.wire.icmpv6 import (
     Icmpv6Message,
@@ -63,7 +63,7 @@ INCOMPLETE, REACHABLE, STALE = NeighborState.INCOMPLETE, NeighborState.REACHABLE
 DELAY, PROBE, FAILED = NeighborState.DELAY, NeighborState.PROBE, NeighborState.FAILED
 
 
-class NdpResolver:
+class NdpResolver(Resolver):
     """Resolves and watches one next hop; answers solicitations for ``local_ip`` and ``own_ips``."""
 
     def __init__(
@@ -71,35 +71,15 @@ class NdpResolver:
         retries: int = MAX_MULTICAST_SOLICIT, interval: float = RETRANS_TIMER,
         reachable_time: float = REACHABLE_TIME, delay: float = DELAY_FIRST_PROBE_TIME,
     ) -> None:
-        self.local_mac = local_mac
-        self.local_ip = local_ip
-        self.target_ip = target_ip
+        super().__init__(local_mac, local_ip, target_ip, retries, interval)  # attempts: of the current round
         self.own_ips = frozenset((local_ip, *own_ips))
-        self.retries = retries
-        self.interval = interval
         self.reachable_time = reachable_time
         self.delay = delay
-        self.mac: bytes | None = None
         self.state = INCOMPLETE
-        self.failed = False
-        self.attempts = 0  # solicitations of the current resolution or probe
         self.solicitations = 0  # all of them
         self._started = False
-        self._sent_at = 0.0
-        self._deadline: float | None = None
-        self._frames: list[bytes] = []
-        self._events: list[Event] = []
 
-    # -- driving ---------------------------------------------------------------------------------
-
-    @property
-    def next_deadline(self) -> float | None:
-        return self._deadline
-
-    @property
-    def done(self) -> bool:
-        """A MAC to send to (in whatever state), or given up: what the host waits for before connecting."""
-        return self.mac is not None or self.failed
+    # -- driving (done: a MAC to send to, in whatever state, or given up) -------------------------
 
     def start(self, now: float) -> None:
         self._started = True
@@ -276,16 +256,3 @@ class NdpResolver:
     def _set(self, new: NeighborState, now: float, reason: str) -> None:
         old, self.state = self.state, new
         self._events.append(NeighborChange(now, ip6_str(self.target_ip), old.value, new.value, reason))
-
-    @property
-    def has_output(self) -> bool:
-        """Frames or events are waiting for :meth:`take_frames` / :meth:`take_events`."""
-        return bool(self._frames or self._events)
-
-    def take_frames(self) -> list[bytes]:
-        out, self._frames = self._frames, []
-        return out
-
-    def take_events(self) -> list[Event]:
-        out, self._events = self._events, []
-        return out
