@@ -134,12 +134,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 # the lab
 
 
-def _make_lab() -> Lab:
+def _make_lab(*, ipv6: bool = False) -> Lab:
     reason = lab_unavailable_reason()
     if reason is not None:
         lab_unavailable(reason)
     try:
-        return Lab.create()
+        return Lab.create(ipv6=ipv6)
     except LabError as exc:
         lab_unavailable(f"cannot build the lab: {exc}")
 
@@ -150,6 +150,29 @@ def lab() -> Iterator[Lab]:
     the_lab = _make_lab()
     try:
         yield the_lab
+    finally:
+        the_lab.destroy()
+
+
+@pytest.fixture(scope="session")
+def lab6() -> Iterator[Lab]:
+    """The session's dual-stack lab (``Lab.create(ipv6=True)``). Leave it as you found it."""
+    the_lab = _make_lab(ipv6=True)
+    try:
+        yield the_lab
+    finally:
+        the_lab.destroy()
+
+
+@pytest.fixture
+def fresh_lab6() -> Iterator[Lab]:
+    """A dual-stack lab of its own for one test; checked for leaks before it is destroyed."""
+    the_lab = _make_lab(ipv6=True)
+    try:
+        yield the_lab
+        problems = find_leaks(the_lab)
+        if problems:
+            pytest.fail("; ".join(problems), pytrace=False)
     finally:
         the_lab.destroy()
 
@@ -174,17 +197,18 @@ def fresh_lab() -> Iterator[Lab]:
 def _lab_leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
     """After each test that used the session lab: no rawtui* nft table, no process in the client ns."""
     yield
-    if "lab" not in request.fixturenames:
-        return
-    try:
-        the_lab = request.getfixturevalue("lab")
-    except (LabError, pytest.skip.Exception, pytest.fail.Exception):
-        return
-    if the_lab.destroyed:
-        return
-    problems = find_leaks(the_lab)
-    if problems:
-        pytest.fail("; ".join(problems), pytrace=False)
+    for name in ("lab", "lab6"):
+        if name not in request.fixturenames:
+            continue
+        try:
+            the_lab = request.getfixturevalue(name)
+        except (LabError, pytest.skip.Exception, pytest.fail.Exception):
+            continue
+        if the_lab.destroyed:
+            continue
+        problems = find_leaks(the_lab)
+        if problems:
+            pytest.fail("; ".join(problems), pytrace=False)
 
 
 def find_leaks(the_lab: Lab) -> list[str]:

@@ -6,6 +6,12 @@
                          rs0 10.77.2.1/24 ── eth0 10.77.2.2/24
 ```
 
+``Lab.create(ipv6=True)`` makes it dual-stack: 2001:db8:1::2/64 – 2001:db8:1::1/64 on the client side,
+2001:db8:2::1/64 – 2001:db8:2::2/64 on the server side (the documentation prefix, so address selection
+treats it as global), the router forwarding IPv6, no duplicate-address detection (addresses usable at once)
+and no router advertisements (routes are set, not learned). A lab without ``ipv6`` has IPv6 disabled: no
+router solicitations, MLD or DAD frames on its links.
+
 Everything lives inside namespaces this module creates: the veth pairs are created directly inside
 their namespaces, so no interface name ever appears in the root namespace. The creating process's pid
 (and start time, against pid reuse) is written to ``/run/rawtui-lab/<prefix>.pid`` before any namespace
@@ -266,6 +272,12 @@ class Lab:
     router_server_ip: str = "10.77.2.1"
     server_ip: str = "10.77.2.2"
     prefix_len: int = 24
+    ipv6: bool = False
+    client_ip6: str = "2001:db8:1::2"
+    router_client_ip6: str = "2001:db8:1::1"
+    router_server_ip6: str = "2001:db8:2::1"
+    server_ip6: str = "2001:db8:2::2"
+    prefix_len6: int = 64
     mtu: int = 1500
     client_if: str = "eth0"
     router_cif: str = "rc0"
@@ -280,8 +292,8 @@ class Lab:
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, prefix: str | None = None) -> Lab:
-        """Build the three namespaces, the two veth pairs, addresses and routes.
+    def create(cls, prefix: str | None = None, *, ipv6: bool = False) -> Lab:
+        """Build the three namespaces, the two veth pairs, addresses and routes (``ipv6``: dual-stack).
 
         On any failure everything made so far is removed and LabError is raised.
         """
@@ -294,7 +306,8 @@ class Lab:
             prefix = "rt" + secrets.token_hex(3)
         if not _PREFIX_RE.match(prefix):
             raise LabError(f"bad lab prefix {prefix!r}: use letters, digits, '_', '.', '-' (at most 41)")
-        lab = cls(prefix=prefix, client_ns=f"{prefix}-c", router_ns=f"{prefix}-r", server_ns=f"{prefix}-s")
+        lab = cls(prefix=prefix, client_ns=f"{prefix}-c", router_ns=f"{prefix}-r", server_ns=f"{prefix}-s",
+                  ipv6=ipv6)
         try:
             lab._claim_prefix()
             lab._build()
@@ -331,15 +344,17 @@ class Lab:
         for ns in (c, r, s):
             _ip("netns", "add", ns)
             self._created.append(ns)
-        # No IPv6 (no router solicitations / MLD / DAD noise on the wire); new interfaces inherit it.
+        # Without ipv6: no IPv6 at all (no router solicitations / MLD / DAD noise on the wire). With it: no
+        # DAD (usable at once) and no router solicitations or advertisements. New interfaces inherit both.
         for ns in (c, r, s):
-            self._sysctl(
-                ns,
-                {
-                    "net.ipv6.conf.all.disable_ipv6": "1",
-                    "net.ipv6.conf.default.disable_ipv6": "1",
-                },
-            )
+            values = {f"net.ipv6.conf.{w}.disable_ipv6": "0" if self.ipv6 else "1" for w in ("all", "default")}
+            if self.ipv6:
+                for w in ("all", "default"):
+                    values |= {f"net.ipv6.conf.{w}.accept_dad": "0", f"net.ipv6.conf.{w}.accept_ra": "0",
+                               f"net.ipv6.conf.{w}.router_solicitations": "0"}
+            self._sysctl(ns, values)
+        if self.ipv6:
+            self._sysctl(r, {"net.ipv6.conf.all.forwarding": "1"})
         self._sysctl(r, {"net.ipv4.ip_forward": "1"})
         _ip("link", "add", self.client_if, "netns", c, "type", "veth", "peer", "name", self.router_cif,
             "netns", r)  # fmt: skip
@@ -359,6 +374,16 @@ class Lab:
             _ip("-n", ns, "link", "set", "dev", "lo", "up")
         _ip("-n", c, "route", "add", "default", "via", self.router_client_ip, "dev", self.client_if)
         _ip("-n", s, "route", "add", "default", "via", self.router_server_ip, "dev", self.server_if)
+        if self.ipv6:
+            for ns, ifname, addr in (
+                (c, self.client_if, self.client_ip6),
+                (r, self.router_cif, self.router_client_ip6),
+                (r, self.router_sif, self.router_server_ip6),
+                (s, self.server_if, self.server_ip6),
+            ):
+                _ip("-n", ns, "-6", "addr", "add", f"{addr}/{self.prefix_len6}", "dev", ifname, "nodad")
+            _ip("-n", c, "-6", "route", "add", "default", "via", self.router_client_ip6, "dev", self.client_if)
+            _ip("-n", s, "-6", "route", "add", "default", "via", self.router_server_ip6, "dev", self.server_if)
 
     def _sysctl(self, ns: str, values: dict[str, str]) -> None:
         script = "; ".join(f"echo {v} > /proc/sys/{k.replace('.', '/')}" for k, v in values.items())

@@ -161,6 +161,37 @@ def test_ping_through_the_router(lab: Lab) -> None:
     assert not lab.ping("client", "10.77.3.3", timeout=0.3)
 
 
+@lab_test
+def test_dual_stack_lab_forwards_ipv6(lab6: Lab, tmp_path: Path) -> None:
+    """Lab.create(ipv6=True): global addresses usable at once (no DAD), IPv6 routes, the router forwarding;
+    a kernel client reaches a server bound to :: through it, and the plain lab has no IPv6 at all."""
+    addrs = lab6.run("client", ["ip", "-o", "-6", "addr", "show", "dev", lab6.client_if],
+                     capture_output=True, text=True).stdout
+    assert f"{lab6.client_ip6}/64" in addrs and "tentative" not in addrs
+    route = lab6.run("client", ["ip", "-6", "route", "show", "default"], capture_output=True, text=True)
+    assert f"via {lab6.router_client_ip6}" in route.stdout
+    fwd = lab6.run("router", ["cat", "/proc/sys/net/ipv6/conf/all/forwarding"], capture_output=True, text=True)
+    assert fwd.stdout.strip() == "1"
+    body = b"dual-stack\n" * 100
+    (tmp_path / "f").write_bytes(body)
+    server = lab6.popen("server", [sys.executable, "-m", "http.server", "--bind", "::", "--directory",
+                                    str(tmp_path), "8086"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        res = lab6.run("client", ["curl", "-sS", "--retry", "20", "--retry-connrefused", "--retry-delay", "0",
+                                  "-o", str(tmp_path / "got"), f"http://[{lab6.server_ip6}]:8086/f"],
+                       capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert (tmp_path / "got").read_bytes() == body
+    finally:
+        lab6.stop(server)
+
+
+@lab_test
+def test_plain_lab_has_no_ipv6(lab: Lab) -> None:
+    addrs = lab.run("client", ["ip", "-o", "-6", "addr"], capture_output=True, text=True)
+    assert addrs.stdout.strip() == ""
+
+
 # ---------------------------------------------------------------------------------------------------
 # whole files, both servers
 
