@@ -30,6 +30,7 @@ from rawtui.stack.events import (
     Event,
     Handshake,
     Malformed,
+    Medium,
     NdpAdvert,
     NdpAnswered,
     NdpIgnored,
@@ -53,7 +54,7 @@ from rawtui.watch.events import KernelTcpInfo
 __all__ = [
     "EVENT_TYPES", "ArpIgnored", "ArpReply", "ArpRequest", "ChecksumDrop", "Done", "DupAck", "DupData", "Emit",
     "Error", "Event", "EventSource", "Explain", "Handshake", "HttpResponse", "Info", "KernelTcpInfo", "LabKnobs", "LabScenario",
-    "LabStats", "Malformed", "NdpAdvert", "NdpAnswered", "NdpIgnored", "NdpSolicit", "NeighborChange",
+    "LabStats", "Malformed", "Medium", "NdpAdvert", "NdpAnswered", "NdpIgnored", "NdpSolicit", "NeighborChange",
     "NeighborState", "OutOfOrder", "PathMtu", "PeerRetransmit", "Progress", "RateLimit", "ReadStall", "Redirect",
     "Retransmit",
     "RetransmitKind", "Retry",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from rawtui.stack.events import Event
+from rawtui.stack.events import Event, Medium
 
 
 @dataclass(slots=True)
@@ -23,6 +23,9 @@ class Route(Event):
     mtu: int
     reason: str  # "kernel route" or "-i IFACE"
     warning: str | None = None
+    family: int = 4  # 4 or 6: the address family used
+    family_reason: str = ""  # why that family ("a literal IPv6 address", "-4", "AAAA and a route for it"...)
+    medium: Medium = Medium.ETHERNET  # IP: a point-to-point path, no link header (tun, WireGuard, PPP)
 
 
 @dataclass(slots=True)

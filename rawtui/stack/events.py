@@ -64,6 +64,21 @@ class ArpIgnored(Event):
     reason: str
 
 
+class Medium(StrEnum):
+    """What a link's frames begin with, as smoltcp's ``Medium``: an Ethernet header (Ethernet, veth, tap:
+    next hops resolved by ARP / neighbor discovery), or the IP header itself (tun, WireGuard, PPP, IP-in-IP:
+    a point-to-point path with no link-layer address; pcap link type raw IP). Decided once per interface;
+    every layer asks it, not the interface's name or type."""
+
+    ETHERNET = "ethernet"
+    IP = "ip"
+
+    @property
+    def link_header(self) -> int:
+        """Bytes before the IP header in a frame of this medium."""
+        return 14 if self is Medium.ETHERNET else 0
+
+
 class NeighborState(StrEnum):
     """A neighbor cache entry's reachability (RFC 4861 7.3.2), as :mod:`rawtui.stack.ndp` keeps it."""
 
