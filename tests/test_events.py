@@ -7,6 +7,7 @@ or whose fields do not survive the NDJSON writer and reader, fails here without 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import types
 import typing
@@ -19,7 +20,6 @@ from hypothesis import strategies as st
 
 from rawtui import events as E
 from rawtui.recording import load_events
-from rawtui.stack.tcp_states import State
 from rawtui.views.ndjson import NdjsonWriter
 
 # Every Event subclass the module defines (not the registry: a class missing from it is what we look for).
@@ -56,8 +56,9 @@ def _sample(hint: Any, seed: int) -> Any:
         return 12.25 + seed
     if hint is str:
         return f"v{seed} é→✓ \"quoted\"\n"
-    if hint is State:
-        return list(State)[1 + seed % (len(State) - 1)]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):  # State, Medium...: not the first member
+        members = list(hint)
+        return members[1 + seed % (len(members) - 1)]
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return tuple(_sample(args[0], seed + i) for i in range(2))
     if origin is tuple:
@@ -148,3 +149,18 @@ EVENTS = st.one_of(
 @given(evs=st.lists(EVENTS, min_size=1, max_size=8))
 def test_any_events_round_trip(evs: list[E.Event], tmp_path: Path) -> None:
     assert _round_trip(evs, tmp_path / "any.ndjson") == evs
+
+
+def test_the_event_log_reaches_a_follower_within_its_flush_interval(tmp_path: Path) -> None:
+    """A reader following --events sees every line once the events' clock has moved FLUSH_EVERY past it."""
+    path = tmp_path / "ev.ndjson"
+    writer = NdjsonWriter(str(path))
+    try:
+        writer(E.Info(0.0, "first"))  # the first event flushes
+        assert len(path.read_text().splitlines()) == 1
+        writer(E.Info(0.1, "held"))  # buffered: a busy download does not write each event alone
+        assert len(path.read_text().splitlines()) == 1
+        writer(E.Info(0.1 + NdjsonWriter.FLUSH_EVERY, "later"))
+        assert [e.message for e in load_events(path)] == ["first", "held", "later"]  # type: ignore[attr-defined]
+    finally:
+        writer.close()

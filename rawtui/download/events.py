@@ -27,6 +27,9 @@ class Route(Event):
     family_reason: str = ""  # why that family ("a literal IPv6 address", "-4", "AAAA and a route for it"...)
     medium: Medium = Medium.ETHERNET  # IP: a point-to-point path, no link header (tun, WireGuard, PPP)
 
+    def __post_init__(self) -> None:  # read back from NDJSON as a plain string
+        self.medium = Medium(self.medium)
+
 
 @dataclass(slots=True)
 class Progress(Event):
