@@ -758,7 +758,7 @@ def _replay_list(path: str, stream: int | None) -> int:
     table = conversations(capture)
     chosen: int | None = None
     why = ""
-    if table.ipv4 or stream is not None:
+    if table.conversations or stream is not None:
         conv, why = table.pick(stream)
         chosen = conv.index
     print(f"{path}: {len(table.conversations)} TCP streams (Wireshark's tcp.stream numbers; bytes are TCP "
@@ -836,10 +836,10 @@ def _watch_interface(host: str | None) -> str:
 
     if host is not None:
         try:
-            if ipaddress.IPv4Address(host).is_loopback:
+            if ipaddress.ip_address(host).is_loopback:
                 return "lo"
         except ValueError:
-            raise UsageError(f"bad --host {host!r}: use an IPv4 address") from None
+            raise UsageError(f"bad --host {host!r}: use an IPv4 or IPv6 address") from None
     try:
         return resolve_route(host or "192.0.2.1").iface  # TEST-NET-1: whatever the default route says
     except RawtuiError as exc:

@@ -1,4 +1,4 @@
-"""Write screenshots/*.svg: the live view in its main states, from the synthesized test recordings.
+"""Write screenshots/*.svg: the live view in its main states, from the test recordings and captures.
 
     python scripts/screenshots.py            # all of them into screenshots/
     python scripts/screenshots.py --out DIR
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rawtui.analysis.explain import Explained
-from rawtui.recording import NdjsonReplay
+from rawtui.recording import NdjsonReplay, PcapReplay
 from rawtui.views.tui.app import RawtuiApp
 from rawtui.views.tui.testing import settle
 
@@ -42,6 +42,12 @@ SHOTS: dict[str, tuple[str, bool, tuple[int, int], Sequence[str]]] = {
     "scenario-timeout": ("recorded/timeout", False, (120, 35), ("escape",)),
     # the timeline cursor after the download: Home, then ] (next notable event) to the fast retransmit
     "timeline-cursor": ("recorded/fast-retransmit", False, (120, 35), ("home", *["right_square_bracket"] * 5)),
+}
+
+# `rawtui replay CAPTURE`: a real lab capture (tests/lab/test_lab_tshark_agreement6.py's capture_download6:
+# curl -6 through the dual-stack lab, 3 % of the server's segments dropped), after the summary (Escape)
+PCAP_SHOTS: dict[str, tuple[str, tuple[int, int], Sequence[str]]] = {
+    "ipv6-replay": ("recorded/ipv6-download.pcap", (120, 35), ("escape",)),
 }
 
 # shots taken as under `rawtui demo`: the app knows a lab control path (the knob keys show in the footer;
@@ -76,10 +82,15 @@ async def shoot_compare(name: str, out: Path) -> Path:
 async def shoot(name: str, out: Path) -> Path:
     if name in COMPARE_SHOTS:
         return await shoot_compare(name, out)
-    recording, hold, size, keys = SHOTS[name]
-    title = f"rawtui demo --scenario {recording.split('/')[1]}" if recording.startswith("recorded/") else URL
-    app = RawtuiApp(Explained(NdjsonReplay(FIXTURES / f"{recording}.ndjson", speed=0, hold=hold)), title=title,
-                    lab_control=LAB_CONTROL if name in LAB_SHOTS else None)
+    if name in PCAP_SHOTS:
+        capture, size, keys = PCAP_SHOTS[name]
+        replay = PcapReplay(FIXTURES / capture, speed=0)
+        app = RawtuiApp(Explained(replay), title=replay.title)
+    else:
+        recording, hold, size, keys = SHOTS[name]
+        title = f"rawtui demo --scenario {recording.split('/')[1]}" if recording.startswith("recorded/") else URL
+        app = RawtuiApp(Explained(NdjsonReplay(FIXTURES / f"{recording}.ndjson", speed=0, hold=hold)), title=title,
+                        lab_control=LAB_CONTROL if name in LAB_SHOTS else None)
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
         if keys:
@@ -95,13 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "screenshots")
     ap.add_argument("names", nargs="*", metavar="NAME",
-                    help=f"which (default: all): {', '.join([*SHOTS, *COMPARE_SHOTS])}")
+                    help=f"which (default: all): {', '.join([*SHOTS, *PCAP_SHOTS, *COMPARE_SHOTS])}")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    unknown = set(args.names) - set(SHOTS) - set(COMPARE_SHOTS)
+    unknown = set(args.names) - set(SHOTS) - set(PCAP_SHOTS) - set(COMPARE_SHOTS)
     if unknown:
         ap.error(f"unknown screenshot(s): {', '.join(sorted(unknown))}")
-    for name in args.names or [*SHOTS, *COMPARE_SHOTS]:
+    for name in args.names or [*SHOTS, *PCAP_SHOTS, *COMPARE_SHOTS]:
         print(asyncio.run(shoot(name, args.out)))
     return 0
 

@@ -13,7 +13,7 @@ existed, from the holes filled and the data repeated), reordering (a hole filled
 could come back, or the router saying so), the server's fast recovery and its retransmission timer with
 its backoff, slow start giving way to congestion avoidance (:class:`~rawtui.events.ServerTcpInfo`, the
 lab's TCP_INFO samples), the zero window, window probes and the window update, SYN retries, checksum
-drops, and what the lab's router did (:class:`~rawtui.events.RouterAction`, or its counters,
+drops, a path MTU lowered by a Packet Too Big or fragmentation-needed (:class:`~rawtui.events.PathMtu`), and what the lab's router did (:class:`~rawtui.events.RouterAction`, or its counters,
 :class:`~rawtui.events.LabStats`).
 
 Repetition is rate-limited per topic: the first time in full, the 2nd and 3rd in short, then one short
@@ -43,6 +43,7 @@ from rawtui.events import (
     LabKnobs,
     LabStats,
     OutOfOrder,
+    PathMtu,
     PeerRetransmit,
     ReadStall,
     Retransmit,
@@ -182,6 +183,7 @@ class Explainer:
             "segment_in": self._segment_in, "segment_out": self._segment_out, "out_of_order": self._out_of_order,
             "dup_data": self._dup_data, "dup_ack": self._dup_ack, "peer_retransmit": self._peer_retransmit,
             "retransmit": self._retransmit, "checksum_drop": self._checksum_drop, "window": self._window,
+            "path_mtu": self._path_mtu,
             "tcp_state": self._tcp_state, "handshake": self._handshake, "server_tcp_info": self._server_tcp_info,
             "lab_knobs": self._lab_knobs, "lab_stats": self._lab_stats, "router_action": self._router_action,
             "read_stall": self._read_stall, "done": self._end, "error": self._end,
@@ -676,6 +678,17 @@ class Explainer:
                    f"Checksum drop: a {ev.length:,}-byte frame failed its {ev.layer.upper()} checksum: corrupted on "
                    f"the way{why}. rawtui drops it as if lost; the server resends it",
                    f"{ev.layer.upper()}, {ev.length:,}-byte frame")
+
+    def _path_mtu(self, ev: PathMtu) -> None:
+        v6 = "packet too big" in ev.source
+        what = ("an ICMPv6 Packet Too Big: IPv6 routers never fragment, they drop a packet too big for the "
+                "next link and say so" if v6 else "an ICMP fragmentation-needed: the packet had Don't Fragment set")
+        said = f"packets of {ev.reported:,} bytes get through" if ev.reported else "(no size said: guessed from RFC 1191's plateaus)"
+        self._tell(ev.t, "path-mtu", ("path MTU drop", "path MTU drops"),
+                   f"Path MTU: a router sent {what}; {said}. The MSS drops from {ev.old_mss:,} to {ev.mss:,} bytes "
+                   f"(MTU {ev.mtu:,} less {ev.mtu - ev.mss} bytes of headers) and what was in flight is sent again "
+                   "in segments that fit",
+                   f"path MTU {ev.mtu:,}, MSS {ev.old_mss:,} -> {ev.mss:,}")
 
     # -- the lab's router ----------------------------------------------------------------------------
 

@@ -75,6 +75,12 @@ class TcpDiag:
         return self.local_ip, self.local_port, self.remote_ip, self.remote_port
 
 
+def unmapped(ip: str) -> str:
+    """An IPv4-mapped IPv6 address (``::ffff:10.77.1.2``: an IPv4 peer of a socket bound to ``::``) as the
+    IPv4 address it is, so that a connection is named the same from either family's dump."""
+    return ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
+
+
 def _from_message(msg: Any) -> TcpDiag | None:
     """A :class:`TcpDiag` from an ``inet_diag_msg``; None without a ``tcp_info`` (a TIME-WAIT socket)."""
     info = msg.get_attr("INET_DIAG_INFO")
@@ -86,7 +92,8 @@ def _from_message(msg: Any) -> TcpDiag | None:
 
     ssthresh = i("tcpi_snd_ssthresh")
     return TcpDiag(
-        local_ip=str(msg["idiag_src"]), local_port=int(msg["idiag_sport"]), remote_ip=str(msg["idiag_dst"]),
+        local_ip=unmapped(str(msg["idiag_src"])), local_port=int(msg["idiag_sport"]),
+        remote_ip=unmapped(str(msg["idiag_dst"])),
         remote_port=int(msg["idiag_dport"]), state=TCP_STATES.get(int(msg["idiag_state"]), "?"),
         inode=int(msg["idiag_inode"]), uid=int(msg["idiag_uid"]),
         congestion=str(msg.get_attr("INET_DIAG_CONG") or ""), ca_state=CA_STATES.get(i("tcpi_ca_state"), "?"),
@@ -115,11 +122,14 @@ class TcpDiagReader(Closing):
             raise LinkError(f"cannot open a netlink sock_diag socket: {exc.strerror or exc}") from None
 
     def sockets(self) -> list[TcpDiag]:
-        """Every IPv4 TCP socket of this namespace that has a ``tcp_info`` (not listening, not TIME-WAIT)."""
+        """Every IPv4 and IPv6 TCP socket of this namespace that has a ``tcp_info`` (not listening, not
+        TIME-WAIT): one dump per family."""
         from pyroute2.netlink.diag import SS_CONN  # type: ignore[import-untyped]
 
+        msgs: list[Any] = []
         try:
-            msgs = self._ds.get_sock_stats(family=socket.AF_INET, states=SS_CONN, extensions=EXTENSIONS)
+            for family in (socket.AF_INET, socket.AF_INET6):
+                msgs += self._ds.get_sock_stats(family=family, states=SS_CONN, extensions=EXTENSIONS)
         except OSError as exc:
             raise LinkError(f"inet_diag dump failed: {exc.strerror or exc}") from None
         found = (_from_message(m) for m in msgs)

@@ -6,7 +6,7 @@
 endpoints (client first when the capture says which side is the client), frames, frame bytes and payload
 bytes each way, its first and last frame's times, and what it looks like from its first payload bytes:
 ``HTTP`` (a request line, or a response status line), ``TLS`` (a ClientHello record, with its SNI) or
-``other``. IPv6 connections are numbered too (so that the numbers stay Wireshark's) but are not analysed.
+``other``. IPv4 and IPv6 connections alike (an IPv6 one's extension headers walked as the stack walks them).
 
 Numbering: a stream is new at the first frame of an address/port pair (either direction), and again when
 a SYN without ACK arrives on a known pair with another initial sequence number than that direction's
@@ -19,7 +19,6 @@ the largest TCP flow of any kind.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import struct
 from dataclasses import dataclass, field
@@ -27,16 +26,18 @@ from pathlib import Path
 
 from rawtui.errors import UsageError
 from rawtui.recording.capture import Capture, open_capture
-from rawtui.recording.observe import CapturedFlow
+from rawtui.recording.observe import CapturedFlow, endpoint_text
+from rawtui.stack.events import Medium
 from rawtui.wire.arp import OP_REPLY, parse_arp
 from rawtui.wire.errors import WireError
+from rawtui.wire.icmpv6 import NeighborAdvert, parse_icmpv6
 from rawtui.wire.ipv4 import PROTO_TCP
-from rawtui.wire.ipv6 import parse_ipv6
+from rawtui.wire.ipv6 import NH_ICMPV6, parse_ipv6
 from rawtui.wire.link import LINKTYPE_NAMES, NetProto, UnsupportedLinkType, decapsulate
 from rawtui.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
 from rawtui.wire.tls import HS_CLIENT_HELLO, HandshakeReader, RecordReader, looks_like_tls, parse_client_hello
 
-__all__ = ["Conversation", "ConversationTable", "conversations", "find_flow", "format_table", "ipv6_refusal"]
+__all__ = ["Conversation", "ConversationTable", "conversations", "find_flow", "format_table"]
 
 _REQUEST = re.compile(rb"[A-Z]{3,10} \S+ HTTP/1\.[019]\r?\n")
 _HEAD = 4096  # the first bytes of each side's payload kept for the classification
@@ -70,6 +71,7 @@ class Conversation:
     oriented: bool = False  # client/server known from the handshake
     fin_from: set[_Endpoint] = field(default_factory=set)  # the sides that sent a FIN
     reset: bool = False  # a RST was seen
+    medium: Medium = Medium.ETHERNET  # IP: its frames carry no link-layer addresses (raw IP, a tun's SLL2)
 
     @property
     def ended(self) -> bool:
@@ -119,7 +121,7 @@ class Conversation:
 
     @property
     def what(self) -> str:
-        """The kind and its detail: the request line, the SNI; IPv6 says it is not analysed."""
+        """The kind and its detail: the request line, the SNI."""
         kind = self.kind
         detail = ""
         if kind == "HTTP" and _REQUEST.match(self.request):
@@ -128,12 +130,10 @@ class Conversation:
         elif kind == "TLS":
             name = _sni(self.request)
             detail = f"SNI {name}" if name else "no SNI"
-        text = f"{kind} ({detail})" if detail else kind
-        return text + (", IPv6: not analysed" if self.ipv6 else "")
+        return f"{kind} ({detail})" if detail else kind
 
     def endpoint_str(self, who: _Endpoint) -> str:
-        addr = ipaddress.ip_address(who[0])
-        return f"[{addr}]:{who[1]}" if self.ipv6 else f"{addr}:{who[1]}"
+        return endpoint_text(*who)
 
     @property
     def name(self) -> str:
@@ -156,14 +156,10 @@ def _sni(data: bytes) -> str | None:
 class ConversationTable:
     path: Path
     conversations: list[Conversation]
-    arp_replies: dict[bytes, bytes]  # mac -> ip
-    arp_answers: dict[bytes, bytes] = field(default_factory=dict)  # ip -> the first ip that answered its ARP
+    arp_replies: dict[bytes, bytes]  # mac -> ip (ARP replies, and IPv6's neighbor advertisements)
+    arp_answers: dict[bytes, bytes] = field(default_factory=dict)  # ip -> the first ip that answered its ARP / NS
     linktypes: set[int] = field(default_factory=set)  # every link type of the capture's frames
     truncated: tuple[int, str] | None = None  # (frame, why) when the capture breaks off
-
-    @property
-    def ipv4(self) -> list[Conversation]:
-        return [c for c in self.conversations if not c.ipv6]
 
     def pick(self, stream: int | None) -> tuple[Conversation, str]:
         """The conversation to analyse and why it (a phrase for the header)."""
@@ -174,45 +170,33 @@ class ConversationTable:
             if not 0 <= stream < len(convs):
                 raise UsageError(f"{self.path}: --stream {stream}: the capture's TCP streams are 0-{len(convs) - 1}"
                                  f" (rawtui replay {self.path} --list)")
-            chosen = convs[stream]
-            if chosen.ipv6:
-                raise UsageError(f"{self.path}: --stream {stream} is IPv6 ({chosen.name}): rawtui's IPv6 support "
-                                 "is issue 14")
-            return chosen, "chosen with --stream"
-        web = [c for c in self.ipv4 if c.kind in ("HTTP", "TLS")]
+            return convs[stream], "chosen with --stream"
+        web = [c for c in convs if c.kind in ("HTTP", "TLS")]
         if web:
             best = max(web, key=lambda c: c.data_down)  # max() keeps the first of equals
             return best, "the largest HTTP/HTTPS download"
-        ipv4 = self.ipv4
-        if not ipv4:
+        if not convs:
             raise UsageError(f"{self.path}: {self.why_nothing()}")
-        return max(ipv4, key=lambda c: c.data_down), "the largest TCP flow (none looks like HTTP or TLS)"
+        return max(convs, key=lambda c: c.data_down), "the largest TCP flow (none looks like HTTP or TLS)"
 
     def why_nothing(self) -> str:
-        """Why a capture without IPv4 TCP has nothing to analyse, most telling reason first."""
-        ipv6 = [c for c in self.conversations if c.ipv6]
-        if ipv6:
-            first = next((c for c in ipv6 if c.oriented), ipv6[0])
-            return ipv6_refusal(first.name)
+        """Why a capture without TCP has nothing to analyse, most telling reason first."""
         unsupported = self.linktypes - set(LINKTYPE_NAMES)
         if unsupported and not self.linktypes & set(LINKTYPE_NAMES):
             return str(UnsupportedLinkType(min(unsupported)))
         if self.truncated is not None:
             frame, why = self.truncated
-            return f"no TCP over IPv4 before the capture breaks off at frame {frame} ({why})"
-        return "no TCP over IPv4 in this capture"
-
-    def ipv6_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.conversations if c.ipv6)
+            return f"no TCP over IPv4 or IPv6 before the capture breaks off at frame {frame} ({why})"
+        return "no TCP over IPv4 or IPv6 in this capture"
 
     def flow(self, conv: Conversation) -> CapturedFlow:
-        """The :class:`CapturedFlow` the observer analyses, for one IPv4 conversation."""
+        """The :class:`CapturedFlow` the observer analyses, for one conversation."""
         (cip, cport), (sip, sport) = conv.client, conv.server
         flow = CapturedFlow(cip, cport, sip, sport, conv.client_mac, conv.hop_mac,
                             conv.syn if conv.oriented else None, conv.server_ttl, conv.bytes_down,
-                            request=conv.request)
-        # the next hop: who has the MAC the client's frames went to; a cooked capture has no destination
-        # MAC: then whoever answered the client's ARP request
+                            request=conv.request, medium=conv.medium)
+        # the next hop: who has the MAC the client's frames went to (its ARP reply or neighbor advertisement);
+        # a cooked capture has no destination MAC: then whoever answered the client's ARP request / NS
         gw = self.arp_replies.get(conv.hop_mac) if conv.hop_mac else self.arp_answers.get(cip)
         if gw is not None:
             flow.gateway_ip = gw
@@ -268,6 +252,8 @@ def conversations(source: str | Path | Capture) -> ConversationTable:
                         answers.setdefault(pkt.target_ip, pkt.sender_ip)
                 except WireError:
                     pass
+            elif l3 is not None and l3.proto is NetProto.IPV6:
+                _neighbor_advert(memoryview(data)[l3.offset:], arp, answers)
             continue
         ipv6, src, dst, tcp, seg_len, ttl = got
         sport, dport, seq = struct.unpack_from("!HHI", tcp, 0)
@@ -281,6 +267,9 @@ def conversations(source: str | Path | Capture) -> ConversationTable:
             conv = None  # a new connection on a reused port pair
         if conv is None:
             conv = Conversation(len(convs), a, b, ipv6, frame.number, frame.ts, frame.ts)
+            first = decapsulate(frame.linktype, data)
+            if first is not None and first.src_mac is None and first.dst_mac is None:
+                conv.medium = Medium.IP  # raw IP (LINKTYPE_RAW), a tun's cooked frames: no link-layer address
             convs.append(conv)
             current[key] = conv
         conv.last_ts = frame.ts
@@ -302,11 +291,10 @@ def conversations(source: str | Path | Capture) -> ConversationTable:
             conv.reset = True
         if syn_only and conv.syn_from is None:
             conv.syn_from = a
-            if not ipv6:
-                try:
-                    conv.syn = parse_tcp(tcp, src, dst, verify=False)
-                except WireError:
-                    pass
+            try:
+                conv.syn = parse_tcp(tcp, src, dst, verify=False)
+            except WireError:
+                pass
             l3 = decapsulate(frame.linktype, data)
             if l3 is not None:
                 conv.client_mac, conv.hop_mac = l3.src_mac or b"", l3.dst_mac or b""
@@ -320,20 +308,29 @@ def conversations(source: str | Path | Capture) -> ConversationTable:
     return ConversationTable(capture.path, convs, arp, answers, set(capture.linktypes), truncated)
 
 
-def ipv6_refusal(name: str) -> str:
-    """The one line that says an IPv6 connection is not analysed (yet)."""
-    return f"IPv6 flow {name}: rawtui's IPv6 support is issue 14"
+def _neighbor_advert(ip: memoryview, macs: dict[bytes, bytes], answers: dict[bytes, bytes]) -> None:
+    """An IPv6 neighbor advertisement with its target's MAC: the ``arp_replies`` / ``arp_answers`` of IPv6
+    (a solicited one answers its destination's solicitation)."""
+    try:
+        ip6, body = parse_ipv6(ip)
+        if ip6.proto != NH_ICMPV6 or ip6.is_fragment:
+            return
+        msg = parse_icmpv6(body, ip6.src, ip6.dst, verify=False)
+    except WireError:
+        return
+    if isinstance(msg, NeighborAdvert) and msg.options.target_lladdr is not None:
+        macs.setdefault(msg.options.target_lladdr, msg.target)
+        if msg.solicited:
+            answers.setdefault(ip6.dst, msg.target)
 
 
 def find_flow(source: str | Path | Capture) -> CapturedFlow:
     """The connection :class:`~rawtui.recording.pcap.PcapReplay` analyses by default (the largest HTTP or
-    HTTPS download, else the largest TCP flow: :meth:`ConversationTable.pick`), with the names of the IPv6
-    connections it cannot analyse yet; UsageError saying why when there is none."""
+    HTTPS download, else the largest TCP flow: :meth:`ConversationTable.pick`); UsageError saying why when
+    there is none."""
     table = conversations(source)
     conv, _ = table.pick(None)
-    flow = table.flow(conv)
-    flow.ipv6_flows = table.ipv6_names()
-    return flow
+    return table.flow(conv)
 
 
 def _orient(conv: Conversation) -> None:
@@ -359,11 +356,12 @@ def _orient(conv: Conversation) -> None:
 
 def format_table(table: ConversationTable, chosen: int | None = None) -> list[str]:
     """The lines of ``rawtui replay FILE --list``: one per stream, the chosen one marked."""
-    lines = [(f"{'stream':>6}  {'client -> server':<44} {'frames':>13} {'bytes up':>12} {'bytes down':>14} "
+    w = max([44, *(len(c.name) for c in table.conversations)])  # IPv6 names are longer: never cut one
+    lines = [(f"{'stream':>6}  {'client -> server':<{w}} {'frames':>13} {'bytes up':>12} {'bytes down':>14} "
              f"{'duration':>9}  what")]
     for c in table.conversations:
         mark = "*" if c.index == chosen else " "
         frames = f"{c.frames_up}/{c.frames_down}"
-        lines.append(f"{mark}{c.index:>5}  {c.name:<44} {frames:>13} {c.bytes_up:>12,} {c.bytes_down:>14,} "
+        lines.append(f"{mark}{c.index:>5}  {c.name:<{w}} {frames:>13} {c.bytes_up:>12,} {c.bytes_down:>14,} "
                      f"{c.duration:>8.3f}s  {c.what}")
     return lines

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,6 +30,10 @@ from rawtui.events import (
     HttpResponse,
     Info,
     Malformed,
+    Medium,
+    NdpAdvert,
+    NdpIgnored,
+    NdpSolicit,
     Progress,
     Retransmit,
     Route,
@@ -45,7 +50,9 @@ from rawtui.wire.arp import OP_REPLY, OP_REQUEST, parse_arp
 from rawtui.wire.checksum import pseudo_header_residue
 from rawtui.wire.errors import ChecksumError, WireError
 from rawtui.wire.ethernet import mac_str
-from rawtui.wire.ipv4 import PROTO_TCP, ip_str, parse_ipv4
+from rawtui.wire.icmpv6 import NeighborAdvert, NeighborSolicit, parse_icmpv6
+from rawtui.wire.ipv4 import PROTO_TCP, parse_ipv4
+from rawtui.wire.ipv6 import NH_ICMPV6, parse_ipv6
 from rawtui.wire.link import ETH_P_IP, LINKTYPE_ETHERNET, LINKTYPE_NAMES, Layer3, NetProto, decapsulate
 from rawtui.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, flags_str, parse_tcp
 from rawtui.wire.tls import looks_like_tls
@@ -53,7 +60,17 @@ from rawtui.wire.tls import looks_like_tls
 if TYPE_CHECKING:
     from rawtui.http.tls_decrypt import Keylog, TlsObserver
 
-__all__ = ["CapturedFlow", "FlowObserver", "PeekedTcp", "peek_tcp"]
+__all__ = ["CapturedFlow", "FlowObserver", "PeekedTcp", "addr_text", "endpoint_text", "peek_tcp"]
+
+
+def addr_text(addr: bytes) -> str:
+    """An IPv4 (4 bytes) or IPv6 (16 bytes) address as text, IPv6 in RFC 5952's form (``2001:db8::1``)."""
+    return str(ipaddress.ip_address(addr))
+
+
+def endpoint_text(addr: bytes, port: int) -> str:
+    """``10.0.2.2:80`` or ``[2001:db8::2]:80``, as in a URL."""
+    return f"[{addr_text(addr)}]:{port}" if len(addr) == 16 else f"{addr_text(addr)}:{port}"
 
 
 @dataclass(slots=True)
@@ -71,16 +88,20 @@ class CapturedFlow:
     data_bytes: int = 0  # server -> client payload
     gateway_ip: bytes | None = None  # the IP the client resolved to ``hop_mac``, when the capture has the ARP
     request: bytes = b""  # the start of what the client sent (the HTTP request)
-    ipv6_flows: tuple[str, ...] = ()  # IPv6 TCP connections in the same capture, not analysed (issue 14)
+    medium: Medium = Medium.ETHERNET  # IP: the capture's frames have no link-layer addresses (raw IP, a tun)
+
+    @property
+    def ipv6(self) -> bool:
+        return len(self.client_ip) == 16
 
     @property
     def name(self) -> str:
-        return f"{ip_str(self.client_ip)}:{self.client_port} -> {ip_str(self.server_ip)}:{self.server_port}"
+        return f"{endpoint_text(self.client_ip, self.client_port)} -> {endpoint_text(self.server_ip, self.server_port)}"
 
     @property
     def url(self) -> str:
         """The request's URL, from its first line and Host header (else the server's address)."""
-        host = f"{ip_str(self.server_ip)}:{self.server_port}"
+        host = endpoint_text(self.server_ip, self.server_port)
         target = "/"
         head = self.request.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         parts = head[0].split()
@@ -101,21 +122,26 @@ def _visible(text: str) -> bool:
 
 @dataclass(slots=True)
 class PeekedTcp:
-    """A frame's IPv4 + TCP addressing, read without verifying anything (:func:`peek_tcp`)."""
+    """A frame's IPv4 or IPv6 + TCP addressing, read without verifying anything (:func:`peek_tcp`)."""
 
     l3: Layer3
-    ip: memoryview  # from the IPv4 header to the end of the frame
+    ip: memoryview  # from the IP header to the end of the frame
     src: bytes
     dst: bytes
     sport: int
     dport: int
     flags: int
-    ttl: int
+    ttl: int  # IPv6: the hop limit
+
+    @property
+    def ipv6(self) -> bool:
+        return self.l3.proto is NetProto.IPV6
 
 
 def peek_tcp(linktype: int, data: bytes) -> PeekedTcp | None:
-    """IPv4 + TCP ports and flags of a frame of any link type rawtui reads, without verifying anything;
-    None for anything else (another protocol, a link type rawtui does not read, a frame cut too short)."""
+    """IPv4 or IPv6 + TCP ports and flags of a frame of any link type rawtui reads, without verifying
+    anything; None for anything else (another protocol, a link type rawtui does not read, a frame cut too
+    short, an IPv6 fragment)."""
     l3: Layer3 | None
     if linktype == LINKTYPE_ETHERNET and data[12:14] == b"\x08\x00":  # the common case, without decapsulate
         l3 = Layer3(NetProto.IPV4, 14, ETH_P_IP, data[6:12], data[:6])
@@ -123,7 +149,11 @@ def peek_tcp(linktype: int, data: bytes) -> PeekedTcp | None:
         return None
     else:
         l3 = decapsulate(linktype, data)
-    if l3 is None or l3.proto is not NetProto.IPV4:
+    if l3 is None:
+        return None
+    if l3.proto is NetProto.IPV6:
+        return _peek_tcp6(l3, memoryview(data)[l3.offset:])
+    if l3.proto is not NetProto.IPV4:
         return None
     ip = memoryview(data)[l3.offset:]
     if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != PROTO_TCP:
@@ -133,6 +163,26 @@ def peek_tcp(linktype: int, data: bytes) -> PeekedTcp | None:
         return None
     sport, dport = struct.unpack_from("!HH", ip, ihl)
     return PeekedTcp(l3, ip, bytes(ip[12:16]), bytes(ip[16:20]), sport, dport, ip[ihl + 13], ip[8])
+
+
+def _peek_tcp6(l3: Layer3, ip: memoryview) -> PeekedTcp | None:
+    """:func:`peek_tcp` for IPv6: TCP right after the fixed header (the usual case, read even when the
+    capture's snap length cut the packet), else after its extension headers as the stack walks them."""
+    if len(ip) < 40 or ip[0] >> 4 != 6:
+        return None
+    off = 40
+    if ip[6] != PROTO_TCP:
+        try:
+            ip6, _ = parse_ipv6(ip)
+        except WireError:
+            return None
+        if ip6.proto != PROTO_TCP or (ip6.fragment is not None and ip6.fragment.offset):
+            return None  # (a first fragment names its connection: counted and dropped as malformed, as live)
+        off = ip6.header_length
+    if len(ip) < off + 14:
+        return None
+    sport, dport = struct.unpack_from("!HH", ip, off)
+    return PeekedTcp(l3, ip, bytes(ip[8:24]), bytes(ip[24:40]), sport, dport, ip[off + 13], ip[7])
 
 
 class _ObservedConnection(TcpConnection):
@@ -271,14 +321,17 @@ class FlowObserver:
         name = self.name
         out: list[Event] = []
         routed = flow.server_ttl not in (0, 64, 128, 255)  # an unchanged initial TTL: no router on the way
-        gateway = ip_str(flow.gateway_ip) if flow.gateway_ip and flow.gateway_ip != flow.server_ip else None
+        gateway = addr_text(flow.gateway_ip) if flow.gateway_ip and flow.gateway_ip != flow.server_ip else None
         if gateway is None and routed and flow.gateway_ip is None:
             gateway = "?"
-        next_hop = gateway if gateway and gateway != "?" else ip_str(flow.server_ip)
-        mtu = self.mss + 40
+        next_hop = gateway if gateway and gateway != "?" else addr_text(flow.server_ip)
+        family = 6 if flow.ipv6 else 4
+        syn_mss = flow.syn.options.mss if flow.syn is not None else None
+        mtu = (syn_mss or self.mss) + (60 if flow.ipv6 else 40)  # what the client's SYN says its link carries
         client_mac = mac_str(flow.client_mac) if flow.client_mac else "?"
-        out.append(Route(0.0, name, 0, ip_str(flow.client_ip), client_mac, ip_str(flow.server_ip), gateway,
-                         next_hop, mtu, "a capture, replayed"))
+        out.append(Route(0.0, name, 0, addr_text(flow.client_ip), client_mac, addr_text(flow.server_ip), gateway,
+                         next_hop, mtu, "a capture, replayed", family=family,
+                         family_reason="read from the capture", medium=flow.medium))
         note = f"replaying {name}: {flow.name}, {flow.data_bytes:,} bytes of data from the server"
         out.append(Info(0.0, note))
         if self.choice:
@@ -306,19 +359,26 @@ class FlowObserver:
             return None
         t = self._rel(ts)
         ip_buf = peek.ip
-        total = struct.unpack_from("!H", ip_buf, 2)[0]
+        v6 = peek.ipv6
+        total = 40 + struct.unpack_from("!H", ip_buf, 4)[0] if v6 else struct.unpack_from("!H", ip_buf, 2)[0]
         truncated = total > len(ip_buf)
         if truncated:  # the capture kept only the first bytes (snap length): the rest reads as zeros
             self.counters["snap_truncated"] += 1
             self.truncated = True
             ip_buf = memoryview(bytes(ip_buf) + bytes(total - len(ip_buf)))
         try:
-            ip, tcp_buf = parse_ipv4(ip_buf, verify=from_server)  # a snap length keeps the IPv4 header
-            if ip.is_fragment:
+            if v6:  # no header checksum; extension headers walked, fragments dropped as live
+                ip6, tcp_buf = parse_ipv6(ip_buf)
+                fragment = ip6.is_fragment
+            else:
+                ip, tcp_buf = parse_ipv4(ip_buf, verify=from_server)  # a snap length keeps the IPv4 header
+                fragment = ip.is_fragment
+            if fragment:
                 self.counters["malformed"] += 1
-                return [Malformed(t, "IPv4 fragment dropped (rawtui does not reassemble)", len(frame))]
+                family = "IPv6" if v6 else "IPv4"
+                return [Malformed(t, f"{family} fragment dropped (rawtui does not reassemble)", len(frame))]
             verify = from_server and not truncated and self._verifiable(tcp_buf, src, dst)
-            seg = parse_tcp(tcp_buf, ip.src, ip.dst, verify=verify)
+            seg = parse_tcp(tcp_buf, src, dst, verify=verify)
         except ChecksumError as exc:
             if not from_server:
                 return []  # the client's own frames: the capturing host may not have filled them in yet
@@ -350,6 +410,8 @@ class FlowObserver:
         if captured.linktype not in LINKTYPE_NAMES:
             return None
         l3 = decapsulate(captured.linktype, captured.data)
+        if l3 is not None and l3.proto is NetProto.IPV6:
+            return self._ndp(memoryview(captured.data)[l3.offset:], ts)
         if l3 is None or l3.proto is not NetProto.ARP:
             return None
         try:
@@ -361,10 +423,10 @@ class FlowObserver:
             t = self._rel(ts)
             n = self.arp_tries[pkt.target_ip] = self.arp_tries.get(pkt.target_ip, 0) + 1
             self.arp_sent_at[pkt.target_ip] = t
-            return [ArpRequest(t, ip_str(pkt.target_ip), n)]
+            return [ArpRequest(t, addr_text(pkt.target_ip), n)]
         if pkt.op == OP_REPLY and pkt.target_ip == flow.client_ip and pkt.sender_ip in next_hops:
             t = self._rel(ts)
-            ip, mac = ip_str(pkt.sender_ip), mac_str(pkt.sender_mac)
+            ip, mac = addr_text(pkt.sender_ip), mac_str(pkt.sender_mac)
             sent = self.arp_sent_at.get(pkt.sender_ip)
             if sent is None:
                 return [ArpIgnored(t, ip, mac, "unsolicited reply")]
@@ -372,6 +434,37 @@ class FlowObserver:
                 return [ArpIgnored(t, ip, mac, "a second reply")]
             self.arp_done = True
             return [ArpReply(t, ip, mac, round((t - sent) * 1000, 3))]
+        return None
+
+    def _ndp(self, ip: memoryview, ts: float) -> list[Event] | None:
+        """The client's neighbor discovery (IPv6's ARP): its solicitations for the next hop, and the
+        advertisements that answer it, as :meth:`_arp` reads ARP."""
+        flow = self.flow
+        try:
+            ip6, body = parse_ipv6(ip)
+            if ip6.proto != NH_ICMPV6 or ip6.is_fragment:
+                return None
+            msg = parse_icmpv6(body, ip6.src, ip6.dst, verify=False)
+        except WireError:
+            return None
+        next_hops = (flow.gateway_ip, flow.server_ip)
+        if isinstance(msg, NeighborSolicit) and msg.target in next_hops and (
+                ip6.src == flow.client_ip or msg.options.source_lladdr == flow.client_mac != b""):
+            t = self._rel(ts)
+            n = self.arp_tries[msg.target] = self.arp_tries.get(msg.target, 0) + 1
+            self.arp_sent_at[msg.target] = t
+            return [NdpSolicit(t, addr_text(msg.target), n, unicast=ip6.dst == msg.target)]
+        if isinstance(msg, NeighborAdvert) and msg.target in next_hops and msg.options.target_lladdr is not None:
+            t = self._rel(ts)
+            ip_text, mac = addr_text(msg.target), mac_str(msg.options.target_lladdr)
+            sent = self.arp_sent_at.get(msg.target)
+            if sent is None:
+                return [NdpIgnored(t, ip_text, mac, "unsolicited advertisement")]
+            if self.arp_done:
+                return [NdpIgnored(t, ip_text, mac, "a second advertisement")]
+            self.arp_done = True
+            return [NdpAdvert(t, ip_text, mac, round((t - sent) * 1000, 3), msg.solicited, msg.override,
+                              msg.router)]
         return None
 
     # -- the client's frames: what it sent is a fact of the capture -------------------------------------
@@ -609,7 +702,8 @@ class FlowObserver:
             try:
                 self.http = HttpExchange(parse_url(self.flow.url))
             except (RawtuiError, ValueError):  # a request line or Host the capture mangled: the server's address
-                self.http = HttpExchange(parse_url(f"http://{ip_str(self.flow.server_ip)}:{self.flow.server_port}/"))
+                self.http = HttpExchange(parse_url(
+                    f"http://{endpoint_text(self.flow.server_ip, self.flow.server_port)}/"))
             self.http.request()  # h11 reads a response only after a request
         http = self.http
         had_response = http.response is not None

@@ -11,12 +11,11 @@ from pathlib import Path
 from rawtui.errors import UsageError
 from rawtui.events import Event, Info
 from rawtui.recording.capture import open_capture
-from rawtui.recording.conversations import conversations, find_flow, ipv6_refusal
-from rawtui.recording.observe import CapturedFlow, FlowObserver
+from rawtui.recording.conversations import conversations, find_flow
+from rawtui.recording.observe import CapturedFlow, FlowObserver, addr_text
 from rawtui.recording.replay import Replay
-from rawtui.wire.ipv4 import ip_str
 
-__all__ = ["CapturedFlow", "PcapReplay", "find_flow", "ipv6_refusal"]
+__all__ = ["CapturedFlow", "PcapReplay", "find_flow"]
 
 class PcapReplay(Replay):
     """Replays a capture of a TCP download, analysed receiver-side by a
@@ -25,7 +24,7 @@ class PcapReplay(Replay):
     The file is pcap or pcapng, maybe gzip-compressed (:func:`~rawtui.recording.capture.open_capture`), of
     any link type :mod:`rawtui.wire.link` reads. The connection is ``stream`` (Wireshark's ``tcp.stream``
     number, :mod:`rawtui.recording.conversations`), by default the largest HTTP or HTTPS download (else the
-    largest TCP flow; a capture without IPv4 TCP is refused, saying why). With
+    largest TCP flow, IPv4 or IPv6; a capture without TCP is refused, saying why). With
     ``keylog`` (SSLKEYLOGFILE format) a TLS connection is decrypted when the file has its secrets. A capture
     that breaks off (cut short, corrupt) gives the analysis of what came before it and says "capture
     truncated at frame N".
@@ -50,14 +49,13 @@ class PcapReplay(Replay):
         conv, why = self.table.pick(stream)  # says why when there is nothing to analyse
         self.stream: int = conv.index
         self.flow = self.table.flow(conv)
-        self.flow.ipv6_flows = self.table.ipv6_names()
         n = len(self.table.conversations)
         if n > 1 or stream is not None:
             self.choice = (f"stream {conv.index} of {n} (0-{n - 1}), {why}: `rawtui replay {self.path.name} "
                            "--list` lists them, --stream N analyses another")
         if conv.kind == "TLS":
             (sip, sport) = conv.server
-            host = conv.what.split("SNI ", 1)[1].rstrip(")") if "SNI " in conv.what else ip_str(sip)
+            host = conv.what.split("SNI ", 1)[1].rstrip(")") if "SNI " in conv.what else addr_text(sip)
             self.title = f"https://{host}" + (f":{sport}" if sport != 443 else "") + " (TLS)"
         else:
             self.title = self.flow.url if conv.kind == "HTTP" else f"{self.flow.name} (TCP)"
@@ -70,16 +68,11 @@ class PcapReplay(Replay):
     def events(self) -> Iterator[Event]:
         observer = self.observer = FlowObserver(self.flow, self.path.name, keylog=self.keylog,
                                                 keylog_name=self.keylog_name, choice=self.choice)
-        v6 = self.flow.ipv6_flows
         feed = observer.feed
         for frame in self.capture:
             evs = feed(frame)
             if evs:
                 yield from evs
-                if v6:  # said once, after the replay's first lines
-                    more = f" ({len(v6) - 1} more IPv6 flows)" if len(v6) > 1 else ""
-                    yield Info(evs[-1].t, ipv6_refusal(v6[0]) + more, "warning")
-                    v6 = ()
         if not observer.analysed:
             raise UsageError(f"{self.path}: no frame of {self.flow.name} could be read")
         cap = self.capture

@@ -34,7 +34,9 @@ class HeadlessView:
         self.quiet = quiet
         self.explain = explain  # print the explanations (``--explain``) as they come
         self.route: E.Route | None = None
-        self.arp: E.ArpReply | None = None
+        self.arp: E.ArpReply | E.NdpAdvert | None = None  # the next hop's MAC: ARP's reply or NDP's advertisement
+        self.neighbor_state: str | None = None  # NDP: the next hop's entry, last seen
+        self.path_mtu: E.PathMtu | None = None
         self.handshake: E.Handshake | None = None
         self.response: E.HttpResponse | None = None
         self.tls: E.TlsInfo | None = None
@@ -55,16 +57,27 @@ class HeadlessView:
             return
         if t == "progress":
             self._on_progress(ev)  # type: ignore[arg-type]
-        elif t == "route":
-            self.route = ev  # type: ignore[assignment]
+        elif isinstance(ev, E.Route):
+            self.route = r = ev
             if not self.quiet:  # (_esc loads rich: -q never does)
-                self._say(f"route: {ev.dst_ip} via {ev.gateway or 'on-link'} on {ev.iface} "  # type: ignore[attr-defined]
-                          f"({_esc(ev.reason)})")  # type: ignore[attr-defined]
-        elif t == "arp_reply":
+                via = "point-to-point" if r.medium == E.Medium.IP else r.gateway or "on-link"
+                self._say(f"route: {r.dst_ip} via {via} on {r.iface} ({_esc(r.reason)})")
+                if r.family_reason:
+                    self._say(f"family: IPv{r.family} ({_esc(r.family_reason)})")
+        elif t == "arp_reply" or t == "ndp_advert":
             self.arp = ev  # type: ignore[assignment]
-            self._say(f"arp: {ev.ip} is at {ev.mac} ({ev.rtt_ms:.2f} ms)")  # type: ignore[attr-defined]
+            self._say(f"{'arp' if t == 'arp_reply' else 'ndp'}: {ev.ip} is at {ev.mac} "  # type: ignore[attr-defined]
+                      f"({ev.rtt_ms:.2f} ms)")  # type: ignore[attr-defined]
         elif t == "arp_request" and ev.attempt > 1:  # type: ignore[attr-defined]
             self._say(f"arp: no reply yet, asking again for {ev.target_ip} (try {ev.attempt})")  # type: ignore[attr-defined]
+        elif t == "ndp_solicit" and (ev.attempt > 1 or ev.unicast):  # type: ignore[attr-defined]
+            what = "probing" if ev.unicast else "no advertisement yet, soliciting again"  # type: ignore[attr-defined]
+            self._say(f"ndp: {what} {ev.target_ip} (try {ev.attempt})")  # type: ignore[attr-defined]
+        elif t == "neighbor_state":
+            self.neighbor_state = ev.new  # type: ignore[attr-defined]
+        elif isinstance(ev, E.PathMtu):
+            self.path_mtu = p = ev
+            self._say(f"[yellow]path mtu:[/] {pmtu_text(p)}")
         elif t == "server_tcp_info":
             port = self.handshake.local_port if self.handshake else 0
             if not ev.peer_port or not port or ev.peer_port == port:  # type: ignore[attr-defined]
@@ -154,10 +167,17 @@ class HeadlessView:
         if self.route:
             r = self.route
             tbl.add_row("interface", _esc(f"{r.iface}  {r.src_ip}  {r.src_mac}  mtu {r.mtu}  ({r.reason})"))
+            if r.family_reason or r.family == 6:
+                tbl.add_row("family", _esc(f"IPv{r.family}" + (f"  ({r.family_reason})" if r.family_reason else "")))
             gw = f"{r.gateway}" if r.gateway else f"{r.next_hop} (on-link)"
-            mac = self.arp.mac if self.arp else "?"
-            arp = f"  arp {self.arp.rtt_ms:.2f} ms" if self.arp else ""
-            tbl.add_row("next hop", _esc(f"{gw}  is at {mac}{arp}"))
+            if r.medium == E.Medium.IP:
+                tbl.add_row("next hop", _esc(f"{r.gateway or r.dst_ip}  point-to-point: no link-layer address"))
+            else:
+                mac = self.arp.mac if self.arp else "?"
+                how = "arp" if r.family == 4 else "ndp"
+                arp = f"  {how} {self.arp.rtt_ms:.2f} ms" if self.arp else ""
+                state = f"  {self.neighbor_state.upper()}" if self.neighbor_state else ""
+                tbl.add_row("next hop", _esc(f"{gw}  is at {mac}{arp}{state}"))
         if self.handshake:
             h = self.handshake
             opts = [f"mss {h.mss}"]
@@ -169,6 +189,8 @@ class HeadlessView:
                 opts.append("timestamps")
             tbl.add_row("handshake", f"{h.rtt_ms:.2f} ms  port {h.local_port} -> {h.remote_port}  "
                         + ", ".join(opts))
+        if self.path_mtu:
+            tbl.add_row("path mtu", pmtu_text(self.path_mtu))
         if self.tls:
             x = self.tls
             tbl.add_row("tls", _esc(f"{x.version} {x.cipher}  alpn {x.alpn or '-'}  handshake {x.handshake_ms:.2f} ms"))
@@ -201,7 +223,8 @@ class HeadlessView:
         tbl.add_row("tcp", f"our retransmissions {c.get('retransmits', 0)}  dup data {c.get('dup_data', 0)}  "
                     f"arrived above a hole {c.get('out_of_order', 0)}  dup acks sent {c.get('dup_acks_sent', 0)}"
                     + (f"  d-sacks sent {c['dsacks_sent']}" if c.get("dsacks_sent") else ""))
-        tbl.add_row("checksums", f"dropped ipv4 {c.get('csum_drop_ipv4', 0)} tcp {c.get('csum_drop_tcp', 0)}  "
+        ipv4 = "" if self.route is not None and self.route.family == 6 else f"ipv4 {c.get('csum_drop_ipv4', 0)} "
+        tbl.add_row("checksums", f"dropped {ipv4}tcp {c.get('csum_drop_tcp', 0)}  "  # (IPv6 has no header checksum)
                     f"offloaded {c.get('csum_offloaded', 0)}  kernel-verified {c.get('csum_kernel_verified', 0)}"
                     f"  malformed {c.get('malformed', 0)}")
         if self.kernel_info is not None:
@@ -210,6 +233,12 @@ class HeadlessView:
             w = self.window
             tbl.add_row("rtt", f"srtt {w.srtt_ms:.2f} ms  rttvar {w.rttvar_ms or 0:.2f} ms  rto {w.rto_ms:.0f} ms")
         return tbl
+
+
+def pmtu_text(ev: E.PathMtu) -> str:
+    """``1280 (icmpv6 packet too big, said 1280): MSS 1440 -> 1220``."""
+    said = f", said {ev.reported}" if ev.reported and ev.reported != ev.mtu else ""
+    return f"{ev.mtu} ({ev.source}{said}): MSS {ev.old_mss} -> {ev.mss}"
 
 
 def _esc(text: str) -> str:

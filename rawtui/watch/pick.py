@@ -33,20 +33,24 @@ PICK_BYTES = 64 * 1024
 MAX_FRAMES = 4096
 MAX_CANDIDATES = 256
 
-Endpoint = tuple[bytes, int]  # (IPv4 address, 4 bytes; port)
+Endpoint = tuple[bytes, int]  # (IPv4 address, 4 bytes, or IPv6 address, 16 bytes; port)
 
 
 def _ip(text: str, what: str) -> bytes:
     try:
-        return ipaddress.IPv4Address(text).packed
+        return ipaddress.ip_address(text).packed
     except ValueError:
-        raise UsageError(f"bad {what} {text!r}: use an IPv4 address, e.g. 10.77.2.2") from None
+        raise UsageError(f"bad {what} {text!r}: use an IPv4 or IPv6 address, e.g. 10.77.2.2 or 2001:db8:2::2"
+                         ) from None
 
 
 def _endpoint(text: str) -> Endpoint:
     host, sep, port = text.strip().rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"bad --stream-filter end {text!r}: use IP:PORT, e.g. 10.77.2.2:8080")
+        raise UsageError(f"bad --stream-filter end {text!r}: use IP:PORT, e.g. 10.77.2.2:8080 or "
+                         "[2001:db8:2::2]:8080")
+    if host.startswith("[") and host.endswith("]"):  # an IPv6 address, as in a URL
+        host = host[1:-1]
     return _ip(host, "--stream-filter address"), int(port)
 
 
@@ -65,7 +69,9 @@ class FlowFilter:
             raise UsageError(f"bad --port {port}: use 1 to 65535")
         exact = None
         if stream is not None:
-            a, sep, b = stream.partition("-")
+            a, sep, b = stream.partition("-[") if "-[" in stream else stream.partition("-")  # [v6]:port-[v6]:port
+            if sep == "-[":
+                b = "[" + b
             if not sep:
                 raise UsageError(f"bad --stream-filter {stream!r}: use IP:PORT-IP:PORT, e.g. "
                                  "10.77.1.2:40000-10.77.2.2:8080")

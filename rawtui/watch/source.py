@@ -32,13 +32,14 @@ from rawtui.events import Done, Emit, Error, Event, Info, KernelTcpInfo, Progres
 from rawtui.link.pcap import PcapWriter
 from rawtui.link.tcpdiag import TcpDiag
 from rawtui.recording.capture import CapturedFrame
-from rawtui.recording.observe import CapturedFlow, FlowObserver, peek_tcp
+from rawtui.recording.observe import CapturedFlow, FlowObserver, PeekedTcp, addr_text, peek_tcp
 from rawtui.stack.tcp import M32
 from rawtui.watch.pick import Candidate, Endpoint, FlowFilter, FlowPicker
 from rawtui.wire.arp import OP_REPLY, parse_arp
 from rawtui.wire.errors import WireError
-from rawtui.wire.ethernet import ETH_P_ARP
-from rawtui.wire.ipv4 import ip_str, parse_ipv4
+from rawtui.wire.ethernet import ETH_P_ARP, ETH_P_IPV6
+from rawtui.wire.ipv4 import PROTO_TCP, parse_ipv4
+from rawtui.wire.ipv6 import NH_ICMPV6, parse_ipv6
 from rawtui.wire.link import LINKTYPE_ETHERNET
 from rawtui.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
 
@@ -87,7 +88,22 @@ class WatchOptions:
     diag_every: float = 0.02  # seconds between inet_diag samples while the connection lives
 
 
-def _payload_len(ip: memoryview) -> int:
+def _payload_len(peek: PeekedTcp) -> int:
+    """The TCP payload bytes of a frame (IPv4: total length; IPv6: payload length, less what precedes TCP)."""
+    ip = peek.ip
+    if peek.ipv6:
+        if len(ip) < 40:
+            return 0
+        end = 40 + struct.unpack_from("!H", ip, 4)[0]
+        off = 40 if ip[6] == PROTO_TCP else None
+        if off is None:  # extension headers: walk them as the stack does
+            try:
+                off = parse_ipv6(ip)[0].header_length
+            except WireError:
+                return 0
+        if len(ip) < off + 13:
+            return 0
+        return max(0, end - off - (ip[off + 12] >> 4) * 4)
     ihl = (ip[0] & 0x0F) * 4
     total = struct.unpack_from("!H", ip, 2)[0]
     if len(ip) < ihl + 13:
@@ -95,18 +111,38 @@ def _payload_len(ip: memoryview) -> int:
     return max(0, total - ihl - (ip[ihl + 12] >> 4) * 4)
 
 
-def _addr(e: Endpoint) -> str:
-    return f"{ip_str(e[0])}:{e[1]}"
+def _is_ndp(data: bytes) -> bool:
+    """An Ethernet frame carrying ICMPv6 right after the IPv6 header (neighbor discovery never has
+    extension headers): kept like ARP for the start of the followed connection."""
+    return len(data) >= 55 and struct.unpack_from("!H", data, 12)[0] == ETH_P_IPV6 and data[20] == NH_ICMPV6
 
 
 def kernel_event(t: float, d: TcpDiag, server: Endpoint) -> KernelTcpInfo:
     """The event for one inet_diag sample; ``server`` is the end that sends the watched data."""
-    role = "sender" if (d.local_ip, d.local_port) == (ip_str(server[0]), server[1]) else "receiver"
+    role = "sender" if (d.local_ip, d.local_port) == (addr_text(server[0]), server[1]) else "receiver"
+
+    def end(ip: str, port: int) -> str:
+        return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
     return KernelTcpInfo(
-        t, role, f"{d.local_ip}:{d.local_port}", f"{d.remote_ip}:{d.remote_port}", d.state, d.congestion,
+        t, role, end(d.local_ip, d.local_port), end(d.remote_ip, d.remote_port), d.state, d.congestion,
         d.ca_state, d.cwnd, d.cwnd_bytes, None if d.ssthresh is None else d.ssthresh * d.mss, d.mss, d.rtt_ms,
         d.rttvar_ms, d.rto_ms, d.total_retrans, d.retrans, d.lost, d.unacked, d.pacing_bps, d.delivery_bps,
         d.bytes_acked, d.bytes_received, d.bytes_retrans, d.rcv_space, d.snd_wnd, d.backoff)
+
+
+def _advertised(data: bytes, mac: bytes) -> bytes | None:
+    """The target of a neighbor advertisement whose target link-layer address is ``mac`` (None: not one)."""
+    from rawtui.wire.icmpv6 import NeighborAdvert, parse_icmpv6
+
+    try:
+        ip6, body = parse_ipv6(memoryview(data)[14:])
+        msg = parse_icmpv6(body, ip6.src, ip6.dst, verify=False)
+    except WireError:
+        return None
+    if isinstance(msg, NeighborAdvert) and msg.options.target_lladdr == mac:
+        return msg.target
+    return None
 
 
 class _Closing:
@@ -203,7 +239,7 @@ class WatchSource:
         frame = CapturedFrame(self.number, ts, LINKTYPE_ETHERNET, data)
         peek = peek_tcp(LINKTYPE_ETHERNET, data)
         if peek is None:
-            if len(data) >= 14 and struct.unpack_from("!H", data, 12)[0] == ETH_P_ARP:
+            if len(data) >= 14 and (struct.unpack_from("!H", data, 12)[0] == ETH_P_ARP or _is_ndp(data)):
                 if self.observer is not None:
                     self._emit(self.observer.feed(frame), emit)
                 else:
@@ -211,7 +247,7 @@ class WatchSource:
             return
         src, dst = (peek.src, peek.sport), (peek.dst, peek.dport)
         if self.observer is None:
-            chosen = self.picker.offer(frame, src, dst, peek.flags, _payload_len(peek.ip))
+            chosen = self.picker.offer(frame, src, dst, peek.flags, _payload_len(peek))
             if chosen is not None:
                 self._follow(chosen, emit)
             return
@@ -244,6 +280,9 @@ class WatchSource:
         if peek is None:
             return None
         try:
+            if peek.ipv6:
+                ip6, tcp = parse_ipv6(peek.ip)
+                return parse_tcp(tcp, ip6.src, ip6.dst, verify=False)
             ip, tcp = parse_ipv4(peek.ip, verify=False)
             return parse_tcp(tcp, ip.src, ip.dst, verify=False)
         except WireError:
@@ -266,8 +305,13 @@ class WatchSource:
             if (peek.src, peek.sport) == server and not flow.server_ttl:
                 flow.server_ttl = peek.ttl
             if (peek.src, peek.sport) == server:
-                flow.data_bytes += _payload_len(peek.ip)
+                flow.data_bytes += _payload_len(peek)
         for a in self._arps:
+            if _is_ndp(a.data):  # an advertisement of the MAC the client's frames go to: the gateway's address
+                gateway = _advertised(a.data, flow.hop_mac)
+                if gateway is not None:
+                    flow.gateway_ip = gateway
+                continue
             try:
                 pkt = parse_arp(memoryview(a.data)[14:])
             except WireError:
@@ -321,7 +365,7 @@ class WatchSource:
             return
         a, b = self.chosen.a, self.chosen.b
         when = time.time()
-        for d in self.diag.find(ip_str(a[0]), a[1], ip_str(b[0]), b[1]):
+        for d in self.diag.find(addr_text(a[0]), a[1], addr_text(b[0]), b[1]):
             ev = kernel_event(0.0, d, self.chosen.server)
             if self._last_diag.get(ev.local) == ev:
                 continue

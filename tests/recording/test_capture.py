@@ -223,18 +223,18 @@ def ipv6_tcp_frame(flags: int, sport: int = 50000, dport: int = 443) -> bytes:
     return b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x86\xdd" + ip6 + tcp
 
 
-def test_ipv6_flows_are_named_and_refused(recs: list[Rec], tmp_path: Path) -> None:
+def test_ipv6_flows_are_analysed_beside_ipv4_ones(recs: list[Rec], tmp_path: Path) -> None:
+    """Since issue 14 an IPv6 flow is analysed (tests/recording/test_capture_ipv6.py: the same download as
+    IPv6); beside an IPv4 download the largest HTTP download is still the one chosen, and nothing is refused."""
     v6 = [Rec(1_700_000_000, 0, ipv6_tcp_frame(SYN)), Rec(1_700_000_000, 1000, ipv6_tcp_frame(ACK))]
     path = tmp_path / "v6.pcapng"
     path.write_bytes(pcapng_bytes(v6, [(1, None)]))
-    with pytest.raises(UsageError, match=r"IPv6 flow \[2001:db8::1\]:50000 -> \[2001:db8::2\]:443: "
-                                         r"rawtui's IPv6 support is issue 14$"):
-        open_replay(path)
-    both = tmp_path / "both.pcap"  # the IPv4 download is analysed; the IPv6 flow is named once
+    src = open_replay(path, speed=0)
+    assert isinstance(src, PcapReplay) and src.flow.name == "[2001:db8::1]:50000 -> [2001:db8::2]:443"
+    both = tmp_path / "both.pcap"
     both.write_bytes(pcap_bytes(v6 + recs, 1))
     evs = load_events(both)
-    notes = [e.message for e in evs if isinstance(e, Info) and "IPv6" in e.message]
-    assert notes == ["IPv6 flow [2001:db8::1]:50000 -> [2001:db8::2]:443: rawtui's IPv6 support is issue 14"]
+    assert not [e for e in evs if isinstance(e, Info) and "IPv6" in e.message]
     assert any(isinstance(e, Done) for e in evs)
 
 
@@ -300,14 +300,14 @@ def test_a_huge_length_field_allocates_nothing(where: str, recs: list[Rec], tmp_
     assert any(isinstance(e, Info) and e.message.startswith("capture truncated at frame 11") for e in evs)
 
 
-def test_cli_says_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_says_one_line(recs: list[Rec], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from rawtui.cli import main
 
-    path = tmp_path / "v6.pcap"
-    path.write_bytes(pcap_bytes([Rec(1, 0, ipv6_tcp_frame(SYN))], 1))
+    path = tmp_path / "arp-only.pcap"  # no TCP at all
+    path.write_bytes(pcap_bytes([r for r in recs if struct.unpack_from("!H", r.data, 12)[0] == 0x0806], 1))
     code = main(["replay", "--headless", str(path)])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == EXIT_USAGE and len(err) == 1 and "issue 14" in err[0] and "Traceback" not in err[0]
+    assert code == EXIT_USAGE and len(err) == 1 and "no TCP over IPv4 or IPv6" in err[0] and "Traceback" not in err[0]
 
 
 def test_gzip_capture_through_the_cli(recs: list[Rec], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -98,7 +98,8 @@ def test_table(capture: Path) -> None:
     assert convs[1].frames_up == 5 and convs[1].frames_down == 4  # the SYN twice: one stream
     assert convs[3].client == convs[0].client and convs[3].request.startswith(b"GET /c")
     assert convs[4].what == "TLS (SNI example.org)"
-    assert convs[0].what == "HTTP (GET /a)" and convs[2].what.endswith("IPv6: not analysed")
+    assert convs[0].what == "HTTP (GET /a)" and convs[2].what == "other"  # IPv6: analysed like the others
+    assert convs[2].name.startswith("[") and "]:" in convs[2].name
     assert convs[6].client == (C, 50000) and not convs[6].oriented  # from the status line: the server spoke
     assert all(c.ended for i, c in enumerate(convs) if i not in (2, 6))
     assert convs[1].bytes_down == len(RESPONSE) * 3
@@ -124,8 +125,7 @@ def test_numbers_are_tsharks(capture: Path) -> None:
 
 def test_picking(capture: Path) -> None:
     table = conversations(capture)
-    with pytest.raises(UsageError, match=r"--stream 2 is IPv6 .*issue 14"):
-        table.pick(2)
+    assert table.pick(2) == (table.conversations[2], "chosen with --stream")  # IPv6, analysed since issue 14
     with pytest.raises(UsageError, match="the capture's TCP streams are 0-6"):
         table.pick(7)
     replay = PcapReplay(capture, speed=0, stream=5)

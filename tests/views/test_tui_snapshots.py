@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rawtui.recording import NdjsonReplay
+from rawtui.analysis.explain import Explained
+from rawtui.recording import NdjsonReplay, PcapReplay
 from rawtui.views.tui.app import RawtuiApp
 from rawtui.views.tui.testing import settle
 
@@ -64,3 +65,12 @@ def test_cursor_zoomed_one_step_back(snap_compare: Any) -> None:
     """The same, one event back (before the retransmission), the graphs zoomed around the cursor."""
     assert snap_compare(app_for("recorded/fast-retransmit"), terminal_size=(120, 35), run_before=settle,
                         press=["home", *["right_square_bracket"] * 5, "left", "z"])
+
+
+def test_ipv6_replay(snap_compare: Any) -> None:
+    """A real lab capture of an IPv6 download (curl -6, 3 % of the server's segments dropped), replayed:
+    the header's family line, the next-hop panel's neighbor discovery, IPv6 addresses whole (as
+    scripts/screenshots.py draws screenshots/ipv6-replay.svg)."""
+    replay = PcapReplay(FIXTURES / "recorded" / "ipv6-download.pcap", speed=0)
+    app = RawtuiApp(Explained(replay), title=replay.title)
+    assert snap_compare(app, terminal_size=(120, 35), run_before=settle, press=["escape"])

@@ -48,13 +48,13 @@ from rawtui.views.tui.model import ViewModel
 from rawtui.views.tui.screens import DetailScreen, ErrorScreen, HelpScreen, SummaryScreen
 from rawtui.views.tui.started import StartedSource
 from rawtui.views.tui.timeline import Timeline, describe_event
-from rawtui.views.tui.widgets.arp import ArpPanel
 from rawtui.views.tui.widgets.counters import CountersPanel
 from rawtui.views.tui.widgets.detail import PacketDetail, find_packet
 from rawtui.views.tui.widgets.footer import KeysFooter
 from rawtui.views.tui.widgets.graphs import GraphsPanel, LabLine
 from rawtui.views.tui.widgets.header import SessionHeader
 from rawtui.views.tui.widgets.ladder import LadderPanel
+from rawtui.views.tui.widgets.nexthop import NextHopPanel
 from rawtui.views.tui.widgets.packets import PacketList
 from rawtui.views.tui.widgets.progress import ProgressLine
 from rawtui.views.tui.widgets.ticker import TOPIC_STYLES, ExplainTicker
@@ -251,7 +251,7 @@ class RawtuiApp(App[int]):
         yield SessionHeader(m, id="header")
         yield ProgressLine(m, id="progress")
         with Grid(id="body"):
-            yield ArpPanel(m, id="arp", classes="panel")
+            yield NextHopPanel(m, id="arp", classes="panel")
             yield GraphsPanel(m, id="graphs", classes="panel")
             yield CountersPanel(m, id="counters", classes="panel")
             yield ExplainTicker(m, id="ticker")  # under the graphs: what just happened
@@ -283,7 +283,7 @@ class RawtuiApp(App[int]):
         self._packets = self.query_one(PacketList)
         self._graphs = self.query_one(GraphsPanel)
         self._lab_line = self.query_one(LabLine)
-        progress, arp, ladder = self.query_one(ProgressLine), self.query_one(ArpPanel), self.query_one(LadderPanel)
+        progress, arp, ladder = self.query_one(ProgressLine), self.query_one(NextHopPanel), self.query_one(LadderPanel)
         self._areas = [
             ("header", [self._header, progress, arp, ladder]),
             ("progress", [progress]),

@@ -20,11 +20,19 @@ from rawtui.events import (
     ChecksumDrop,
     Event,
     Malformed,
+    Medium,
+    NdpAdvert,
+    NdpAnswered,
+    NdpIgnored,
+    NdpSolicit,
+    PathMtu,
     SegmentIn,
     SegmentOut,
     TlsRecord,
 )
-from rawtui.views.tui.model import ViewModel
+from rawtui.views.tui.model import ViewModel, solicited_group
+from rawtui.wire.ethernet import mac_str
+from rawtui.wire.ipv6 import ip6_bytes, multicast_mac
 
 _FLAG_NAMES = {"F": "FIN", "S": "SYN", "R": "RST", "P": "PSH", "A": "ACK", "U": "URG", "E": "ECE", "C": "CWR"}
 _FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20, "E": 0x40, "C": 0x80}
@@ -43,20 +51,56 @@ _NOTES = {
 }
 
 FILTER_HELP = (
-    "in  out  arp  tcp  tls  data  retrans  dup  ooo  drop  flags:R  flags:SA  t>1.5  t<2  !term  text"
+    "in  out  arp  ndp  icmp  tcp  tls  data  retrans  dup  ooo  drop  flags:R  flags:SA  t>1.5  t<2  !term  text"
 )
+
+#: For students: what each neighbor-discovery message and the path-MTU error is for (the detail tree's
+#: "Analysis"). RFC 4861 (neighbor discovery), RFC 8201 / RFC 1191 (path MTU discovery).
+EXPLAIN = {
+    "ndp_solicit": (
+        "Neighbor Solicitation: IPv6's ARP request. It asks 'who has this address?', not to everyone (IPv6 "
+        "has no broadcast) but to the target's solicited-node multicast group ff02::1:ffXX:XXXX (the "
+        "address's last 24 bits), which only hosts with such an address listen to."),
+    "ndp_solicit_unicast": (
+        "A unicast Neighbor Solicitation: a reachability probe. The entry was STALE, we sent through it "
+        "(DELAY) and the connection made no progress that would confirm it, so we ask the cached MAC directly "
+        "(PROBE) before trusting it again."),
+    "ndp_advert": (
+        "Neighbor Advertisement: IPv6's ARP reply, with the target's MAC in its target link-layer address "
+        "option. Flags: S (solicited: an answer to our question, so the neighbor is REACHABLE), O (override: "
+        "replace a cached MAC), R (the sender is a router)."),
+    "ndp_ignored": (
+        "This neighbor-discovery message did not count: RFC 4861 says which to believe (hop limit 255, so it "
+        "came from this link; a target we asked about; the flags) and the rest are ignored."),
+    "ndp_answered": (
+        "Someone (usually the router, before it forwards the server's first packet to us) asked for one of "
+        "our addresses: rawtui answers with a solicited Neighbor Advertisement, as the kernel would, or the "
+        "router could not reach us."),
+    "path_mtu": (
+        "A router on the path could not forward a packet this big (IPv6 routers never fragment: they drop "
+        "and say Packet Too Big; IPv4 routers do the same for packets with DF set: fragmentation needed). "
+        "Path MTU discovery: the connection lowers its MSS to fit and resends what was in flight."),
+}
+
+#: The Ethernet type and name of each family's header.
+_FAMILY = {4: ("0x0800", "IPv4"), 6: ("0x86dd", "IPv6")}
+
 
 
 def direction(ev: Event) -> str:
     """``out`` for what we sent, ``in`` for what we received (or dropped)."""
     if ev.type == "tls_record":
         return "out" if getattr(ev, "direction", "in") == "out" else "in"
-    return "out" if ev.type in ("segment_out", "arp_request") else "in"
+    return "out" if ev.type in ("segment_out", "arp_request", "ndp_solicit", "ndp_answered") else "in"
 
 
 def protocol(ev: Event) -> str:
     if ev.type.startswith("arp"):
         return "ARP"
+    if ev.type.startswith("ndp"):
+        return "NDP"
+    if ev.type == "path_mtu":
+        return "ICMPv6" if "packet too big" in getattr(ev, "source", "") else "ICMP"
     if ev.type.startswith("segment"):
         return "TCP"
     if ev.type == "checksum_drop":
@@ -96,6 +140,21 @@ def summary(ev: Event, *, short: bool = False, out_shift: int = 0) -> str:
         return f"ARP {ev.ip} is-at {ev.mac} ({ev.rtt_ms:.2f} ms)"
     if isinstance(ev, ArpIgnored):
         return f"ARP ignored: {ev.ip} is-at {ev.mac}, {ev.reason}"
+    if isinstance(ev, NdpSolicit):
+        if ev.unicast:
+            return f"NS who-has {ev.target_ip}? (unicast probe {ev.attempt})"
+        return f"NS who-has {ev.target_ip}? to its solicited-node group (try {ev.attempt})"
+    if isinstance(ev, NdpAdvert):
+        flags = "".join(f for f, on in (("R", ev.router), ("S", ev.solicited), ("O", ev.override)) if on)
+        return f"NA {ev.ip} is-at {ev.mac} [{flags or '-'}] ({ev.rtt_ms:.2f} ms)"
+    if isinstance(ev, NdpIgnored):
+        return f"NDP ignored: {ev.ip} ({ev.mac}), {ev.reason}"
+    if isinstance(ev, NdpAnswered):
+        return f"NA to {ev.asker_ip} ({ev.asker_mac}): {ev.target_ip} is us"
+    if isinstance(ev, PathMtu):
+        what = "Packet Too Big" if "packet too big" in ev.source else "fragmentation needed"
+        told = f"{ev.reported}" if ev.reported else "not said"
+        return f"{what}: path MTU {ev.mtu} (said {told}): MSS {ev.old_mss} → {ev.mss}"
     if isinstance(ev, ChecksumDrop):
         return f"DROP bad {ev.layer.upper()} checksum ({ev.length} B)"
     if isinstance(ev, Malformed):
@@ -116,8 +175,10 @@ def row_style(ev: Event) -> str:
         return "magenta"
     if note == "dup-ack":
         return "yellow"
-    if ev.type.startswith("arp"):
+    if ev.type.startswith(("arp", "ndp")):
         return "cyan"
+    if ev.type == "path_mtu":
+        return "bold yellow"
     if ev.type == "tls_record":
         return "blue" if getattr(ev, "content_type", "") == "ApplicationData" else "bold blue"
     flags = getattr(ev, "flags", "")
@@ -146,6 +207,10 @@ def _term(token: str) -> Predicate:
         return lambda e: direction(e) == tok
     if tok == "arp":
         return lambda e: e.type.startswith("arp")
+    if tok in ("ndp", "nd", "neighbor"):
+        return lambda e: e.type.startswith("ndp")
+    if tok in ("icmp", "icmpv6", "pmtu", "mtu"):  # what rawtui shows of ICMP: NDP and the path-MTU errors
+        return lambda e: e.type.startswith("ndp") or e.type == "path_mtu"
     if tok == "tcp":
         return lambda e: e.type.startswith("segment")
     if tok == "tls":
@@ -233,18 +298,31 @@ def detail_tree(no: int, ev: Event, model: ViewModel) -> Node:
     hop_mac = model.arp_mac or "?"
     hs = model.handshake
 
-    if isinstance(ev, (SegmentIn, SegmentOut)):
-        src_mac, dst_mac = (our_mac, hop_mac) if d == "out" else (hop_mac, our_mac)
+    family = r.family if r else 4
+    p2p = r is not None and r.medium == Medium.IP
+    etype, ip_name = _FAMILY.get(family, _FAMILY[4])
+
+    def link(src_mac: str, dst_mac: str, etype: str, name: str) -> None:
+        if p2p:
+            root.add("no link header (point-to-point: the frame begins with the IP header)")
+            return
         eth = root.add("Ethernet II")
         eth.add(f"src {src_mac}")
         eth.add(f"dst {dst_mac}")
-        eth.add("type 0x0800 (IPv4)")
-        ip = root.add("IPv4")
+        eth.add(f"type {etype} ({name})")
+
+    if isinstance(ev, (SegmentIn, SegmentOut)):
+        link(*((our_mac, hop_mac) if d == "out" else (hop_mac, our_mac)), etype, ip_name)
+        ip = root.add(ip_name)
         src_ip, dst_ip = (our_ip, peer_ip) if d == "out" else (peer_ip, our_ip)
         ip.add(f"src {src_ip}")
         ip.add(f"dst {dst_ip}")
-        ip.add("protocol 6 (TCP)")
-        ip.add(f"length {40 + ev.length} (no options)")
+        if family == 6:
+            ip.add("next header 6 (TCP)")
+            ip.add(f"payload length {20 + ev.length} (no extension headers)")
+        else:
+            ip.add("protocol 6 (TCP)")
+            ip.add(f"length {40 + ev.length} (no options)")
         tcp = root.add("TCP")
         if hs is not None:
             sp, dp = (hs.local_port, hs.remote_port) if d == "out" else (hs.remote_port, hs.local_port)
@@ -289,6 +367,17 @@ def detail_tree(no: int, ev: Event, model: ViewModel) -> Node:
             else:
                 root.add("Analysis").add(f"ignored: {ev.reason}")
         eth.add("type 0x0806 (ARP)")
+    elif isinstance(ev, (NdpSolicit, NdpAdvert, NdpIgnored, NdpAnswered)):
+        _ndp_tree(root, ev, our_ip, our_mac)
+    elif isinstance(ev, PathMtu):
+        v6 = "packet too big" in ev.source
+        icmp = root.add("ICMPv6 Packet Too Big (type 2)" if v6 else "ICMP Destination Unreachable (type 3 code 4)")
+        icmp.add(f"MTU said {ev.reported}" if ev.reported else "next-hop MTU not said (a router older than RFC 1191)")
+        icmp.add("quotes the start of a segment we sent (our addresses, ports and a sequence number in flight)")
+        conn = root.add("Connection")
+        conn.add(f"path MTU now {ev.mtu}")
+        conn.add(f"MSS {ev.old_mss} → {ev.mss} (MTU - {ev.mtu - ev.mss} bytes of IP and TCP headers)")
+        root.add("Analysis").add(EXPLAIN["path_mtu"])
     elif isinstance(ev, TlsRecord):
         tls = root.add("TLS record")
         tls.add(f"content type {ev.content_type}")
@@ -310,3 +399,59 @@ def detail_tree(no: int, ev: Event, model: ViewModel) -> Node:
     else:
         root.add("Hex dump").add("not recorded: events carry fields, not frames")
     return root
+
+
+def _ndp_tree(root: Node, ev: NdpSolicit | NdpAdvert | NdpIgnored | NdpAnswered, our_ip: str, our_mac: str) -> None:
+    """The layers of a neighbor-discovery message (RFC 4861), rebuilt from its event."""
+    eth = root.add("Ethernet II")
+    ip = root.add("IPv6")
+    if isinstance(ev, NdpSolicit):
+        eth.add(f"src {our_mac}")
+        group = solicited_group(ev.target_ip)
+        eth.add(f"dst {'the cached MAC (unicast)' if ev.unicast else multicast_mac_text(group)}")
+        ip.add(f"src {our_ip}")
+        ip.add(f"dst {ev.target_ip if ev.unicast else group + ' (solicited-node multicast)'}")
+        msg = root.add("ICMPv6 Neighbor Solicitation (type 135)")
+        msg.add(f"target {ev.target_ip}")
+        msg.add(f"source link-layer address {our_mac}")
+        msg.add(f"attempt {ev.attempt}")
+        explain = EXPLAIN["ndp_solicit_unicast" if ev.unicast else "ndp_solicit"]
+    elif isinstance(ev, NdpAnswered):
+        eth.add(f"src {our_mac}")
+        eth.add(f"dst {ev.asker_mac}")
+        ip.add(f"src {ev.target_ip}")
+        ip.add(f"dst {ev.asker_ip}")
+        msg = root.add("ICMPv6 Neighbor Advertisement (type 136)")
+        msg.add(f"target {ev.target_ip}")
+        msg.add("flags S O (solicited, override)")
+        msg.add(f"target link-layer address {our_mac}")
+        explain = EXPLAIN["ndp_answered"]
+    else:
+        eth.add(f"src {ev.mac}")
+        eth.add(f"dst {our_mac}")
+        ip.add(f"src {ev.ip}")
+        ip.add(f"dst {our_ip}")
+        msg = root.add("ICMPv6 neighbor discovery")
+        msg.add(f"target {ev.ip}")
+        msg.add(f"link-layer address {ev.mac}")
+        if isinstance(ev, NdpAdvert):
+            msg.label = "ICMPv6 Neighbor Advertisement (type 136)"
+            flags = [n for n, on in (("R router", ev.router), ("S solicited", ev.solicited),
+                                     ("O override", ev.override)) if on]
+            msg.add(f"flags {', '.join(flags) or 'none'}")
+            msg.add(f"round trip {ev.rtt_ms:.3f} ms")
+            explain = EXPLAIN["ndp_advert"]
+        else:
+            root.add("Analysis").add(f"ignored: {ev.reason}")
+            explain = EXPLAIN["ndp_ignored"]
+    eth.add("type 0x86dd (IPv6)")
+    ip.add("next header 58 (ICMPv6) · hop limit 255 (neighbor discovery never crosses a router)")
+    root.add("Analysis" if isinstance(ev, (NdpSolicit, NdpAdvert, NdpAnswered)) else "Why").add(explain)
+
+
+def multicast_mac_text(group: str) -> str:
+    """``33:33:ff:xx:xx:xx (multicast)`` for an IPv6 multicast group."""
+    try:
+        return mac_str(multicast_mac(ip6_bytes(group))) + " (multicast)"
+    except ValueError:
+        return "multicast"

@@ -1,7 +1,7 @@
 """What the screen shows, aggregated from the event stream: plain Python, no Textual.
 
 :class:`ViewModel` folds events into bounded state (a ring of recent packets, decimated series for the
-graphs, counters, the ARP log and the connection ladder). It is cheap per event, so the app can apply
+graphs, counters, the next-hop log (ARP or neighbor discovery) and the connection ladder). It is cheap per event, so the app can apply
 100k events a second and still redraw only a few times a second. Each screen area has a version number
 that ``apply`` bumps when the area changes; widgets redraw when theirs moved.
 """
@@ -34,7 +34,13 @@ from rawtui.events import (
     LabScenario,
     LabStats,
     Malformed,
+    NdpAdvert,
+    NdpAnswered,
+    NdpIgnored,
+    NdpSolicit,
+    NeighborChange,
     OutOfOrder,
+    PathMtu,
     PeerRetransmit,
     Progress,
     RateLimit,
@@ -52,11 +58,12 @@ from rawtui.events import (
 )
 from rawtui.lab.events import server_frames_lost
 from rawtui.stack.tcp_states import State
+from rawtui.wire.ipv6 import ip6_str, solicited_node, split_zone
 
 #: Event types listed in the packet list: frames on the wire, and the TLS records seen in the byte stream.
 PACKET_TYPES = frozenset(
     {"segment_in", "segment_out", "arp_request", "arp_reply", "arp_ignored", "checksum_drop", "malformed",
-     "tls_record"}
+     "tls_record", "ndp_solicit", "ndp_advert", "ndp_ignored", "ndp_answered", "path_mtu"}
 )
 
 #: RouterAction actions that drop the frame on the router (a corrupted one is dropped by our checksum).
@@ -218,8 +225,10 @@ class LadderStep:
 
 @dataclass(slots=True)
 class ArpLine:
+    """One line of the next-hop panel: an ARP or neighbor-discovery exchange, or a neighbor state change."""
+
     t: float
-    kind: str  # "request", "reply", "ignored"
+    kind: str  # "request", "reply", "ignored", "answered", "state"
     text: str
 
 
@@ -238,6 +247,15 @@ class Graphs:
     throughput: Rate = field(default_factory=Rate)  # bytes/s: payload received per bin of time
     server_cwnd: Series = field(default_factory=Series)  # the lab server's true cwnd (TCP_INFO), bytes
     server_ssthresh: Series = field(default_factory=Series)  # its ssthresh, once it left slow start
+
+
+def solicited_group(target: str) -> str:
+    """The solicited-node multicast group a neighbor solicitation for ``target`` goes to (``ff02::1:ffXX:XXXX``,
+    RFC 4291 2.7.1); ``target`` itself when it is not an IPv6 address."""
+    try:
+        return ip6_str(solicited_node(split_zone(target)[0]))
+    except ValueError:
+        return target
 
 
 def request_label(title: str) -> str:
@@ -268,13 +286,16 @@ class ViewModel:
         self.done: Done | None = None
         self.error: Error | None = None
         self.source_code: int | None = None  # set by the app when the source returned
-        # ARP
+        # the next hop: ARP (IPv4) or neighbor discovery (IPv6) fill the same fields
         self.arp: deque[ArpLine] = deque(maxlen=40)
         self.arp_tries = 0
         self.arp_target: str | None = None
         self.arp_mac: str | None = None
         self.arp_rtt_ms: float | None = None
         self.arp_first_t: float | None = None
+        self.resolver: str | None = None  # "ARP" or "NDP", once one spoke
+        self.neighbor_state: str | None = None  # NDP: the next hop's entry (NeighborState values)
+        self.path_mtu: PathMtu | None = None  # the last Packet Too Big / fragmentation-needed that lowered the MSS
         # ladder
         self.ladder: list[LadderStep] = []
         self.handshake: Handshake | None = None
@@ -356,6 +377,7 @@ class ViewModel:
         self.infos.append(ev)
 
     def _arp_request(self, ev: ArpRequest) -> None:
+        self.resolver = "ARP"
         self.arp_tries = max(self.arp_tries, ev.attempt)
         self.arp_target = ev.target_ip
         if self.arp_first_t is None:
@@ -370,6 +392,41 @@ class ViewModel:
     def _arp_ignored(self, ev: ArpIgnored) -> None:
         self.counters.arp_ignored += 1
         self.arp.append(ArpLine(ev.t, "ignored", f"ignored {ev.ip} ({ev.reason})"))
+
+    def _ndp_solicit(self, ev: NdpSolicit) -> None:
+        self.resolver = "NDP"
+        if ev.unicast:  # a reachability probe to the cached MAC (PROBE): not a try to resolve
+            self.arp.append(ArpLine(ev.t, "request", f"NS unicast probe {ev.attempt}"))
+            return
+        self.arp_tries = max(self.arp_tries, ev.attempt)
+        self.arp_target = ev.target_ip
+        if self.arp_first_t is None:
+            self.arp_first_t = ev.t
+        # the group it went to, not the target (on the panel's first line): ff02::1:ffXX:XXXX fits
+        self.arp.append(ArpLine(ev.t, "request", f"NS {solicited_group(ev.target_ip)} try {ev.attempt}"))
+
+    def _ndp_advert(self, ev: NdpAdvert) -> None:
+        self.resolver = "NDP"
+        self.arp_mac = ev.mac
+        self.arp_rtt_ms = ev.rtt_ms
+        flags = "".join(f for f, on in (("R", ev.router), ("S", ev.solicited), ("O", ev.override)) if on)
+        self.arp.append(ArpLine(ev.t, "reply", f"NA {ev.mac} {flags}".rstrip()))
+
+    def _ndp_ignored(self, ev: NdpIgnored) -> None:
+        self.counters.arp_ignored += 1
+        self.arp.append(ArpLine(ev.t, "ignored", f"ignored {ev.ip} ({ev.reason})"))
+
+    def _ndp_answered(self, ev: NdpAnswered) -> None:
+        self.arp.append(ArpLine(ev.t, "answered", "NA: answered for us"))
+
+    def _neighbor_state(self, ev: NeighborChange) -> None:
+        self.neighbor_state = ev.new
+        self.arp.append(ArpLine(ev.t, "state", f"{ev.old.upper()} -> {ev.new.upper()}"))
+
+    def _path_mtu(self, ev: PathMtu) -> None:
+        self.path_mtu = ev
+        what = "Too Big" if "packet too big" in ev.source else "Frag. needed"
+        self._step(ev.t, "in", f"{what}: MTU {ev.mtu}", "yellow")
 
     def _handshake(self, ev: Handshake) -> None:
         self.handshake = ev
@@ -692,6 +749,12 @@ _HANDLERS: dict[str, Callable[[ViewModel, Any], None]] = {
     "arp_request": ViewModel._arp_request,
     "arp_reply": ViewModel._arp_reply,
     "arp_ignored": ViewModel._arp_ignored,
+    "ndp_solicit": ViewModel._ndp_solicit,
+    "ndp_advert": ViewModel._ndp_advert,
+    "ndp_ignored": ViewModel._ndp_ignored,
+    "ndp_answered": ViewModel._ndp_answered,
+    "neighbor_state": ViewModel._neighbor_state,
+    "path_mtu": ViewModel._path_mtu,
     "handshake": ViewModel._handshake,
     "segment_in": ViewModel._segment_in,
     "segment_out": ViewModel._segment_out,
@@ -729,6 +792,12 @@ _AREAS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "arp_request": ("arp", "packets"),
     "arp_reply": ("arp", "header", "packets"),
     "arp_ignored": ("arp", "counters", "packets"),
+    "ndp_solicit": ("arp", "packets"),
+    "ndp_advert": ("arp", "header", "packets"),
+    "ndp_ignored": ("arp", "counters", "packets"),
+    "ndp_answered": ("arp", "packets"),
+    "neighbor_state": ("arp",),
+    "path_mtu": ("ladder", "header", "packets"),
     "handshake": ("ladder", "header"),
     "segment_in": ("ladder", "counters", "graphs", "packets"),
     "segment_out": ("ladder", "counters", "graphs", "packets"),

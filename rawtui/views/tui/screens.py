@@ -39,7 +39,7 @@ HELP = f"""\
   [dim]retrans: our retransmissions and the server's resent data · drop: checksum drops, malformed[/dim]
 
 [b]Panels[/b]
-  ARP          who-has requests, the is-at reply, tries and round trip
+  Next hop     ARP (who-has, is-at) or neighbor discovery (NS, NA, the entry's state); none point-to-point
   Connection   the TCP ladder: handshake, request, response, data, close; negotiated options
   Counters     what the stack counted: losses, reordering, drops, RTT estimates
   Graphs       sequence/time (tcptrace style: data, ACK line, window line, [red]x[/red] resent,

@@ -33,7 +33,8 @@ from rawtui.views.tui.describe import summary
 from rawtui.views.tui.model import PACKET_TYPES, ROUTER_DROPS, ViewModel
 
 #: Event types always worth a jump (``[`` / ``]``); explanations, zero windows and resets are added.
-NOTABLE_TYPES = frozenset({"peer_retransmit", "retransmit", "checksum_drop", "malformed", "retry", "error", "done"})
+NOTABLE_TYPES = frozenset({"peer_retransmit", "retransmit", "checksum_drop", "malformed", "retry", "error", "done",
+                           "path_mtu"})
 
 _SEG_IN, _SEG_OUT, _OTHER = 0, 1, 2
 _KINDS = {"segment_in": _SEG_IN, "segment_out": _SEG_OUT}

@@ -1,4 +1,5 @@
-"""The two header lines: the URL and where the session is; the interface, addresses and why."""
+"""The header lines: the URL and where the session is; the interface, addresses and why (and, for IPv6 or a
+point-to-point path, the address family and why it was chosen, on a line of its own)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual.reactive import reactive
 
-from rawtui.events import TlsInfo
+from rawtui.events import Medium, Route, TlsInfo
 from rawtui.views.tui.widgets.base import ModelPanel
 
 PHASE_STYLES = {
@@ -20,8 +21,9 @@ PHASE_STYLES = {
 
 
 class SessionHeader(ModelPanel):
-    """Line 1: title/URL, phase, TCP state and event time. Line 2: the route. Line 3 (HTTPS only): what
-    TLS negotiated and who the certificate says the server is."""
+    """Line 1: title/URL, phase, TCP state and event time. Line 2: the route (for IPv6 or a point-to-point
+    path: the family and why, the interface; then the addresses on a line of their own, as IPv6 addresses are
+    long). Then (HTTPS only) what TLS negotiated and who the certificate says the server is."""
 
     DEFAULT_CSS = """
     SessionHeader { height: 2; }
@@ -36,11 +38,20 @@ class SessionHeader(ModelPanel):
         """Show the timeline cursor's line under the others (None: no cursor)."""
         self.cursor = line
         self.set_class(line is not None, "-cursor")
+        self._set_height()
         self.refresh()
 
+    def _set_height(self) -> None:
+        m = self.model
+        n = 2 + (m.tls is not None) + (self.cursor is not None) + (m.route is not None and two_route_lines(m.route))
+        if self.cursor is not None:
+            n += self.cursor.plain.count("\n")
+        if self.styles.height is None or self.styles.height.value != n:
+            self.styles.height = n
 
     def sync(self) -> None:
         self.set_class(self.model.tls is not None, "-tls")
+        self._set_height()
         super().sync()
 
     def render(self) -> RenderableType:
@@ -73,28 +84,43 @@ class SessionHeader(ModelPanel):
 
         r = m.route
         line = Text(no_wrap=True, overflow="ellipsis", end="")
+        lines = [top, line]
         if r is None:
             line.append(" waiting for the route...", "dim")
+        elif two_route_lines(r):
+            line.append(f" IPv{r.family}", "bold magenta")
+            if r.family_reason:
+                line.append(f" · {r.family_reason}", "magenta")
+            line.append(f"   {r.iface}", "bold cyan")
+            line.append(f" ({r.reason})", "dim")
+            if r.medium == Medium.IP:
+                line.append("  point-to-point", "bold")
+            line.append(f"   MTU {r.mtu}")
+            if m.path_mtu is not None:
+                line.append(f" · path MTU {m.path_mtu.mtu}", "bold yellow")
+            addresses = Text(no_wrap=True, overflow="ellipsis", end="")
+            # long IPv6 addresses: what fits (the next-hop panel shows the gateway and its MAC in full)
+            for macs, gw, ours in ((True, True, True), (False, True, True), (False, False, True), (False, False, False)):
+                addresses = Text(no_wrap=True, overflow="ellipsis", end="")
+                self._addresses(addresses, r, macs=macs, gw=gw, ours=ours)
+                if addresses.cell_len <= width:
+                    break
+            if r.warning:
+                addresses.append(f"   ! {r.warning}", "yellow")
+            addresses.truncate(width, overflow="ellipsis")
+            lines.append(addresses)
         else:
             line.append(f" {r.iface}", "bold cyan")
             line.append(f" ({r.reason})", "dim")
-            line.append("   us ", "dim")
-            line.append(f"{r.src_ip} {r.src_mac}")
-            if r.gateway:
-                line.append("  -> gw ", "dim")
-                line.append(f"{r.gateway} ")
-                line.append(m.arp_mac or "?", "" if m.arp_mac else "yellow")
-            else:
-                line.append("  (on-link) ", "dim")
-            line.append("  -> ", "dim")
-            line.append(r.dst_ip, "bold")
-            if m.handshake is not None:
-                line.append(f":{m.handshake.remote_port}", "bold")
+            self._addresses(line, r)
             line.append(f"   MTU {r.mtu}")
+            if m.path_mtu is not None:
+                line.append(f" · path MTU {m.path_mtu.mtu}", "bold yellow")
             if r.warning:
                 line.append(f"   ! {r.warning}", "yellow")
+            if r.family_reason:
+                line.append(f"   IPv{r.family}: {r.family_reason}", "dim")
         line.truncate(width, overflow="ellipsis")
-        lines = [top, line]
         if m.tls is not None:
             lines.append(tls_line(m.tls, width))
         if self.cursor is not None:
@@ -102,6 +128,32 @@ class SessionHeader(ModelPanel):
                 part.truncate(width, overflow="ellipsis")
                 lines.append(part)
         return Text("\n", no_wrap=True).join(lines)
+
+    def _addresses(self, line: Text, r: Route, *, macs: bool = True, gw: bool = True, ours: bool = True) -> None:
+        """`` us ADDR MAC  -> gw ADDR MAC  -> DST:PORT`` (no MACs on a point-to-point path; an IPv6
+        destination in brackets before its port, as in a URL). Without ``macs``, the gateway (``gw``: the
+        next-hop panel shows both) and ``ours`` (our address) when full-length IPv6 addresses do not fit."""
+        m = self.model
+        macs = macs and r.medium != Medium.IP
+        if ours:
+            line.append("   us ", "dim")
+            line.append(f"{r.src_ip} {r.src_mac}" if macs else r.src_ip)
+        if r.gateway and gw:
+            line.append("  -> gw " if ours else "   gw ", "dim")
+            line.append(f"{r.gateway} ")
+            if macs:
+                line.append(m.arp_mac or "?", "" if m.arp_mac else "yellow")
+        elif not r.gateway and r.medium != Medium.IP:
+            line.append("  (on-link) ", "dim")
+        line.append("  -> ", "dim")
+        port = f":{m.handshake.remote_port}" if m.handshake is not None else ""
+        line.append(f"[{r.dst_ip}]" if port and ":" in r.dst_ip else r.dst_ip, "bold")
+        line.append(port, "bold")
+
+
+def two_route_lines(r: Route) -> bool:
+    """IPv6 and point-to-point routes take two header lines: the family and why, then the addresses."""
+    return r.family == 6 or r.medium == Medium.IP
 
 
 def tls_line(tls: TlsInfo, width: int = 0) -> Text:

@@ -55,7 +55,12 @@ class LadderPanel(ModelPanel):
         m = self.model
         hs = m.handshake
         attempt = f" · attempt {m.retries[-1].attempt}/{m.retries[-1].attempts}" if m.retries else ""
-        self.set_titles(f"Connection · {m.tcp_state}{attempt}", f"handshake RTT {hs.rtt_ms:.1f} ms" if hs else "")
+        if m.path_mtu is not None:  # a Packet Too Big / fragmentation-needed came (the options line: the MSS)
+            rtt = f"RTT {hs.rtt_ms:.1f} ms · " if hs else ""
+            subtitle = f"{rtt}path MTU {m.path_mtu.mtu}"
+        else:
+            subtitle = f"handshake RTT {hs.rtt_ms:.1f} ms" if hs else ""
+        self.set_titles(f"Connection · {m.tcp_state}{attempt}", subtitle)
 
     def render(self) -> RenderableType:
         m = self.model
@@ -92,7 +97,13 @@ class LadderPanel(ModelPanel):
             return ("✓", "bold green") if flag else ("✗", "red")
 
         ws = f"{hs.wscale if hs.wscale is not None else '-'}/{hs.peer_wscale if hs.peer_wscale is not None else '-'}"
+        pmtu = self.model.path_mtu
+        if pmtu is not None:  # a Packet Too Big / fragmentation-needed lowered it: what it is now, and why
+            mss: tuple[Text | str | tuple[str, str], ...] = (
+                "MSS ", (str(hs.mss), "bold"), " → ", (str(pmtu.mss), "bold yellow"))
+        else:
+            mss = ("MSS ", (str(hs.mss), "bold"))
         return Text.assemble(
-            "MSS ", (str(hs.mss), "bold"), " · ws ", (ws, "bold"),
+            *mss, " · ws ", (ws, "bold"),
             " · SACK ", yes(hs.sack), " · TS ", yes(hs.timestamps), overflow="ellipsis", no_wrap=True,
         )

@@ -13,7 +13,7 @@ TOPIC_STYLES = {
     "loss": "bold red", "router": "red", "checksum": "red", "fast-retransmit": "bold yellow",
     "timeout": "bold magenta", "rto": "magenta", "tlp": "yellow", "spurious": "yellow", "dup-acks": "yellow",
     "recovery": "cyan", "reorder": "blue", "duplicate": "blue", "slow-start": "green", "zero-window": "bold cyan",
-    "window-probe": "cyan", "window-update": "green", "syn-retry": "magenta",
+    "window-probe": "cyan", "window-update": "green", "syn-retry": "magenta", "path-mtu": "bold yellow",
 }
 
 
