@@ -155,6 +155,7 @@ class PathMtu(Event):
     mss: int  # our MSS now (the TCP payload a full segment may carry, options not counted)
     old_mss: int
     source: str  # "icmpv6 packet too big" or "icmp fragmentation needed"
+    sender: str = ""  # the router that said it (the ICMP message's source address)
 
 
 @dataclass(slots=True)

@@ -31,8 +31,8 @@ from rawtui.wire.errors import ChecksumError, WireError
 from rawtui.wire.ethernet import ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, EthernetFrame, parse_ethernet
 from rawtui.wire.icmp import PROTO_ICMP, QuotedTcp, parse_icmp, quoted_tcp4
 from rawtui.wire.icmpv6 import PacketTooBig, parse_icmpv6, quoted_tcp6
-from rawtui.wire.ipv4 import PROTO_TCP, parse_ipv4
-from rawtui.wire.ipv6 import NH_ICMPV6, parse_ipv6
+from rawtui.wire.ipv4 import PROTO_TCP, ip_str, parse_ipv4
+from rawtui.wire.ipv6 import NH_ICMPV6, ip6_str, parse_ipv6
 from rawtui.wire.tcp import NO_OPTIONS, TcpSegment, parse_options, parse_tcp
 
 # What the link layer knows about a received frame's checksum (PACKET_AUXDATA).
@@ -214,7 +214,7 @@ class Host:
             msg = parse_icmp(payload, verify=csum == CSUM_UNKNOWN)
             mtu = msg.next_hop_mtu
             if mtu is not None:
-                self._on_icmp_error(quoted_tcp4(msg.data), mtu, now)
+                self._on_icmp_error(quoted_tcp4(msg.data), mtu, ip_str(ip.src), now)
             else:
                 self.counters["not_ours"] += 1
             return
@@ -231,7 +231,7 @@ class Host:
         if ip.proto == NH_ICMPV6 and not ip.is_fragment:
             msg = parse_icmpv6(payload, ip.src, ip.dst, verify=csum == CSUM_UNKNOWN)
             if isinstance(msg, PacketTooBig):
-                self._on_icmp_error(quoted_tcp6(msg.invoking), msg.mtu, now)
+                self._on_icmp_error(quoted_tcp6(msg.invoking), msg.mtu, ip6_str(ip.src), now)
             else:  # neighbor discovery (the resolver judges the rest: hop limit, kinds, targets)
                 assert isinstance(self.arp, NdpResolver)
                 self.arp.on_ndp(msg, ip.src, ip.dst, ip.hop_limit, eth.src, now)
@@ -262,14 +262,15 @@ class Host:
         c["malformed"] += 1
         self._events.append(Malformed(now, f"{family} fragment dropped (rawtui does not reassemble)", length))
 
-    def _on_icmp_error(self, quoted: QuotedTcp | None, mtu: int, now: float) -> None:
-        """A path-MTU error: for our connection (the quoted segment's addresses and ports), lower its MSS."""
+    def _on_icmp_error(self, quoted: QuotedTcp | None, mtu: int, sender: str, now: float) -> None:
+        """A path-MTU error from router ``sender``: for our connection (the quoted segment's addresses and
+        ports), lower its MSS."""
         if (quoted is None or not self._connected or quoted.src != self.local_ip or quoted.dst != self.remote_ip
                 or quoted.src_port != self.tcp.local_port or quoted.dst_port != self.tcp.remote_port):
             self.counters["not_ours"] += 1
             return
         self.counters["icmp_errors"] += 1
-        self.tcp.on_path_mtu(mtu, now, seq=quoted.seq, quoted_length=quoted.length)
+        self.tcp.on_path_mtu(mtu, now, seq=quoted.seq, quoted_length=quoted.length, sender=sender)
 
     def _fast6(self, frame: bytes | memoryview, now: float, csum: int) -> bool:
         """The IPv6 fast path: the connection's untagged TCP frames without extension headers, the

@@ -447,14 +447,16 @@ class TcpConnection:
             self._maybe_window_update(self._now)
         return chunks
 
-    def on_path_mtu(self, mtu: int, now: float, *, seq: int | None = None, quoted_length: int = 0) -> bool:
+    def on_path_mtu(self, mtu: int, now: float, *, seq: int | None = None, quoted_length: int = 0,
+                    sender: str = "") -> bool:
         """An ICMPv6 Packet Too Big (RFC 8201) or ICMP fragmentation-needed (RFC 1191) for this connection
         said the path carries ``mtu`` bytes: lower the MSS we send with, resend what is in flight in
         segments that fit, and emit :class:`PathMtu`. ``seq`` is the sequence number of the TCP header the
         error quotes: outside SND.UNA..SND.MAX the error is not about data we sent and is ignored (RFC
         5927 4.1, as Linux's tcp_v4_err / tcp_v6_err). ``mtu`` is clamped to the family's minimum (1280
         for IPv6, 68 for IPv4); an IPv4 0 (a router older than RFC 1191) guesses the plateau below
-        ``quoted_length``. Only lowers: a larger MTU is ignored. Returns whether the MSS changed."""
+        ``quoted_length``. Only lowers: a larger MTU is ignored. ``sender``: the router that said it, for
+        the event. Returns whether the MSS changed."""
         c = self.counters
         if self.state in (CLOSED, TIME_WAIT) or (
                 seq is not None and not (seq_le(self.snd_una, seq) and seq_le(seq, self.snd_max))):
@@ -475,7 +477,7 @@ class TcpConnection:
         self._pmtu_mss = new
         self.path_mtu = mtu
         self._events.append(PathMtu(now, mtu, reported, new, old,
-                                    "icmpv6 packet too big" if self._ipv6 else "icmp fragmentation needed"))
+                                    "icmpv6 packet too big" if self._ipv6 else "icmp fragmentation needed", sender))
         if synced:
             self.mss = new
             self.smss = max(new - (12 if self.ts_ok else 0), 1)

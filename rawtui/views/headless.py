@@ -236,9 +236,10 @@ class HeadlessView:
 
 
 def pmtu_text(ev: E.PathMtu) -> str:
-    """``1280 (icmpv6 packet too big, said 1280): MSS 1440 -> 1220``."""
+    """``1280 (icmpv6 packet too big from 2001:db8:2::1, said 1280): MSS 1440 -> 1220``."""
     said = f", said {ev.reported}" if ev.reported and ev.reported != ev.mtu else ""
-    return f"{ev.mtu} ({ev.source}{said}): MSS {ev.old_mss} -> {ev.mss}"
+    sender = f" from {ev.sender}" if ev.sender else ""
+    return f"{ev.mtu} ({ev.source}{sender}{said}): MSS {ev.old_mss} -> {ev.mss}"
 
 
 def _esc(text: str) -> str:

@@ -186,6 +186,7 @@ def test_packet_too_big_for_our_connection_lowers_the_mss() -> None:
     frames, events = rig.feed(rig.icmp(PacketTooBig(1280, bytes(eth.payload[:1232])), src=ip6_bytes("2001:db8::1")))
     (pmtu,) = [e for e in events if isinstance(e, PathMtu)]
     assert (pmtu.mtu, pmtu.mss, rig.host.tcp.mss, rig.host.counters["icmp_errors"]) == (1280, 1220, 1220, 1)
+    assert pmtu.sender == "2001:db8::1"  # the router that said it
     assert frames and all(len(f) <= 14 + 1280 for f in frames)  # resent in packets that fit
 
 
@@ -204,7 +205,8 @@ def test_fragmentation_needed_lowers_an_ipv4_connections_mss() -> None:
     icmp = build_icmp(fragmentation_needed(1400, first[14:14 + 28]))
     host.on_frame(build_ethernet(MAC, GW_MAC, ETH_P_IP, build_ipv4(gw, lip, 1, icmp)), 0.03)
     assert host.tcp.mss == 1360 and host.tcp.path_mtu == 1400
-    assert any(isinstance(e, PathMtu) and e.source == "icmp fragmentation needed" for e in host.take_events())
+    assert [(e.source, e.sender) for e in host.take_events() if isinstance(e, PathMtu)] == [
+        ("icmp fragmentation needed", "10.0.1.1")]
 
 
 def test_no_answer_is_the_documented_error() -> None:

@@ -154,7 +154,8 @@ def summary(ev: Event, *, short: bool = False, out_shift: int = 0) -> str:
     if isinstance(ev, PathMtu):
         what = "Packet Too Big" if "packet too big" in ev.source else "fragmentation needed"
         told = f"{ev.reported}" if ev.reported else "not said"
-        return f"{what}: path MTU {ev.mtu} (said {told}): MSS {ev.old_mss} → {ev.mss}"
+        sender = f" from {ev.sender}" if ev.sender else ""
+        return f"{what}{sender}: path MTU {ev.mtu} (said {told}): MSS {ev.old_mss} → {ev.mss}"
     if isinstance(ev, ChecksumDrop):
         return f"DROP bad {ev.layer.upper()} checksum ({ev.length} B)"
     if isinstance(ev, Malformed):
@@ -372,6 +373,8 @@ def detail_tree(no: int, ev: Event, model: ViewModel) -> Node:
     elif isinstance(ev, PathMtu):
         v6 = "packet too big" in ev.source
         icmp = root.add("ICMPv6 Packet Too Big (type 2)" if v6 else "ICMP Destination Unreachable (type 3 code 4)")
+        if ev.sender:
+            icmp.add(f"from {ev.sender}: the router whose next link is too small")
         icmp.add(f"MTU said {ev.reported}" if ev.reported else "next-hop MTU not said (a router older than RFC 1191)")
         icmp.add("quotes the start of a segment we sent (our addresses, ports and a sequence number in flight)")
         conn = root.add("Connection")
