@@ -68,8 +68,10 @@ def start_pyserver(lab: Lab, root: str, port: int = PYSERVER_PORT, report: str |
                    cc: str | None = None) -> subprocess.Popen[str]:
     """The embedded HTTP server in the server namespace (publishing TCP_INFO samples on the control socket
     ``report`` when given; its connections use the congestion control ``cc`` when given); returns once it
-    is listening."""
+    is listening (on ``::``, IPv4 and IPv6, in a dual-stack lab)."""
     argv = [sys.executable, "-m", "rawtui.lab.server", "--root", root, "--port", str(port)]
+    if lab.ipv6:
+        argv += ["--bind", "::"]
     if report:
         argv += ["--report", report]
     if cc:
@@ -164,6 +166,9 @@ def parser() -> argparse.ArgumentParser:
                    "--list-scenarios gives the sizes each scenario accepts)")
     p.add_argument("--server", choices=["python", "nginx"], default="python",
                    help="the lab's HTTP server (default: Python's http.server, no install needed)")
+    p.add_argument("--ipv6", action="store_true",
+                   help="build a dual-stack lab and download over IPv6 (the URL holds the server's IPv6 literal; "
+                   "the relay forwards and impairs IPv6 as it does IPv4); with --scenario, --compare, --cc too")
     p.add_argument("--cc", choices=CCS, metavar="ALGO",
                    help="the server's congestion control: " + ", ".join(CCS) + " (default: the scenario's, "
                    "else the kernel's default)")
@@ -228,6 +233,8 @@ def main(argv: list[str], compare_view: CompareView | None = None) -> int:
         return 0
     if ns.compare and ns.cc:
         raise RawtuiError("argument --cc: not with --compare (which names the algorithms to run)", EXIT_USAGE)
+    if ns.ipv6 and ns.server == "nginx":
+        raise RawtuiError("argument --ipv6: not with --server nginx (the lab's nginx listens on IPv4 only)", EXIT_USAGE)
     scenario = SCENARIOS[ns.scenario] if ns.scenario else None
     if scenario is not None and not ns.fast:
         scenario = scenario.watchable()  # the default: a pace to watch (--fast: the short run)
@@ -260,7 +267,7 @@ def _demo(ns: argparse.Namespace, scenario: Scenario | None, size: int, knobs: d
             _say(f"removed a lab left behind: {' '.join(removed)}")
         tmp = tempfile.mkdtemp(prefix="rawtui-demo-")
         try:
-            lab = Lab.create()
+            lab = Lab.create(ipv6=ns.ipv6)
         except LabError as e:
             raise RawtuiError(f"cannot build the lab: {e}", 4) from None
         try:
@@ -424,7 +431,8 @@ def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, 
         url = f"{handle.url}/{name}"
     else:
         start_pyserver(lab, www, PYSERVER_PORT, report=control, cc=cc)
-        url = f"http://{lab.server_ip}:{PYSERVER_PORT}/{name}"
+        host = f"[{lab.server_ip6}]" if ns.ipv6 else lab.server_ip
+        url = f"http://{host}:{PYSERVER_PORT}/{name}"
     with LabControl(control) as ctl:
         if scenario is not None:
             ctl.announce(scenario.announcement())
@@ -455,7 +463,8 @@ def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, 
         argv_child += ["--series-step", str(ns.series_step)]
     if scenario is not None and scenario.stall:
         argv_child += ["--stall", scenario.stall]
-    _say(f"lab {lab.prefix}: client {lab.client_ip} -> router -> server {lab.server_ip}; "
+    client_ip, server_ip = (lab.client_ip6, lab.server_ip6) if ns.ipv6 else (lab.client_ip, lab.server_ip)
+    _say(f"lab {lab.prefix}: client {client_ip} -> router -> server {server_ip}; "
          f"downloading {url} ({size:,} bytes)")
     _say("router: " + describe_knobs(knobs))
     if cc:
@@ -560,7 +569,7 @@ def _compare(ns: argparse.Namespace, scenario: Scenario | None, size: int, knobs
             lab: Lab | None = None
             try:
                 try:
-                    lab = Lab.create()
+                    lab = Lab.create(ipv6=ns.ipv6)
                 except LabError as e:
                     raise RawtuiError(f"cannot build the lab: {e}", 4) from None
                 try:

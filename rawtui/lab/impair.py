@@ -2,12 +2,21 @@
 duplication, corruption and blackouts, per direction, changeable live.
 
 This kernel has no netem, so the router forwards the lab's traffic itself: a relay process in the
-router namespace (``python -m rawtui.lab.impair relay ...``) reads every IPv4 frame arriving on ``rc0``
-and ``rs0`` with AF_PACKET, passes it through a :class:`Pipe` (one per direction) and writes it out of the
-other interface with the next hop's MAC address and the TTL decremented. While the relay runs, the
-router's own IPv4 forwarding is off (``ip_forward=0``; restored when the relay exits), so every frame
-crosses the router exactly once, through the relay. ARP and traffic for the router's own addresses stay
-with the router's kernel.
+router namespace (``python -m rawtui.lab.impair relay ...``) reads every IPv4 frame (and in a dual-stack
+lab, ``--ipv6``, every IPv6 frame) arriving on ``rc0`` and ``rs0`` with AF_PACKET, passes it through a
+:class:`Pipe` (one per direction, shared by both families) and writes it out of the other interface with
+the next hop's MAC address and the TTL decremented (IPv4, with its header checksum updated) or the hop
+limit (IPv6, which has no header checksum). While the relay runs, the router's own forwarding is off
+(``ip_forward=0``, and ``net.ipv6.conf.all.forwarding=0`` with ``--ipv6``; restored when the relay
+exits), so every frame crosses the router exactly once, through the relay. ARP, neighbor discovery
+(multicast, or to the router's own addresses, link-local ones included) and all traffic for the router's
+own addresses stay with the router's kernel: each family has its own socket and cBPF filter.
+
+A wire-sized frame larger than the next link's MTU is answered as a router would: ICMPv6 Packet Too Big
+(RFC 4443 3.2, RFC 8200 5) from the router's address on the sender's link, or for IPv4 with DF set ICMP
+fragmentation needed with the next-hop MTU (RFC 1191); the sender lowers its path MTU. Counted as
+``too_big``. (A frame larger than the link it *arrived* on cannot have crossed a wire: it is a GRO/TSO
+super-frame, split like GSO, below; so is an IPv4 TCP frame without DF.)
 
 Directions: ``down`` is server -> client (the data), ``up`` is client -> server (requests and ACKs).
 
@@ -27,13 +36,15 @@ back) and ``corrupt``, with the frame's direction, TCP sequence number, payload 
 the relay's monotonic time and a note naming the knob (``"loss 1 %"``). Sequence numbers are relative to
 the sender's ISN, as tshark shows them: each pipe learns the ISN of the connections whose SYN or SYN-ACK
 it forwards (per 4-tuple; absolute, with ``absolute: true``, for a connection whose SYN it never saw).
-The per-direction counters count every IPv4 frame; the reports cover the TCP frames only (in the lab,
-all of them). Delay is not an action reported per frame: every frame is delayed by the same knob (plus
-its jitter), and the ``delays`` command returns the delay chosen for each recent frame. Recording costs
+The per-direction counters count every frame of either family; the reports cover the TCP frames only (in
+the lab, all of them; over IPv6, a SYN is recognised without extension headers). Delay is not an action
+reported per frame: every frame is delayed by the same knob (plus its jitter), and the ``delays`` command
+returns the delay chosen for each recent frame. Recording costs
 nothing on the fast path: only a SYN is looked at there (one comparison for every larger frame), and
 TCP headers are parsed only for the frames a pipe acts on.
 
-Measured on the 2-core lab machine (tests/lab/test_lab_impair.py): see ``RELAY_THROUGHPUT`` below.
+Measured on the 2-core lab machine (tests/lab/test_lab_impair.py, IPv4 and IPv6 alike): see
+``RELAY_THROUGHPUT`` below.
 """
 
 from __future__ import annotations
@@ -62,6 +73,20 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from rawtui.wire.checksum import checksum_from_residue, pseudo_header_residue, residue
+from rawtui.wire.errors import WireError
+from rawtui.wire.icmp import PROTO_ICMP, build_icmp, fragmentation_needed
+from rawtui.wire.icmpv6 import PacketTooBig, build_icmpv6
+from rawtui.wire.ipv4 import build_ipv4
+from rawtui.wire.ipv6 import (
+    NH_DSTOPTS,
+    NH_FRAGMENT,
+    NH_HOPOPTS,
+    NH_ICMPV6,
+    NH_ROUTING,
+    build_ipv6,
+    ip6_bytes,
+    parse_ipv6,
+)
 from rawtui.wire.tcp import flags_str
 
 if TYPE_CHECKING:
@@ -91,22 +116,24 @@ STATS_EVERY = 0.25  # seconds between counter broadcasts on the control socket
 BATCH = 512  # frames drained from one socket before the other side gets a turn
 DELAY_LOG = 10_000  # per direction, the delays (ms) chosen for the last this many delayed frames
 # Measured in tests/lab/test_lab_impair.py::test_relay_throughput (no knobs, 1514-byte frames, 2 cores).
-RELAY_THROUGHPUT = "60-95k frames/s (0.7-1.15 Gbit/s of 1514-byte frames) with no knob on, 40-80k with one"
+RELAY_THROUGHPUT = ("60-120k frames/s (0.7-1.45 Gbit/s of 1514-byte frames) with no knob on, 45-110k with one; "
+                    "IPv4 and IPv6 alike (benchmarks/relay_cost.py: ~6.2 us of CPU per frame either way)")
 
 ARMABLE = ("set", "blackout", "reset")  # what a pipe may arm to run after a number of bytes
 ISN_TABLE = 4096  # connections whose ISN a pipe remembers (the oldest learned is forgotten first)
-_SYN_MAX = 14 + 60 + 60  # the longest frame a (data-less) SYN can be: Ethernet, IPv4, TCP
+_SYN_MAX = 14 + 60 + 60  # the longest frame a (data-less) SYN can be: Ethernet, IPv4, TCP (IPv6: 14 + 40 + 60)
 ACTIONS = ("drop", "blackout", "queue-drop", "duplicate", "reorder", "corrupt")  # router_action's actions
 
 STAT_NAMES = (
     "frames_in", "frames_out", "bytes_out", "lost", "blackout_drops", "queue_drops", "corrupted",
     "duplicated", "reordered", "reorder_expired", "csum_fixed", "segmented", "send_errors", "ttl_expired",
-    "rx_drops", "queue_len", "queue_max",
+    "rx_drops", "queue_len", "queue_max", "too_big",
 )
 # reordered: frames held back; reorder_expired: those of them released by REORDER_HOLD_MAX before
 # REORDER_GAP later frames had passed them (so they may arrive in order after all). rx_drops: frames the
 # kernel dropped before the relay could read them (its socket's buffer was full: PACKET_STATISTICS),
-# counted whenever the counters are read; not in frames_in.
+# counted whenever the counters are read; not in frames_in. too_big: frames larger than the next link's MTU
+# answered with ICMPv6 Packet Too Big or ICMP fragmentation needed (counted in frames_in, not frames_out).
 
 
 class ImpairError(RuntimeError):
@@ -200,32 +227,80 @@ def parse_ms(text: str) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------
-# frame surgery (Ethernet + IPv4 + TCP/UDP, no options assumed beyond what the headers say)
+# frame surgery (Ethernet + IPv4 or IPv6 + TCP/UDP, no options assumed beyond what the headers say)
 
 _ETH = 14
 _PROTO_TCP = 6
 _PROTO_UDP = 17
+_IP6_LEN = 40
+_IP6_PLEN = _ETH + 4  # IPv6 payload length
+_IP6_NH = _ETH + 6  # IPv6 next header
+_IP6_HOP = _ETH + 7  # IPv6 hop limit
+_IP6_ADDRS = slice(_ETH + 8, _ETH + 40)  # IPv6 source and destination
+_IP4_ADDRS = slice(_ETH + 12, _ETH + 20)
+_IP6_EXT = frozenset((NH_HOPOPTS, NH_ROUTING, NH_FRAGMENT, NH_DSTOPTS))
+
+
+def _is_ipv6(frame: bytes | bytearray | memoryview) -> bool:
+    return frame[12] == 0x86 and frame[13] == 0xDD
+
+
+def _layout(frame: bytes | bytearray | memoryview) -> tuple[int, int, int, bool] | None:
+    """(upper-layer protocol, where its header starts, where the packet ends, whether it is a fragment
+    other than the first) of an Ethernet frame carrying IPv4 or IPv6 (extension headers walked by
+    :func:`rawtui.wire.ipv6.parse_ipv6`); None when it is cut short or unparseable."""
+    n = len(frame)
+    if n < _ETH + 20:
+        return None
+    if _is_ipv6(frame):
+        if n < _ETH + _IP6_LEN:
+            return None
+        end = min(_ETH + _IP6_LEN + int.from_bytes(frame[_IP6_PLEN : _IP6_PLEN + 2], "big"), n)
+        nh = frame[_IP6_NH]
+        if nh not in _IP6_EXT:
+            return nh, _ETH + _IP6_LEN, end, False
+        try:
+            hdr, _ = parse_ipv6(memoryview(frame)[_ETH:end])
+        except WireError:
+            return None
+        return hdr.proto, _ETH + hdr.header_length, end, bool(hdr.fragment and hdr.fragment.offset)
+    end = min(_ETH + int.from_bytes(frame[_ETH + 2 : _ETH + 4], "big"), n)
+    later = bool((frame[_ETH + 6] & 0x1F) | frame[_ETH + 7])
+    return frame[_ETH + 9], _ETH + (frame[_ETH] & 0x0F) * 4, end, later
+
+
+def _addresses(frame: bytes | bytearray | memoryview) -> bytes:
+    """The source and destination addresses, one after the other (8 bytes for IPv4, 32 for IPv6)."""
+    return bytes(frame[_IP6_ADDRS] if _is_ipv6(frame) else frame[_IP4_ADDRS])
+
+
+def _syn_at(frame: bytes | bytearray | memoryview) -> int:
+    """Where the TCP flags of a TCP frame are, looked up without parsing (IPv6 without extension headers:
+    a SYN never carries one in the lab), else 0. The relay's fast path inlines the same two cases."""
+    if _is_ipv6(frame):
+        return _ETH + _IP6_LEN + 13 if frame[_IP6_NH] == _PROTO_TCP else 0
+    return _ETH + 13 + (frame[_ETH] & 0x0F) * 4 if frame[_ETH + 9] == _PROTO_TCP else 0
 
 
 def fix_l4_checksum(frame: bytearray) -> bool:
-    """Compute the TCP/UDP checksum of an IPv4 frame in place (for offloaded, not-yet-filled checksums)."""
-    ihl = (frame[_ETH] & 0x0F) * 4
-    proto = frame[_ETH + 9]
-    total = int.from_bytes(frame[_ETH + 2 : _ETH + 4], "big")
-    l4 = _ETH + ihl
-    end = _ETH + total
+    """Compute the TCP/UDP checksum of an IPv4 or IPv6 frame in place (for offloaded, not-yet-filled
+    checksums); the pseudo-header is the family's (:func:`pseudo_header_residue` takes either)."""
+    lay = _layout(frame)
+    if lay is None or lay[3]:
+        return False
+    proto, l4, end, _ = lay
     if proto == _PROTO_TCP:
         off = l4 + 16
     elif proto == _PROTO_UDP:
         off = l4 + 6
     else:
         return False
-    if end > len(frame) or off + 2 > end:
+    if off + 2 > end:
         return False
     frame[off] = frame[off + 1] = 0
-    r = residue(memoryview(frame)[l4:end]) + pseudo_header_residue(
-        bytes(frame[_ETH + 12 : _ETH + 16]), bytes(frame[_ETH + 16 : _ETH + 20]), proto, end - l4
-    )
+    addrs = _addresses(frame)
+    half = len(addrs) // 2
+    r = residue(memoryview(frame)[l4:end]) + pseudo_header_residue(addrs[:half], addrs[half:], proto, end - l4)
     c = checksum_from_residue(r)
     if proto == _PROTO_UDP and c == 0:
         c = 0xFFFF
@@ -243,22 +318,24 @@ def _ip_header_checksum(frame: bytearray) -> None:
 
 
 def segment_tcp(frame: bytes | bytearray | memoryview, mtu: int) -> list[bytearray]:
-    """Split an oversized IPv4/TCP frame (a TSO/GRO super-frame) into MTU-sized frames, like GSO would.
+    """Split an oversized IPv4/TCP or IPv6/TCP frame (a TSO/GRO super-frame) into MTU-sized frames, like
+    GSO would.
 
-    Each piece gets its own IP total length, id and header checksum, its own sequence number and TCP
-    checksum; FIN and PSH stay on the last piece, CWR on the first. Returns [] for anything else.
+    Each piece gets its own length (IPv4: total length, id and header checksum; IPv6: payload length), its
+    own sequence number and TCP checksum; FIN and PSH stay on the last piece, CWR on the first. Returns []
+    for anything else.
     """
     frame = bytes(frame)
-    ihl = (frame[_ETH] & 0x0F) * 4
-    if frame[_ETH + 9] != _PROTO_TCP:
+    lay = _layout(frame)
+    if lay is None or lay[0] != _PROTO_TCP or lay[3]:
         return []
-    total = int.from_bytes(frame[_ETH + 2 : _ETH + 4], "big")
-    l4 = _ETH + ihl
-    doff = (frame[l4 + 12] >> 4) * 4
+    _, l4, end, _ = lay
+    v6 = _is_ipv6(frame)
+    iphl = l4 - _ETH  # with IPv6's extension headers
+    doff = (frame[l4 + 12] >> 4) * 4 if l4 + 13 <= end else 0
     data0 = l4 + doff
-    end = min(_ETH + total, len(frame))
-    mss = mtu - ihl - doff
-    if mss <= 0 or data0 > end:
+    mss = mtu - iphl - doff
+    if mss <= 0 or doff < 20 or data0 > end:
         return []
     ip_id = int.from_bytes(frame[_ETH + 4 : _ETH + 6], "big")
     seq = int.from_bytes(frame[l4 + 4 : l4 + 8], "big")
@@ -271,9 +348,12 @@ def segment_tcp(frame: bytes | bytearray | memoryview, mtu: int) -> list[bytearr
         last = pos + len(chunk) >= end
         f = bytearray(head)
         f += chunk
-        f[_ETH + 2 : _ETH + 4] = (ihl + doff + len(chunk)).to_bytes(2, "big")
-        f[_ETH + 4 : _ETH + 6] = ((ip_id + len(out)) & 0xFFFF).to_bytes(2, "big")
-        _ip_header_checksum(f)
+        if v6:
+            f[_IP6_PLEN : _IP6_PLEN + 2] = (iphl - _IP6_LEN + doff + len(chunk)).to_bytes(2, "big")
+        else:
+            f[_ETH + 2 : _ETH + 4] = (iphl + doff + len(chunk)).to_bytes(2, "big")
+            f[_ETH + 4 : _ETH + 6] = ((ip_id + len(out)) & 0xFFFF).to_bytes(2, "big")
+            _ip_header_checksum(f)
         f[l4 + 4 : l4 + 8] = ((seq + pos - data0) & 0xFFFFFFFF).to_bytes(4, "big")
         fl = flags
         if not last:
@@ -288,16 +368,19 @@ def segment_tcp(frame: bytes | bytearray | memoryview, mtu: int) -> list[bytearr
 
 
 def corrupt_frame(frame: bytearray, rng: random.Random) -> None:
-    """Flip one bit after the IPv4 header: in the TCP/UDP payload when there is one, else in the L4 header.
+    """Flip one bit after the IP header: in the TCP/UDP payload when there is one, else in the L4 header.
 
-    The IP header stays intact (the frame is still routed); the TCP/UDP checksum no longer matches, so
-    the receiver drops the frame (one flipped bit always changes a ones'-complement sum).
+    The IP header (IPv4 or IPv6, with its extension headers) stays intact, so the frame is still routed;
+    the TCP/UDP checksum no longer matches, so the receiver drops the frame (one flipped bit always
+    changes a ones'-complement sum).
     """
-    ihl = (frame[_ETH] & 0x0F) * 4
-    l4 = _ETH + ihl
-    end = min(_ETH + int.from_bytes(frame[_ETH + 2 : _ETH + 4], "big"), len(frame))
-    proto = frame[_ETH + 9]
-    if proto == _PROTO_TCP and l4 + 13 < end:
+    lay = _layout(frame)
+    if lay is None:
+        return
+    proto, l4, end, later = lay
+    if later:  # the middle of a fragmented packet: its data, wherever
+        start = l4
+    elif proto == _PROTO_TCP and l4 + 13 < end:
         start = l4 + (frame[l4 + 12] >> 4) * 4
     elif proto == _PROTO_UDP:
         start = l4 + 8
@@ -305,7 +388,7 @@ def corrupt_frame(frame: bytearray, rng: random.Random) -> None:
         start = l4
     if start >= end:  # no payload: a header bit (not the data offset, so the receiver still parses it)
         start = l4
-        if proto == _PROTO_TCP and end - l4 >= 20:
+        if proto == _PROTO_TCP and not later and end - l4 >= 20:
             pos = l4 + rng.choice((4, 5, 6, 7, 8, 9, 10, 11, 14, 15))  # seq, ack, window
             frame[pos] ^= 1 << rng.randrange(8)
             return
@@ -388,13 +471,13 @@ class Pipe:
     def learn_isn(self, frame: bytes | bytearray | memoryview) -> None:
         """Remember the sender's ISN if ``frame`` is a TCP SYN (or SYN-ACK): what this pipe reports of the
         connection from then on has sequence numbers relative to it."""
-        n = len(frame)
-        if n < _ETH + 20 or frame[_ETH + 9] != _PROTO_TCP:
+        lay = _layout(frame)
+        if lay is None or lay[0] != _PROTO_TCP or lay[3]:
             return
-        l4 = _ETH + (frame[_ETH] & 0x0F) * 4
-        if n < l4 + 20 or not frame[l4 + 13] & 0x02:
+        l4 = lay[1]
+        if lay[2] < l4 + 20 or not frame[l4 + 13] & 0x02:
             return
-        key = bytes(frame[_ETH + 12 : _ETH + 20]) + bytes(frame[l4 : l4 + 4])
+        key = _addresses(frame) + bytes(frame[l4 : l4 + 4])
         isns = self._isn
         isns.pop(key, None)  # a new connection on the same 4-tuple: the newest ISN, and the youngest entry
         isns[key] = int.from_bytes(frame[l4 + 4 : l4 + 8], "big")
@@ -403,14 +486,14 @@ class Pipe:
 
     def _report(self, frame: bytearray, action: str, note: str, now: float) -> None:
         """Record ``action`` on ``frame`` if it is a TCP frame (the first fragment, if fragmented)."""
-        if len(frame) < _ETH + 20 or frame[_ETH + 9] != _PROTO_TCP or (frame[_ETH + 6] & 0x1F) | frame[_ETH + 7]:
+        lay = _layout(frame)
+        if lay is None or lay[0] != _PROTO_TCP or lay[3]:
             return
-        l4 = _ETH + (frame[_ETH] & 0x0F) * 4
-        end = min(_ETH + int.from_bytes(frame[_ETH + 2 : _ETH + 4], "big"), len(frame))
+        _, l4, end, _ = lay
         if end < l4 + 20:
             return
         seq = int.from_bytes(frame[l4 + 4 : l4 + 8], "big")
-        isn = self._isn.get(bytes(frame[_ETH + 12 : _ETH + 20]) + bytes(frame[l4 : l4 + 4]))
+        isn = self._isn.get(_addresses(frame) + bytes(frame[l4 : l4 + 4]))
         self.actions.append({
             "type": "router_action", "direction": self.name, "action": action,
             "seq": seq if isn is None else (seq - isn) & 0xFFFFFFFF,
@@ -426,9 +509,9 @@ class Pipe:
         st = self.stats
         st["frames_in"] += 1
         n = len(frame)
-        if _ETH + 20 <= n <= _SYN_MAX and self.record and frame[_ETH + 9] == _PROTO_TCP:  # a SYN? (data: larger)
-            i = _ETH + 13 + (frame[_ETH] & 0x0F) * 4
-            if i < n and frame[i] & 0x02:
+        if _ETH + 20 <= n <= _SYN_MAX and self.record:  # a SYN? (a data frame is larger)
+            i = _syn_at(frame)
+            if i and i < n and frame[i] & 0x02:
                 self.learn_isn(frame)
         if self.armed:
             keep = []
@@ -607,6 +690,7 @@ def child_env() -> dict[str, str]:
 # the relay (I/O)
 
 _ETH_P_IP = 0x0800
+_ETH_P_IPV6 = 0x86DD
 _SOL_PACKET = 263
 _PACKET_AUXDATA = 8
 _PACKET_IGNORE_OUTGOING = 23
@@ -619,52 +703,139 @@ _TP_STATUS_CSUMNOTREADY = 0x8
 _AUX = struct.Struct("=IIIHHHH")
 _ANC = socket.CMSG_SPACE(_AUX.size)
 _SKF_AD_PKTTYPE = 0xFFFFF000 + 4
+_SIOCGIFADDR = 0x8915
+ICMP_ERROR_HOP_LIMIT = 64  # the TTL / hop limit of the relay's Packet Too Big and fragmentation-needed
+ICMP4_QUOTE = 576 - 20 - 8  # RFC 1812 4.3.2.3: quote as much of the packet as fits in 576 bytes
+
+# A cBPF program as (opcode, jump-if-true, jump-if-false, k) with the jumps given as labels (a str: the
+# instruction after that label; 0: the next one), resolved by _assemble.
+_Insn = tuple[int, "str | int", "str | int", int]
+_LD_H, _LD_W, _LD_B, _JEQ, _RET = 0x28, 0x20, 0x30, 0x15, 0x06
+
+
+def _assemble(prog: list[_Insn | str]) -> tuple[bytes, int]:
+    labels: dict[str, int] = {}
+    insns: list[_Insn] = []
+    for item in prog:
+        if isinstance(item, str):
+            labels[item] = len(insns)
+        else:
+            insns.append(item)
+
+    def jump(target: str | int, at: int) -> int:
+        off = labels[target] - at - 1 if isinstance(target, str) else target
+        if not 0 <= off <= 255:
+            raise ImpairError(f"relay filter: a jump of {off} instructions (too many local addresses)")
+        return off
+
+    code = b"".join(struct.pack("=HBBI", op, jump(jt, i), jump(jf, i), k) for i, (op, jt, jf, k) in enumerate(insns))
+    return code, len(insns)
 
 
 def _relay_filter(local_ips: list[str]) -> tuple[bytes, int]:
     """cBPF: IPv4 frames addressed to this host's MAC (PACKET_HOST) but not to one of its own IPs."""
-    ips = [int.from_bytes(socket.inet_aton(ip), "big") for ip in local_ips]
-    n = len(ips)
-    prog: list[tuple[int, int, int, int]] = [
-        (0x28, 0, 0, 12),  # ldh [12]
-        (0x15, 0, 4 + n, _ETH_P_IP),  # jeq IPv4 else reject
-        (0x20, 0, 0, _SKF_AD_PKTTYPE),  # ld pkttype
-        (0x15, 0, 2 + n, 0),  # jeq PACKET_HOST else reject
-        (0x20, 0, 0, 30),  # ld [30] (IPv4 destination)
+    prog: list[_Insn | str] = [
+        (_LD_H, 0, 0, 12),  # ethertype
+        (_JEQ, 0, "reject", _ETH_P_IP),
+        (_LD_W, 0, 0, _SKF_AD_PKTTYPE),
+        (_JEQ, 0, "reject", 0),  # PACKET_HOST
+        (_LD_W, 0, 0, 30),  # the IPv4 destination
     ]
-    for i, ip in enumerate(ips):
-        prog.append((0x15, n - i, 0, ip))  # jeq local ip -> reject
-    prog.append((0x06, 0, 0, 0x40000))  # accept
-    prog.append((0x06, 0, 0, 0))  # reject
-    return b"".join(struct.pack("=HBBI", *insn) for insn in prog), len(prog)
+    prog += [(_JEQ, "reject", 0, int.from_bytes(socket.inet_aton(ip), "big")) for ip in local_ips]
+    prog += [(_RET, 0, 0, 0x40000), "reject", (_RET, 0, 0, 0)]
+    return _assemble(prog)
+
+
+def _relay_filter6(local_ips: list[bytes]) -> tuple[bytes, int]:
+    """cBPF: IPv6 frames addressed to this host's MAC (PACKET_HOST) but to neither a multicast group nor
+    one of its own addresses (neighbor discovery stays with the router's kernel, as ARP does)."""
+    prog: list[_Insn | str] = [
+        (_LD_H, 0, 0, 12),  # ethertype
+        (_JEQ, 0, "reject", _ETH_P_IPV6),
+        (_LD_W, 0, 0, _SKF_AD_PKTTYPE),
+        (_JEQ, 0, "reject", 0),  # PACKET_HOST
+        (_LD_B, 0, 0, 38),  # the destination's first byte
+        (_JEQ, "reject", 0, 0xFF),  # multicast
+    ]
+    for i, ip in enumerate(local_ips):  # the 4 words of each own address: all equal -> reject
+        words = struct.unpack("!4I", ip)
+        for w, word in enumerate(words):
+            prog.append((_LD_W, 0, 0, 38 + 4 * w))
+            prog.append((_JEQ, "reject" if w == 3 else 0, f"not{i}", word))
+        prog.append(f"not{i}")
+    prog += [(_RET, 0, 0, 0x40000), "reject", (_RET, 0, 0, 0)]
+    return _assemble(prog)
+
+
+def _own_ip6() -> list[tuple[bytes, str, int]]:
+    """(address, interface, scope) of every IPv6 address of this namespace (/proc/net/if_inet6; scope
+    0 is global, 0x20 link-local)."""
+    try:
+        text = Path("/proc/net/if_inet6").read_text()
+    except OSError:  # IPv6 not in this kernel
+        return []
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 6:
+            out.append((bytes.fromhex(parts[0]), parts[5], int(parts[3], 16)))
+    return out
+
+
+def _own_ip4(ifname: str) -> bytes | None:
+    """The (first) IPv4 address of ``ifname``, None without one (SIOCGIFADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            res = fcntl.ioctl(s.fileno(), _SIOCGIFADDR, struct.pack("256s", ifname.encode()[:15]))
+        except OSError:
+            return None
+    return bytes(res[20:24])
+
+
+def _packet_socket(ifname: str, ethertype: int, bpf: tuple[bytes, int], rcvbuf: int) -> tuple[socket.socket, Any]:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
+    code, count = bpf
+    prog = ctypes.create_string_buffer(code, len(code))
+    sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, struct.pack("HL", count, ctypes.addressof(prog)))
+    sock.bind((ifname, ethertype))
+    for opt, fallback in ((_SO_RCVBUFFORCE, socket.SO_RCVBUF), (_SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, rcvbuf)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, fallback, rcvbuf)
+    sock.setsockopt(_SOL_PACKET, _PACKET_AUXDATA, 1)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(_SOL_PACKET, _PACKET_IGNORE_OUTGOING, 1)
+    return sock, prog
 
 
 class _Port:
-    """One router interface: an AF_PACKET socket for IPv4 frames, and where frames leaving it go."""
+    """One router interface: an AF_PACKET socket for IPv4 frames (and, with ``local_ips6``, one for IPv6
+    frames: each family's socket and filter stay as simple as IPv4's alone), and where frames leaving it
+    go. Frames of both families leave through ``sock``: what a raw socket sends is the frame as given."""
 
-    def __init__(self, ifname: str, local_ips: list[str], rcvbuf: int) -> None:
+    def __init__(self, ifname: str, local_ips: list[str], rcvbuf: int, local_ips6: list[bytes] | None = None) -> None:
         self.ifname = ifname
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(_ETH_P_IP))
-        code, count = _relay_filter(local_ips)
-        self._filter = ctypes.create_string_buffer(code, len(code))
-        self.sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER,
-                             struct.pack("HL", count, ctypes.addressof(self._filter)))
-        self.sock.bind((ifname, _ETH_P_IP))
-        for opt, fallback in ((_SO_RCVBUFFORCE, socket.SO_RCVBUF), (_SO_SNDBUFFORCE, socket.SO_SNDBUF)):
-            try:
-                self.sock.setsockopt(socket.SOL_SOCKET, opt, rcvbuf)
-            except PermissionError:
-                self.sock.setsockopt(socket.SOL_SOCKET, fallback, rcvbuf)
-        self.sock.setsockopt(_SOL_PACKET, _PACKET_AUXDATA, 1)
-        with contextlib.suppress(OSError):
-            self.sock.setsockopt(_SOL_PACKET, _PACKET_IGNORE_OUTGOING, 1)
+        self.sock, self._filter = _packet_socket(ifname, _ETH_P_IP, _relay_filter(local_ips), rcvbuf)
+        self.sock6: socket.socket | None = None
+        self.fd6 = -1
+        if local_ips6 is not None:
+            self.sock6, self._filter6 = _packet_socket(ifname, _ETH_P_IPV6, _relay_filter6(local_ips6), rcvbuf)
+            self.fd6 = self.sock6.fileno()
         self.mac = _read_mac(ifname)
         self.mtu = int(Path(f"/sys/class/net/{ifname}/mtu").read_text())
         self.fd = self.sock.fileno()
+        # the router's own addresses on this link: the source of its ICMP errors to the hosts behind it
+        self.addr4 = _own_ip4(ifname)
+        mine = sorted((scope, addr) for addr, name, scope in _own_ip6() if name == ifname)  # global first
+        self.addr6 = mine[0][1] if mine else None
         self.header = b""  # dst MAC + src MAC for frames sent out of this port
         self.pipe: Pipe | None = None  # the pipe for frames *leaving* through this port
         self.aux_always = False  # read PACKET_AUXDATA for every frame (an offloaded checksum was seen)
         self.count = 0
+
+    def sockets(self) -> list[socket.socket]:
+        return [self.sock] if self.sock6 is None else [self.sock, self.sock6]
 
     def send(self, frame: bytes | bytearray | memoryview) -> bool:
         try:
@@ -676,6 +847,40 @@ class _Port:
                 return False
             raise
         return True
+
+    def close(self) -> None:
+        for s in self.sockets():
+            s.close()
+
+
+def too_big_reply(frame: bytes | bytearray | memoryview, mtu: int, header: bytes, addr4: bytes | None,
+                  addr6: bytes | None) -> bytes | None:
+    """The router's answer to a frame too large for the next link's ``mtu``, as an Ethernet frame behind
+    ``header`` (the sender's MAC and ours): ICMPv6 Packet Too Big (RFC 4443 3.2, RFC 8200 5) from
+    ``addr6``, or for an IPv4 packet with DF set ICMP fragmentation needed with the next-hop MTU (RFC
+    1191 4) from ``addr4``. None when no answer is due: IPv4 without DF (the relay splits it), no own
+    address to answer from, or the packet is itself an ICMP error (RFC 4443 2.4 (e), RFC 1812 4.3.2.7)."""
+    frame = bytes(frame)
+    lay = _layout(frame)
+    if lay is None:
+        return None
+    proto, l4, end, later = lay
+    if _is_ipv6(frame):
+        sender = frame[_ETH + 8 : _ETH + 24]
+        if addr6 is None or sender[0] == 0xFF or sender == bytes(16) or (
+                proto == NH_ICMPV6 and not later and l4 < end and frame[l4] < 128):
+            return None
+        msg = build_icmpv6(PacketTooBig(mtu, frame[_ETH:end]), addr6, sender)
+        return header + b"\x86\xdd" + build_ipv6(addr6, sender, NH_ICMPV6, msg, hop_limit=ICMP_ERROR_HOP_LIMIT)
+    if not frame[_ETH + 6] & 0x40 or addr4 is None:  # no DF: may be fragmented (the relay splits TCP)
+        return None
+    if proto == PROTO_ICMP and not later and l4 < end and frame[l4] not in (0, 8):  # only echoes
+        return None
+    quote = frame[_ETH : min(end, _ETH + ICMP4_QUOTE)]
+    sender = frame[_ETH + 12 : _ETH + 16]
+    icmp = build_icmp(fragmentation_needed(mtu, quote))
+    return header + b"\x08\x00" + build_ipv4(addr4, sender, PROTO_ICMP, icmp, ttl=ICMP_ERROR_HOP_LIMIT,
+                                             dont_fragment=False)
 
 
 def _read_mac(ifname: str) -> bytes:
@@ -690,25 +895,44 @@ def _mac(text: str) -> bytes:
     return b
 
 
-def _ip_forward(value: str | None = None) -> str:
-    path = Path("/proc/sys/net/ipv4/ip_forward")
-    old = path.read_text().strip()
+def _sysctl(path: str, value: str | None = None) -> str | None:
+    """Read (and with ``value``, set) a /proc/sys file; its old value, None when it does not exist."""
+    p = Path(path)
+    try:
+        old = p.read_text().strip()
+    except FileNotFoundError:
+        return None
     if value is not None:
-        path.write_text(value + "\n")
+        p.write_text(value + "\n")
     return old
 
 
+_FORWARDING = ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")
+
+
+def _forwarding(values: dict[str, str | None]) -> dict[str, str | None]:
+    """Set the kernel's forwarding switches (path -> value; None: leave it); their old values."""
+    return {path: _sysctl(path, value) if value is not None else None for path, value in values.items()}
+
+
 class Relay:
-    """Forward IPv4 between the router's client-side and server-side interfaces through two Pipes."""
+    """Forward IPv4 (and with ``ipv6``, IPv6) between the router's client-side and server-side interfaces
+    through two Pipes (one per direction, shared by both families)."""
 
     def __init__(
         self, *, cif: str, sif: str, client_mac: str, server_mac: str, local_ips: list[str],
-        control: str | None = None, rcvbuf: int = 32 << 20, seed: int | None = None,
+        control: str | None = None, rcvbuf: int = 32 << 20, seed: int | None = None, ipv6: bool = False,
     ) -> None:
         rng = self.rng = random.Random(seed)  # the pipes' one generator: the "seed" command restarts it
         self.pipes = {"down": Pipe("down", rng), "up": Pipe("up", rng)}
-        self.c = _Port(cif, local_ips, rcvbuf)  # faces the client: frames from it go up
-        self.s = _Port(sif, local_ips, rcvbuf)  # faces the server: frames from it go down
+        ips4 = [ip for ip in local_ips if ":" not in ip]
+        ips6: list[bytes] | None = None
+        if ipv6:  # the given ones and every address of the router's own (link-local ones included)
+            ips6 = list(dict.fromkeys([ip6_bytes(ip) for ip in local_ips if ":" in ip]
+                                      + [addr for addr, _, _ in _own_ip6()]))
+        self.ipv6 = ipv6
+        self.c = _Port(cif, ips4, rcvbuf, ips6)  # faces the client: frames from it go up
+        self.s = _Port(sif, ips4, rcvbuf, ips6)  # faces the server: frames from it go down
         self.c.header = _mac(client_mac) + self.c.mac
         self.s.header = _mac(server_mac) + self.s.mac
         self.c.pipe = self.pipes["down"]  # leaving through c = travelling down
@@ -725,7 +949,7 @@ class Relay:
         self._last_stats: dict[str, dict[str, int]] = {}
         self._buf = bytearray(1 << 18)
         self._view = memoryview(self._buf)
-        self._old_forward: str | None = None
+        self._old_forward: dict[str, str | None] = {}
 
     # -- control ----------------------------------------------------------------------------------
 
@@ -737,9 +961,10 @@ class Relay:
         # frames from the client go up (they leave through s), frames from the server go down
         for src, dst in ((self.c, self.s), (self.s, self.c)):
             assert dst.pipe is not None
-            with contextlib.suppress(OSError):
-                raw = src.sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, _TPACKET_STATS.size)
-                dst.pipe.stats["rx_drops"] += _TPACKET_STATS.unpack(raw)[1]
+            for sock in src.sockets():
+                with contextlib.suppress(OSError):
+                    raw = sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, _TPACKET_STATS.size)
+                    dst.pipe.stats["rx_drops"] += _TPACKET_STATS.unpack(raw)[1]
         out = {}
         for d, p in self.pipes.items():
             s = dict(p.stats)
@@ -854,20 +1079,24 @@ class Relay:
         self._stop = True
 
     def run(self, ready: Any = None) -> None:
-        self._old_forward = _ip_forward("0")
+        # every frame crosses the router once, through the relay: the kernel's forwarding is off meanwhile
+        self._old_forward = _forwarding({_FORWARDING[0]: "0", _FORWARDING[1]: "0" if self.ipv6 else None})
         try:
             if ready is not None:
                 ready()
             self._loop()
         finally:
-            _ip_forward(self._old_forward)
+            _forwarding(self._old_forward)
             if self.hub is not None:
                 self.hub.close()
-            self.c.sock.close()
-            self.s.sock.close()
+            self.c.close()
+            self.s.close()
 
     def _loop(self) -> None:
-        ports = {self.c.fd: (self.c, self.s), self.s.fd: (self.s, self.c)}
+        ports = {self.c.fd: (self.c, self.s, False), self.s.fd: (self.s, self.c, False)}
+        if self.ipv6:
+            ports |= {self.c.fd6: (self.c, self.s, True), self.s.fd6: (self.s, self.c, True)}
+        port_fds = list(ports)
         pipes = self.pipes
         out: list[bytearray] = []
         next_stats = time.monotonic() + STATS_EVERY
@@ -898,7 +1127,7 @@ class Relay:
             if now >= next_stats:
                 self._broadcast_stats()
                 next_stats = now + STATS_EVERY
-            fds = [self.c.fd, self.s.fd]
+            fds = list(port_fds)
             wfds: list[int] = []
             if self.hub is not None:
                 fds += self.hub.fds()
@@ -909,9 +1138,9 @@ class Relay:
             except InterruptedError:
                 continue
             for fd in readable:
-                pair = ports.get(fd)
-                if pair is not None:
-                    self._drain(pair[0], pair[1], out)
+                route = ports.get(fd)
+                if route is not None:
+                    self._drain(route[0], route[1], out, route[2])
                 elif self.hub is not None:
                     self.hub.handle(fd)
             if self.hub is not None:
@@ -932,15 +1161,22 @@ class Relay:
                     st["send_errors"] += 1
             out.clear()
 
-    def _drain(self, src: _Port, dst: _Port, out: list[bytearray]) -> None:
-        """Read up to BATCH frames from ``src`` and forward them out of ``dst`` through its pipe.
+    def _drain(self, src: _Port, dst: _Port, out: list[bytearray], v6: bool = False) -> None:
+        """Read up to BATCH frames of one family (``v6``: src's IPv6 socket) from ``src`` and forward them
+        out of ``dst`` through its pipe.
 
         The fast path (no knob on this direction, nothing queued) rewrites the frame in the receive buffer
         and sends it from there: no allocation (a frame small enough to be a SYN is looked at, for the ISN
         the pipe's reports need). Checksum-offload status (PACKET_AUXDATA) is read on every 32nd frame
-        only, and on every frame once one needed its checksum completed.
+        only, and on every frame once one needed its checksum completed. The TTL (IPv4, with the header
+        checksum updated) or hop limit (IPv6: no header checksum) is decremented on both paths.
+
+        A frame larger than ``dst``'s MTU: a super-frame (larger than ``src``'s MTU too: GRO or TSO, never
+        on a wire) is split like GSO; a wire-sized one is answered, as a router would, with ICMPv6 Packet
+        Too Big or (IPv4 with DF) ICMP fragmentation needed, and counted as ``too_big``.
         """
-        sock = src.sock
+        sock = src.sock6 if v6 else src.sock
+        assert sock is not None
         recv_into = sock.recv_into
         recvmsg_into = sock.recvmsg_into
         buf, view = self._buf, self._view
@@ -950,6 +1186,7 @@ class Relay:
         st = pipe.stats
         header = dst.header
         limit = _ETH + dst.mtu
+        in_limit = _ETH + src.mtu
         raw_send = dst.sock.send
         idle = pipe.idle
         now = time.monotonic()
@@ -957,6 +1194,8 @@ class Relay:
         count = src.count
         dontwait = socket.MSG_DONTWAIT
         syn_max = _SYN_MAX
+        proto_at = _IP6_NH if v6 else _ETH + 9  # the upper-layer protocol (IPv6: without extension headers)
+        minimum = _ETH + (_IP6_LEN if v6 else 20)
         fwd = nbytes = errors = 0
         for _ in range(BATCH):
             not_ready = False
@@ -973,21 +1212,29 @@ class Relay:
             except (BlockingIOError, InterruptedError):
                 break
             count += 1
-            if n < _ETH + 20:
+            if n < minimum:
                 continue
-            ttl = buf[22]
-            if ttl <= 1:
-                st["ttl_expired"] += 1
-                continue
-            buf[0:12] = header
-            buf[22] = ttl - 1
-            c = ((buf[24] << 8) | buf[25]) + 0x100  # RFC 1141 incremental update for TTL - 1
-            c = (c & 0xFFFF) + (c >> 16)
-            buf[24] = c >> 8
-            buf[25] = c & 0xFF
+            if v6:
+                hop = buf[21]
+                if hop <= 1:
+                    st["ttl_expired"] += 1
+                    continue
+                buf[0:12] = header
+                buf[21] = hop - 1
+            else:
+                ttl = buf[22]
+                if ttl <= 1:
+                    st["ttl_expired"] += 1
+                    continue
+                buf[0:12] = header
+                buf[22] = ttl - 1
+                c = ((buf[24] << 8) | buf[25]) + 0x100  # RFC 1141 incremental update for TTL - 1
+                c = (c & 0xFFFF) + (c >> 16)
+                buf[24] = c >> 8
+                buf[25] = c & 0xFF
             if idle and n <= limit and not not_ready:
-                if n <= syn_max and buf[23] == 6:  # a TCP SYN? (a data frame is larger: one comparison)
-                    i = 27 + ((buf[14] & 0x0F) << 2)
+                if n <= syn_max and buf[proto_at] == 6:  # a TCP SYN? (a data frame is larger: one comparison)
+                    i = 67 if v6 else 27 + ((buf[14] & 0x0F) << 2)  # the flags, as _syn_at finds them
                     if i < n and buf[i] & 0x02:
                         pipe.learn_isn(view[:n])
                 fwd += 1
@@ -996,6 +1243,8 @@ class Relay:
                     nbytes += n
                 except OSError:
                     errors += 1
+                continue
+            if limit < n <= in_limit and self._too_big(src, dst, view[:n], st):
                 continue
             if n > limit:
                 frames = segment_tcp(view[:n], dst.mtu)
@@ -1025,6 +1274,19 @@ class Relay:
             st["send_errors"] += errors
         if not idle:
             self._flush(dst, time.monotonic(), out)
+
+    @staticmethod
+    def _too_big(src: _Port, dst: _Port, frame: memoryview, st: dict[str, int]) -> bool:
+        """Answer a wire-sized frame too large for ``dst`` back out of ``src`` (:func:`too_big_reply`);
+        False when no answer is due (IPv4 without DF: the caller splits it)."""
+        reply = too_big_reply(frame, dst.mtu, src.header, src.addr4, src.addr6)
+        if reply is None:
+            return False
+        st["frames_in"] += 1
+        st["too_big"] += 1
+        if not src.send(reply):
+            st["send_errors"] += 1
+        return True
 
     @staticmethod
     def _send_direct(dst: _Port, f: bytearray, st: dict[str, int]) -> None:
@@ -1069,6 +1331,8 @@ def start_relay(lab: Lab, control: str, *, seed: int | None = None, prepare: boo
         "--local-ip", lab.router_client_ip, "--local-ip", lab.router_server_ip,
         "--control", control,
     ]
+    if lab.ipv6:
+        argv += ["--ipv6", "--local-ip", lab.router_client_ip6, "--local-ip", lab.router_server_ip6]
     if seed is not None:
         argv += ["--seed", str(seed)]
     err = tempfile.TemporaryFile()  # noqa: SIM115 - stderr to a file: never a pipe nobody reads
@@ -1099,12 +1363,15 @@ def start_relay(lab: Lab, control: str, *, seed: int | None = None, prepare: boo
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m rawtui.lab.impair", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("relay", help="forward and impair IPv4 between two interfaces (router namespace)")
+    r = sub.add_parser("relay", help="forward and impair IPv4 (and IPv6) between two interfaces (router namespace)")
     r.add_argument("--cif", required=True, help="interface facing the client")
     r.add_argument("--sif", required=True, help="interface facing the server")
     r.add_argument("--client-mac", required=True)
     r.add_argument("--server-mac", required=True)
-    r.add_argument("--local-ip", action="append", default=[], help="the router's own addresses (not relayed)")
+    r.add_argument("--local-ip", action="append", default=[],
+                   help="the router's own addresses (not relayed; with --ipv6 every address of the namespace "
+                   "is its own too)")
+    r.add_argument("--ipv6", action="store_true", help="relay IPv6 too (the kernel's IPv6 forwarding is off meanwhile)")
     r.add_argument("--control", help="serve the control socket at this path")
     r.add_argument("--seed", type=int, help="seed the random choices (reproducible runs)")
     o = sub.add_parser("offloads", help="turn TSO/GSO/GRO/TX checksum offload off (this namespace)")
@@ -1124,8 +1391,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         relay = Relay(cif=ns.cif, sif=ns.sif, client_mac=ns.client_mac, server_mac=ns.server_mac,
-                      local_ips=ns.local_ip, control=ns.control, seed=ns.seed)
-    except (OSError, ImpairError) as exc:
+                      local_ips=ns.local_ip, control=ns.control, seed=ns.seed, ipv6=ns.ipv6)
+    except (OSError, ValueError, ImpairError) as exc:
         print(f"cannot start the relay: {exc}", file=sys.stderr)
         return 1
 

@@ -21,6 +21,11 @@ or less, for CI and the tests). :meth:`Scenario.watchable` gives the default run
 slower, longer path (``watch``: rate, delay, size, more actions) on which the phenomenon repeats for
 15-60 s (``about_s``, measured in the lab). :meth:`Scenario.what_you_saw` sums a run up with its numbers,
 for the end of the demo and the live view's done screen.
+
+Every scenario runs over IPv6 as it is (``rawtui demo --ipv6 --scenario NAME``: a dual-stack lab, the URL
+with the server's IPv6 literal, the relay impairing IPv6 frames): nothing here depends on the address
+family. The checks read rawtui's events, the server's TCP_INFO and the router's counters, none of which
+names an address, and an IPv6 frame's 20 more header bytes move an action's byte mark by 1.4 %.
 """
 
 from __future__ import annotations

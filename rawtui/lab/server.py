@@ -569,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = partial(LabRequestHandler, directory=str(root))
     LabRequestHandler.verbose = args.verbose
     LabHTTPServer.cc = args.cc
+    if ":" in args.bind:
+        LabHTTPServer.address_family = socket.AF_INET6
     try:
         server = LabHTTPServer((args.bind, args.port), handler)
     except OSError as exc:
@@ -579,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         server.reporter = TcpInfoReporter(args.report, args.report_every)
         server.reporter.start()
-    print(f"ready http://{args.bind}:{args.port}/ root={root}", flush=True)
+    host = f"[{args.bind}]" if ":" in args.bind else args.bind
+    print(f"ready http://{host}:{args.port}/ root={root}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
