@@ -22,6 +22,10 @@ exception, delivered bytes a prefix of the stream, rcv_buffered <= rcv_buf, ever
 with a valid checksum. When no FIN/RST/SYN was injected and the connection is still open, a final clean
 in-order pass must deliver the whole stream.
 
+``--medium ip``: the Host is on a point-to-point link (tun, WireGuard: frames are bare IP packets); the
+same frames are made, and each goes to the Host without its first 14 bytes (the Ethernet header of the
+well-formed ones).
+
 Exit status 1 when anything failed; each failure prints the seed that reproduces it.
 """
 
@@ -42,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from rawtui.stack.events import Medium
 from rawtui.stack.host import CSUM_KERNEL_VALID, CSUM_NOT_READY, CSUM_UNKNOWN, Host
 from rawtui.stack.tcp import M32, MAX_OOO_BLOCKS, TcpConnection, seq_lt
 from rawtui.wire.arp import OP_REPLY, OP_REQUEST, ArpPacket, build_arp, parse_arp
@@ -313,17 +318,20 @@ def all_parsers(frame: bytes, stats: Counter[str]) -> None:
             stats["parse:options_error"] += 1
 
 
-def new_host(rnd: random.Random, rcv_buf: int, isns: tuple[int, int] | None = None) -> tuple[Host, int, int]:
+def new_host(rnd: random.Random, rcv_buf: int, isns: tuple[int, int] | None = None,
+             medium: Medium = Medium.ETHERNET) -> tuple[Host, int, int]:
     isn, pisn = isns or (rnd.getrandbits(32), rnd.choice([rnd.getrandbits(32), 0xFFFFFFFF - 5000, 0]))
     host = Host(local_mac=MAC, local_ip=LIP, next_hop_ip=GW, remote_ip=SRV, remote_port=RPORT, local_port=LPORT,
-                isn=isn, rcv_buf=rcv_buf, segment_events=rnd.random() < 0.5)
+                isn=isn, rcv_buf=rcv_buf, segment_events=rnd.random() < 0.5, medium=medium)
     host.start(0.0)
-    host.on_frame(build_ethernet(MAC, GW_MAC, ETH_P_ARP, build_arp(ArpPacket(OP_REPLY, GW_MAC, GW, MAC, LIP))),
-                  0.001)
+    lh = medium.link_header
+    if lh:
+        host.on_frame(build_ethernet(MAC, GW_MAC, ETH_P_ARP, build_arp(ArpPacket(OP_REPLY, GW_MAC, GW, MAC, LIP))),
+                      0.001)
     o = TcpOptions(mss=1460, wscale=rnd.choice([None, 0, 7, 14]), sack_permitted=rnd.random() < 0.8,
                    ts=(1, 0) if rnd.random() < 0.8 else None)
     syn_ack = build_tcp(TcpSegment(RPORT, LPORT, pisn, (isn + 1) & M32, SYN | ACK, 65535, o), SRV, LIP)
-    host.on_frame(build_ethernet(MAC, GW_MAC, ETH_P_IP, build_ipv4(SRV, LIP, PROTO_TCP, syn_ack)), 0.01)
+    host.on_frame(build_ethernet(MAC, GW_MAC, ETH_P_IP, build_ipv4(SRV, LIP, PROTO_TCP, syn_ack))[14 - lh:], 0.01)
     host.take_frames()
     host.take_events()
     return host, isn, pisn
@@ -332,7 +340,10 @@ def new_host(rnd: random.Random, rcv_buf: int, isns: tuple[int, int] | None = No
 class CheckedHost:
     """A Host plus the oracle: what it delivered so far must be a prefix of the stream."""
 
-    def __init__(self, rnd: random.Random, stream: bytes, prefix_checked: bool, stats: Counter[str]) -> None:
+    def __init__(self, rnd: random.Random, stream: bytes, prefix_checked: bool, stats: Counter[str],
+                 medium: Medium = Medium.ETHERNET) -> None:
+        self.medium = medium
+        self.strip = 14 - medium.link_header  # the generated frames' bytes that are not this medium's
         self.rnd = rnd
         self.stats = stats
         self.stream = stream
@@ -342,7 +353,7 @@ class CheckedHost:
 
     def reset(self, isns: tuple[int, int] | None = None) -> None:
         self.rcv_buf = self.rnd.choice([4096, 65535, 1 << 20, 8 << 20])
-        self.host, isn, pisn = new_host(self.rnd, self.rcv_buf, isns)
+        self.host, isn, pisn = new_host(self.rnd, self.rcv_buf, isns, self.medium)
         self.gen = FrameGen(self.rnd, self.stream, isn, pisn, self.host)
         self.got = 0
         self.now = 0.01
@@ -360,7 +371,7 @@ class CheckedHost:
     def feed(self, frame: bytes, csum: int) -> str | None:
         h = self.host
         self.now += self.rnd.choice([0.0, 0.0001, 0.001, 0.05, 0.5])
-        h.on_frame(frame, self.now, csum)
+        h.on_frame(frame[self.strip:], self.now, csum)
         dl = h.next_deadline
         if dl is not None and dl <= self.now:
             h.on_timer(self.now)
@@ -374,8 +385,8 @@ class CheckedHost:
                     return f"delivered bytes at offset {self.got} are not the stream's"
                 self.got += len(chunk)
         for f in h.take_frames():
-            eth = parse_ethernet(f)
-            if eth.ethertype == ETH_P_IP:
+            eth = parse_ethernet(bytes(self.strip) + f)  # (a zero Ethernet header on a bare IP packet)
+            if eth.ethertype == ETH_P_IP or self.strip:
                 ip, payload = parse_ipv4(eth.payload, verify=True)
                 parse_tcp(payload, ip.src, ip.dst, verify=True)
         h.take_events()
@@ -386,23 +397,33 @@ class CheckedHost:
         return None
 
 
-def fuzz_frames(n: int, seed: int) -> Report:
-    rep = Report("frames")
+def fuzz_frames(n: int, seed: int, medium: Medium = Medium.ETHERNET) -> Report:
+    rep = Report("frames" if medium is Medium.ETHERNET else f"frames ({medium} medium)")
     rnd = random.Random(seed)
     stream = random.Random(seed ^ 0x5EED).randbytes(STREAM_LEN)
-    checked = CheckedHost(random.Random(seed + 1), stream, prefix_checked=True, stats=rep.stats)
-    chaos = CheckedHost(random.Random(seed + 2), stream, prefix_checked=False, stats=rep.stats)
+    checked = CheckedHost(random.Random(seed + 1), stream, prefix_checked=True, stats=rep.stats, medium=medium)
+    chaos = CheckedHost(random.Random(seed + 2), stream, prefix_checked=False, stats=rep.stats, medium=medium)
     t0 = time.perf_counter()
+    # on Medium.IP the host sees a frame without its first 14 bytes: the oracle judges the same bytes, behind
+    # a well-formed Ethernet IPv4 header (a mutated EtherType or a VLAN tag means nothing to that host)
+    ip_head = build_ethernet(MAC, GW_MAC, ETH_P_IP, b"")[:14]
+
+    def as_seen(frame: bytes) -> bytes:
+        return ip_head + frame[14:] if medium is Medium.IP and len(frame) >= 14 else frame
+
     for i in range(n):
         gen = checked.gen
         k = rnd.random()
         truthful = False
         if k < 0.45:
             frame, truthful = gen.stream_segment()
+            frame = as_seen(frame)
             kind = "valid"
         elif k < 0.75:
             base, truthful = gen.stream_segment() if rnd.random() < 0.85 else (gen.arp(), True)
+            base = as_seen(base)
             frame, fixed = gen.mutate(base)
+            frame = as_seen(frame)
             kind = "mutated"
             if frame != base and verifies(frame) and tcp_bytes(frame) != tcp_bytes(base) and \
                     not _fixed_only_safe(base, frame):
@@ -417,8 +438,9 @@ def fuzz_frames(n: int, seed: int) -> Report:
             frame, kind = gen.arp(), "arp"
             if rnd.random() < 0.5:
                 frame, _ = gen.mutate(frame)
+            frame = as_seen(frame)
         else:
-            frame, kind = gen.random_frame(), "random"
+            frame, kind = as_seen(gen.random_frame()), "random"
         rep.stats[f"kind:{kind}"] += 1
         try:
             all_parsers(frame, rep.stats)
@@ -591,6 +613,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=100_000)
     p.add_argument("--sequences", type=int, default=10_000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--medium", choices=[m.value for m in Medium], default=Medium.ETHERNET.value,
+                   help="what the Host's frames begin with (ip: bare IP packets, as on a tun device)")
     p.add_argument("--replay-sequence", type=int, metavar="SEED", help="run one TCP sequence verbosely")
     ns = p.parse_args(argv)
     if ns.replay_sequence is not None:
@@ -599,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if problem else 0
     failed = 0
     if ns.frames:
-        rep = fuzz_frames(ns.frames, ns.seed)
+        rep = fuzz_frames(ns.frames, ns.seed, Medium(ns.medium))
         print_report(rep)
         failed += len(rep.failures)
     if ns.sequences:

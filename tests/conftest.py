@@ -134,12 +134,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 # the lab
 
 
-def _make_lab(*, ipv6: bool = False) -> Lab:
+def _make_lab(*, ipv6: bool = False, vpn: bool = False) -> Lab:
     reason = lab_unavailable_reason()
     if reason is not None:
         lab_unavailable(reason)
     try:
-        return Lab.create(ipv6=ipv6)
+        return Lab.create(ipv6=ipv6, vpn=vpn)
     except LabError as exc:
         lab_unavailable(f"cannot build the lab: {exc}")
 
@@ -158,6 +158,17 @@ def lab() -> Iterator[Lab]:
 def lab6() -> Iterator[Lab]:
     """The session's dual-stack lab (``Lab.create(ipv6=True)``). Leave it as you found it."""
     the_lab = _make_lab(ipv6=True)
+    try:
+        yield the_lab
+    finally:
+        the_lab.destroy()
+
+
+@pytest.fixture(scope="session")
+def lab_vpn() -> Iterator[Lab]:
+    """The session's "VPN" lab (``Lab.create(vpn=True)``): the server only through the client's tun0 and the
+    lab's userspace tunnel. Leave it as you found it."""
+    the_lab = _make_lab(vpn=True)
     try:
         yield the_lab
     finally:
@@ -197,7 +208,7 @@ def fresh_lab() -> Iterator[Lab]:
 def _lab_leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
     """After each test that used the session lab: no rawtui* nft table, no process in the client ns."""
     yield
-    for name in ("lab", "lab6"):
+    for name in ("lab", "lab6", "lab_vpn"):
         if name not in request.fixturenames:
             continue
         try:
@@ -214,7 +225,7 @@ def _lab_leak_check(request: pytest.FixtureRequest) -> Iterator[None]:
 def find_leaks(the_lab: Lab) -> list[str]:
     """What a test left behind in the client namespace (processes, rawtui* nft tables); cleans it up."""
     problems = []
-    pids = the_lab.pids("client")
+    pids = [pid for pid in the_lab.pids("client") if pid not in the_lab.started_pids]  # (the VPN's tunnel)
     if pids:
         problems.append(
             "processes left running in the client namespace: " + "; ".join(map(_describe_pid, pids))

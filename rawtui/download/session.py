@@ -37,7 +37,7 @@ from rawtui.http.decode import DECODABLE, BodyDecoder, content_codings
 from rawtui.http.request import RequestOptions
 from rawtui.link.afpacket import PacketSocket, Unbound
 from rawtui.link.firewall import FirewallGuard, cleanup_stale
-from rawtui.link.pcap import PcapWriter
+from rawtui.link.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
 from rawtui.link.route import RouteInfo, resolve_host, resolve_route
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ from rawtui.events import (
     Error,
     HttpResponse,
     Info,
+    Medium,
     Progress,
     RateLimit,
     ReadStall,
@@ -61,6 +62,7 @@ from rawtui.events import (
     TlsRecord,
 )
 from rawtui.stack.host import Host
+from rawtui.stack.p2p import DESCRIPTION as P2P_DESCRIPTION
 from rawtui.stack.tcp_states import OVER, State
 from rawtui.wire.ethernet import mac_bytes
 from rawtui.wire.ipv4 import ip_bytes
@@ -218,6 +220,8 @@ class Session:
             return os.path.abspath(path)
         ring = list(self._ring or ())
         with PcapWriter(path) as w:
+            if self.route is not None and self.route.medium is Medium.IP:
+                w.set_linktype(LINKTYPE_RAW)
             for ts, head, size in ring:
                 w.write(head, ts, size)
         return os.path.abspath(path)
@@ -441,15 +445,21 @@ class Session:
             if sock is None:
                 sock = self._packet_socket(route.iface)
             emit(Route(self.now(), route.iface, route.ifindex, route.src_ip, route.src_mac, route.dst_ip,
-                       route.gateway, route.next_hop, route.mtu, route.reason, route.warning))
+                       route.gateway, route.next_hop, route.mtu, route.reason, route.warning, medium=route.medium))
             if route.warning:
                 emit(Info(self.now(), route.warning, "warning"))
+            ethernet = route.medium is Medium.ETHERNET
+            if not ethernet:
+                emit(Info(self.now(), f"next hop: {P2P_DESCRIPTION} ({route.iface}: bare IP packets, no ARP)"))
+            if self._pcap is not None:
+                self._pcap.set_linktype(LINKTYPE_ETHERNET if ethernet else LINKTYPE_RAW)
             self._open_output(out, emit)  # after the privilege check, before any packet
             local_port = random.randint(32768, 60999)
             sock.set_filter(dst_ip, url.port, local_port)
             host = Host(
-                local_mac=mac_bytes(route.src_mac), local_ip=ip_bytes(route.src_ip),
-                next_hop_ip=ip_bytes(route.next_hop), remote_ip=ip_bytes(dst_ip), remote_port=url.port,
+                local_mac=mac_bytes(route.src_mac) if ethernet else b"", local_ip=ip_bytes(route.src_ip),
+                next_hop_ip=ip_bytes(route.next_hop if ethernet else dst_ip), remote_ip=ip_bytes(dst_ip),
+                remote_port=url.port, medium=route.medium,
                 local_port=local_port, isn=random.getrandbits(32), mss=max(536, route.mtu - 40),
                 rcv_buf=opts.rcv_buf, ts_offset=random.getrandbits(32), iface=route.iface,
                 next_hop_role="gateway" if route.gateway else "host", segment_events=opts.segment_events,
@@ -576,7 +586,7 @@ class Session:
                 if host.has_frames:
                     self._send_frames(conn)  # an ACK leaves now, not after the batch: the sender's clock
                 n += 1
-            if host.arp.mac is not None and self.route is not None:
+            if host.arp.mac and self.route is not None:  # (a point-to-point link has none to keep)
                 self._macs[(self.route.iface, self.route.next_hop)] = host.arp.mac
         t = self.now()
         deadline = host.next_deadline

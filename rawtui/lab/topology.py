@@ -12,6 +12,10 @@ treats it as global), the router forwarding IPv6, no duplicate-address detection
 and no router advertisements (routes are set, not learned). A lab without ``ipv6`` has IPv6 disabled: no
 router solicitations, MLD or DAD frames on its links.
 
+``Lab.create(vpn=True)`` adds the "VPN" of :mod:`rawtui.lab.tunnel`: a tun0 in the client and in the
+router (10.78.0.2 – 10.78.0.1, MTU 1420) joined by a userspace tunnel over UDP, and the client's default
+route through tun0, so the server is reachable only through the tun device (a layer-3 link).
+
 Everything lives inside namespaces this module creates: the veth pairs are created directly inside
 their namespaces, so no interface name ever appears in the root namespace. The creating process's pid
 (and start time, against pid reuse) is written to ``/run/rawtui-lab/<prefix>.pid`` before any namespace
@@ -283,6 +287,11 @@ class Lab:
     router_cif: str = "rc0"
     router_sif: str = "rs0"
     server_if: str = "eth0"
+    vpn: bool = False
+    client_tun_ip: str = "10.78.0.2"
+    router_tun_ip: str = "10.78.0.1"
+    tun_if: str = "tun0"
+    tun_mtu: int = 1420
     _created: list[str] = field(default_factory=list, repr=False)
     _procs: list[subprocess.Popen[Any]] = field(default_factory=list, repr=False)
     _owner_pid: int = field(default_factory=os.getpid, repr=False)
@@ -292,8 +301,9 @@ class Lab:
     # -- construction ---------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, prefix: str | None = None, *, ipv6: bool = False) -> Lab:
-        """Build the three namespaces, the two veth pairs, addresses and routes (``ipv6``: dual-stack).
+    def create(cls, prefix: str | None = None, *, ipv6: bool = False, vpn: bool = False) -> Lab:
+        """Build the three namespaces, the two veth pairs, addresses and routes (``ipv6``: dual-stack;
+        ``vpn``: the client reaches the server only through a tun device and the lab's tunnel).
 
         On any failure everything made so far is removed and LabError is raised.
         """
@@ -307,7 +317,7 @@ class Lab:
         if not _PREFIX_RE.match(prefix):
             raise LabError(f"bad lab prefix {prefix!r}: use letters, digits, '_', '.', '-' (at most 41)")
         lab = cls(prefix=prefix, client_ns=f"{prefix}-c", router_ns=f"{prefix}-r", server_ns=f"{prefix}-s",
-                  ipv6=ipv6)
+                  ipv6=ipv6, vpn=vpn)
         try:
             lab._claim_prefix()
             lab._build()
@@ -384,6 +394,10 @@ class Lab:
                 _ip("-n", ns, "-6", "addr", "add", f"{addr}/{self.prefix_len6}", "dev", ifname, "nodad")
             _ip("-n", c, "-6", "route", "add", "default", "via", self.router_client_ip6, "dev", self.client_if)
             _ip("-n", s, "-6", "route", "add", "default", "via", self.router_server_ip6, "dev", self.server_if)
+        if self.vpn:
+            from rawtui.lab.tunnel import build_vpn
+
+            build_vpn(self)
 
     def _sysctl(self, ns: str, values: dict[str, str]) -> None:
         script = "; ".join(f"echo {v} > /proc/sys/{k.replace('.', '/')}" for k, v in values.items())
@@ -540,6 +554,11 @@ class Lab:
     def pids(self, ns: str) -> list[int]:
         """Pids of the processes running inside ``ns`` (`ip netns pids`)."""
         return _netns_pids(self.ns(ns))
+
+    @property
+    def started_pids(self) -> set[int]:
+        """Pids of the running processes this lab started (:meth:`popen`: servers, the relay, the tunnel)."""
+        return {proc.pid for proc in self._procs if proc.poll() is None}
 
     def _check_alive(self) -> None:
         if self._destroyed:

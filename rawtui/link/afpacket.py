@@ -10,6 +10,10 @@ hands the slot back, so a frame costs no system call (~2 us instead of ~6 us for
 PACKET_AUXDATA, measured). A frame too big for a slot (a super-frame) is also queued whole on the socket
 (PACKET_COPY_THRESH) and read from there, in order. Where the ring cannot be set up, recvmsg with
 PACKET_AUXDATA does the same job.
+
+A layer-3 interface (tun, WireGuard, PPP: :class:`Medium` IP, decided from its link type) gets a
+SOCK_DGRAM socket: the kernel hands over and takes bare IP packets (no link header, the filter reads the
+IP header at offset 0), and each packet is sent to an address naming its protocol (IPv4 or IPv6).
 """
 
 from __future__ import annotations
@@ -22,13 +26,17 @@ import mmap
 import socket
 import struct
 
+from rawtui.aside import Aside
 from rawtui.errors import LinkError, PrivilegeError
 from rawtui.link.closing import Closing
+from rawtui.link.medium import link_type_name, medium_of
+from rawtui.stack.events import Medium
 
 # <linux/if_ether.h>, <linux/if_packet.h>, <asm-generic/socket.h>, <linux/sockios.h>
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
+ETH_P_IPV6 = 0x86DD
 ETH_P_8021Q = 0x8100
 SOL_PACKET = 263
 PACKET_AUXDATA = 8
@@ -42,6 +50,7 @@ PACKET_OUTGOING = 4  # sll_pkttype of a frame this host sent
 SO_RCVBUFFORCE = 33
 SO_ATTACH_FILTER = 26
 SIOCGIFHWADDR = 0x8927
+SKF_AD_PROTOCOL = -0x1000  # SKF_AD_OFF + SKF_AD_PROTOCOL: a BPF load of the packet's protocol (skb->protocol)
 
 TP_STATUS_KERNEL = 0x0
 TP_STATUS_USER = 0x1
@@ -87,13 +96,20 @@ _JUMP_ACCEPT: _Asm = (_JEQ_K, "accept", "accept", 0)  # both branches jump: an u
 
 
 def build_filter(
-    remote_ip: str, remote_port: int | None = None, local_port: int | None = None
+    remote_ip: str, remote_port: int | None = None, local_port: int | None = None, *,
+    medium: Medium = Medium.ETHERNET,
 ) -> list[BpfInsn]:
     """Return a classic BPF program accepting ARP and IPv4 TCP from remote_ip (and the given ports).
 
-    The same test is made on untagged frames and on frames behind one 802.1Q tag.
+    The same test is made on untagged frames and on frames behind one 802.1Q tag. On Medium.IP (a
+    SOCK_DGRAM socket: the packet starts at its IP header) the packet's protocol is the kernel's, and
+    there is no ARP and no tag.
     """
     ip = int(ipaddress.IPv4Address(remote_ip))
+    if medium is Medium.IP:
+        return _assemble([(_LD_H_ABS, None, None, SKF_AD_PROTOCOL & 0xFFFF_FFFF),
+                          (_JEQ_K, None, "reject", ETH_P_IP),
+                          *_ipv4_tcp_test(0, ip, remote_port, local_port)])
     program: list[_Asm] = [
         (_LD_H_ABS, None, None, 12),
         (_JEQ_K, "accept", None, ETH_P_ARP),
@@ -107,6 +123,12 @@ def build_filter(
     for tag in (0, 4):
         labels[f"ipv4_{tag}"] = len(program)
         program += _ipv4_tcp_test(14 + tag, ip, remote_port, local_port)
+    return _assemble(program, labels)
+
+
+def _assemble(program: list[_Asm], labels: dict[str, int] | None = None) -> list[BpfInsn]:
+    """The program with "accept" and "reject" appended and its labels turned into jump offsets."""
+    labels = dict(labels or {})
     labels["accept"] = len(program)
     program.append((_RET_K, None, None, _ACCEPT))
     labels["reject"] = len(program)
@@ -154,15 +176,14 @@ class Unbound(Closing):
     takes over. Setting the ring up waits for the kernel (an RCU grace period, ~14 ms measured) with the
     GIL released, so it can be made ahead, beside the program's imports (:class:`rawtui.aside.Aside`)."""
 
-    def __init__(self, ring: bool = True) -> None:
+    def __init__(self, ring: bool = True, medium: Medium = Medium.ETHERNET) -> None:
+        self.medium = medium  # SOCK_RAW for Ethernet; SOCK_DGRAM (no link header) for a layer-3 link
+        kind = socket.SOCK_RAW if medium is Medium.ETHERNET else socket.SOCK_DGRAM
         try:
             # protocol 0 receives nothing until bind() names the interface and ETH_P_ALL
-            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            self.sock = socket.socket(socket.AF_PACKET, kind, 0)
         except PermissionError:
-            raise PrivilegeError(
-                "opening a raw socket needs root or CAP_NET_RAW: run with sudo, "
-                "or grant CAP_NET_RAW+CAP_NET_ADMIN"
-            ) from None
+            raise PrivilegeError(_NO_PRIVILEGE) from None
         self.ring = _setup_ring(self.sock) if ring else None
         self.taken = False  # a PacketSocket owns it now (and closes it)
 
@@ -174,6 +195,9 @@ class Unbound(Closing):
         if self.ring is not None:
             self.ring.close()
         self.sock.close()
+
+
+_NO_PRIVILEGE = "opening a raw socket needs root or CAP_NET_RAW: run with sudo, or grant CAP_NET_RAW+CAP_NET_ADMIN"
 
 
 def _setup_ring(sock: socket.socket) -> mmap.mmap | None:
@@ -192,20 +216,36 @@ def _setup_ring(sock: socket.socket) -> mmap.mmap | None:
 class PacketSocket(Closing):
     """A non-blocking AF_PACKET socket on one interface that does not read back its own frames.
 
+    The interface's link type decides its :attr:`medium` (and the socket's type: see the module's notes).
     ``unbound``: a socket opened ahead (:class:`Unbound`) to use instead of opening one here; it is then
-    this object's (closed with it, or at once if the interface is unknown)."""
+    this object's (closed with it, or at once if the interface is unknown). One opened for another medium
+    is closed beside (``replaced``) and a socket of the right type opened here."""
 
     def __init__(self, ifname: str, rcvbuf: int = 64 << 20, ring: bool = True, *,
                  unbound: Unbound | None = None) -> None:
         self.ifname = ifname
         try:
             self.ifindex = socket.if_nametoindex(ifname)
-        except OSError:
+            arphrd, self.mac = _link_address(ifname)
+        except OSError as e:
             if unbound is not None:
                 unbound.close()
+            if isinstance(e, PermissionError):  # (a sandbox that refuses sockets at all)
+                raise PrivilegeError(_NO_PRIVILEGE) from None
             raise LinkError(f"unknown interface '{ifname}'") from None
+        medium = medium_of(arphrd)
+        if medium is None:
+            if unbound is not None:
+                unbound.close()
+            raise LinkError(f"interface '{ifname}' is of link type {link_type_name(arphrd)}: rawtui runs on "
+                            "Ethernet and on layer-3 (tun, WireGuard, PPP, IP tunnel) interfaces")
+        self.medium = medium
+        self.replaced: Aside[None] | None = None  # an early socket of the wrong type, closing beside
+        if unbound is not None and unbound.medium is not medium:
+            self.replaced = Aside(unbound.close, "rawtui-replaced")  # its ring's release waits for the kernel
+            unbound = None
         if unbound is None:
-            unbound = Unbound(ring)
+            unbound = Unbound(ring, medium)
         unbound.taken = True
         sock = unbound.sock
         self._sock = sock
@@ -229,7 +269,8 @@ class PacketSocket(Closing):
         except OSError:  # kernels before 4.20: drop them in recv instead
             self._skip_outgoing = True
         sock.setblocking(False)
-        self.mac = self._read_mac()
+        # where each packet goes on a layer-3 link (a SOCK_DGRAM socket): the address says its protocol
+        self._to = {4: (ifname, ETH_P_IP), 6: (ifname, ETH_P_IPV6)} if medium is Medium.IP else None
         self._buffer = bytearray(RECV_BUFFER_SIZE)
         self._view = memoryview(self._buffer)
         self._filter: ctypes.Array[ctypes.c_char] | None = None
@@ -248,16 +289,11 @@ class PacketSocket(Closing):
         packets, drops = _TPACKET_STATS.unpack(raw[: _TPACKET_STATS.size])
         return packets, drops
 
-    def _read_mac(self) -> bytes:
-        request = struct.pack("16s16x", self.ifname.encode())
-        reply = fcntl.ioctl(self._sock.fileno(), SIOCGIFHWADDR, request)
-        return reply[18:24]  # struct ifreq: name[16], sockaddr{u16 family, data[14]}
-
     def set_filter(
         self, remote_ip: str, remote_port: int | None = None, local_port: int | None = None
     ) -> None:
         """Keep only ARP and IPv4 TCP from remote_ip (and these ports); frames queued before are dropped."""
-        program = build_filter(remote_ip, remote_port, local_port)
+        program = build_filter(remote_ip, remote_port, local_port, medium=self.medium)
         self._attach([(_RET_K, 0, 0, _REJECT)])
         while self._drain_one():
             pass
@@ -339,9 +375,13 @@ class PacketSocket(Closing):
         return frames
 
     def send(self, frame: bytes | bytearray | memoryview) -> bool:
-        """Send one complete Ethernet frame; False when the socket buffer is full and it was dropped."""
+        """Send one complete frame of the medium (an Ethernet frame, or an IP packet); False when the socket
+        buffer is full and it was dropped."""
         try:
-            self._sock.send(frame)
+            if self._to is None:
+                self._sock.send(frame)
+            else:
+                self._sock.sendto(frame, self._to[frame[0] >> 4])
         except (BlockingIOError, InterruptedError):
             return False
         except OSError as exc:
@@ -354,6 +394,9 @@ class PacketSocket(Closing):
         return self._sock.fileno()
 
     def close(self) -> None:
+        if self.replaced is not None:
+            self.replaced.result()
+            self.replaced = None
         if self._ring is not None:
             self._ring_view = None
             try:
@@ -363,3 +406,10 @@ class PacketSocket(Closing):
             self._ring = None
         self._sock.close()
 
+
+def _link_address(ifname: str) -> tuple[int, bytes]:
+    """The interface's link type (ARPHRD_*) and hardware address (SIOCGIFHWADDR, on any socket)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        reply = fcntl.ioctl(probe.fileno(), SIOCGIFHWADDR, struct.pack("16s16x", ifname.encode()))
+    family = struct.unpack_from("=H", reply, 16)[0]  # struct ifreq: name[16], sockaddr{u16 family, data[14]}
+    return family, reply[18:24]

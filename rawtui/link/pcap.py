@@ -1,8 +1,8 @@
 """Classic pcap files: write the frames a run sends and receives, read them back for replay.
 
-The writer makes what tcpdump and Wireshark read (magic 0xa1b2c3d4, version 2.4, Ethernet,
-microsecond timestamps) and buffers records into large writes. The reader also takes
-nanosecond-resolution files and either byte order.
+The writer makes what tcpdump and Wireshark read (magic 0xa1b2c3d4, version 2.4, Ethernet or, for a
+layer-3 link, raw IP (LINKTYPE_RAW), microsecond timestamps) and buffers records into large writes. The
+reader also takes nanosecond-resolution files and either byte order.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from rawtui.errors import OutputError
 from rawtui.link.closing import Closing
 
 LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101  # bare IPv4 / IPv6 packets: a tun, WireGuard or PPP link (Medium.IP)
 SNAPLEN = 262144
 MAGIC_MICRO = 0xA1B2C3D4
 MAGIC_NANO = 0xA1B23C4D
@@ -43,8 +44,21 @@ class PcapWriter(Closing):
         else:
             self._file = target
             self._owns_file = False
-        self._pending = bytearray(_HEADER.pack(MAGIC_MICRO, 2, 4, 0, 0, SNAPLEN, LINKTYPE_ETHERNET))
+        self.linktype = LINKTYPE_ETHERNET
+        self._pending = bytearray(_HEADER.pack(MAGIC_MICRO, 2, 4, 0, 0, SNAPLEN, self.linktype))
+        self._started = False  # the header left: the link type is fixed
         self.frames = 0
+
+    def set_linktype(self, linktype: int) -> None:
+        """The capture's link type (LINKTYPE_ETHERNET, LINKTYPE_RAW), until the first frame is written:
+        a classic pcap file holds one. OutputError for a change after that."""
+        if linktype == self.linktype:
+            return
+        if self.frames or self._started:
+            raise OutputError(f"the capture already holds link type {self.linktype} frames: one pcap file holds "
+                              f"one link type, not also {linktype} (write one capture per interface kind)")
+        self.linktype = linktype
+        self._pending[:_HEADER.size] = _HEADER.pack(MAGIC_MICRO, 2, 4, 0, 0, SNAPLEN, linktype)
 
     def write(self, frame: bytes | bytearray | memoryview, ts: float, orig_len: int | None = None) -> None:
         """Add one frame captured at ts (seconds since the epoch); frames beyond SNAPLEN are cut.
@@ -60,6 +74,7 @@ class PcapWriter(Closing):
             self._write_out()
 
     def _write_out(self) -> None:
+        self._started = True
         try:
             self._file.write(self._pending)
         except OSError as exc:

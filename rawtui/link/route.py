@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rawtui.errors import LinkError
+from rawtui.link.medium import link_type_name, medium_of
+from rawtui.stack.events import Medium
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute  # type: ignore[import-untyped]
@@ -54,6 +56,7 @@ _PROTOCOLS = {
     192: "eigrp",
 }  # fmt: skip
 _ARPHRD_KINDS = {1: "ether", 772: "loopback", 65534: "none"}
+POINT_TO_POINT = "point-to-point"  # a layer-3 link's next hop: no link-layer address to resolve
 _STACKED_KINDS = {"vlan", "macvlan", "macvtap", "ipvlan", "ipvtap"}  # IFLA_LINK names the lower device
 
 
@@ -76,10 +79,11 @@ class RouteInfo:
     src_mac: str  # "aa:bb:cc:dd:ee:ff"
     dst_ip: str
     gateway: str | None  # None: the destination is on-link
-    next_hop: str  # the gateway, or dst_ip when on-link: the address to ARP for
+    next_hop: str  # the gateway, or dst_ip when on-link: the address to ARP for; POINT_TO_POINT on Medium.IP
     mtu: int
     reason: str  # why this interface and next hop, for the user
     warning: str | None
+    medium: Medium = Medium.ETHERNET  # IP: a layer-3 link (tun, WireGuard, PPP): no MAC, nothing to resolve
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +100,11 @@ class InterfaceInfo:
     mac: str
     ipv4: tuple[str, ...]  # "a.b.c.d/nn"
     mtu: int
-    ethernet: bool  # ARPHRD_ETHER: rawtui can use it
+    ethernet: bool  # ARPHRD_ETHER
     master: str | None = None  # the bridge (or bond) it is a port of
     parent: str | None = None  # the interface a vlan/macvlan is stacked on
     vlan_id: int | None = None
+    medium: Medium | None = None  # what rawtui would speak on it (None: a link type it cannot use)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +276,7 @@ def _interface(link: Any, ipv4: list[str], names: dict[int, str], sysfs: Path) -
         master=names.get(master, f"#{master}") if master else None,
         parent=parent,
         vlan_id=int(vlan_id) if vlan_id is not None else None,
+        medium=medium_of(link["ifi_type"]),
     )
 
 
@@ -508,21 +514,25 @@ def _kernel_choice_by_ip(dst: ipaddress.IPv4Address) -> RouteInfo | None:
     head, link = links[0]
     _family, kind, _index, flags, _change = _IFINFOMSG.unpack(head)
     mac = link.get(_IFLA_ADDRESS, b"")
-    if kind != ARPHRD_ETHER or not flags & IFF_UP or len(mac) != 6 or _IFLA_IFNAME not in link or _IFLA_MTU not in link:
+    medium = medium_of(kind)
+    if (medium is None or not flags & IFF_UP or (medium is Medium.ETHERNET and len(mac) != 6)
+            or _IFLA_IFNAME not in link or _IFLA_MTU not in link):
         return None
+    ethernet = medium is Medium.ETHERNET
     name = link[_IFLA_IFNAME].rstrip(b"\0").decode(errors="replace")
     via = f"via {gateway}" if gateway else "on-link"
     return RouteInfo(
         iface=name,
         ifindex=index,
         src_ip=src,
-        src_mac=mac.hex(":"),
+        src_mac=mac.hex(":") if ethernet else "",
         dst_ip=str(dst),
         gateway=gateway,
-        next_hop=gateway or str(dst),
+        next_hop=(gateway or str(dst)) if ethernet else POINT_TO_POINT,
         mtu=int.from_bytes(link[_IFLA_MTU], sys.byteorder),
         reason=f"kernel route (table {_table_name(table)}, {dst} {via} dev {name})",
         warning=None if flags & _IFF_LOWER_UP else f"interface '{name}' has no carrier",
+        medium=medium,
     )
 
 
@@ -614,10 +624,8 @@ def _override(
 
     if link["ifi_type"] == ARPHRD_LOOPBACK:
         return refused("loopback: raw sockets cannot reach anything through it")
-    if link["ifi_type"] != ARPHRD_ETHER:
-        kind = interface_kind(link)
-        what = "a tun device" if kind == "tun" else f"link type {_ARPHRD_KINDS.get(link['ifi_type'], kind)}"
-        return refused(f"not Ethernet ({what}): rawtui cannot run there")
+    if medium_of(link["ifi_type"]) is None:
+        return refused(f"link type {link_type_name(link['ifi_type'])}: rawtui cannot run there")
     if not link["flags"] & IFF_UP:
         return refused(f"it is down: bring it up with `ip link set {name} up`")
     networks = _ipv4_networks(ipr, index)
@@ -635,10 +643,13 @@ def _override(
     src = look.reply.get("RTA_PREFSRC") or _pick_source(networks, dst)
     on_subnet = any(dst in net.network for net in networks)
     if look.table == RT_TABLE_UNSPEC and not on_subnet:
+        guess = (f"send to {dst} into that link, where only its far end could answer it"
+                 if medium_of(link["ifi_type"]) is Medium.IP else
+                 f"ARP for {dst} on that link and get no reply unless it is really there")
         return Override(
             name, chosen, True, False, src, None, str(dst), None, "cannot reach",
             f"this subnet ({subnets}) cannot reach the host: no route to {dst} through {name}, so rawtui "
-            f"would ARP for {dst} on that link and get no reply unless it is really there{carrier}",
+            f"would {guess}{carrier}",
         )  # fmt: skip
     if look.table == RT_TABLE_UNSPEC:
         return Override(name, chosen, True, True, src, None, str(dst), None, "on-link",
@@ -649,6 +660,9 @@ def _override(
                         f"the route through {name} is {matched.type}: {matched.describe()}{carrier}")  # fmt: skip
     gateway = look.reply.get("RTA_GATEWAY")
     summary = f"via {gateway}" if gateway else "on-link"
+    if medium_of(link["ifi_type"]) is Medium.IP:
+        return Override(name, chosen, True, True, src, gateway, POINT_TO_POINT, matched, POINT_TO_POINT,
+                        f"{POINT_TO_POINT} (no link-layer address): {matched.describe()}{carrier}")
     rule = (
         f" (rule {matched.rule.priority}: {matched.rule.text})"
         if matched.rule and not matched.rule.is_default
@@ -829,16 +843,14 @@ def _table_name(table: int) -> str:
 
 
 def _usable_link(ipr: IPRoute, index: int | None) -> Any:
-    """The link at index, checked to be an Ethernet-like interface that is up."""
+    """The link at index, checked to be an Ethernet-like or a layer-3 interface that is up."""
     if index is None:
         raise LinkError("the kernel route names no output interface")
     link = next(iter(ipr.link("get", index=index)))
     name = link.get("IFLA_IFNAME")
-    if link["ifi_type"] != ARPHRD_ETHER:
-        kind = _ARPHRD_KINDS.get(link["ifi_type"], f"link type {link['ifi_type']}")
-        if interface_kind(link) == "tun":
-            kind = "a tun device, IP packets without Ethernet"
-        raise LinkError(f"interface '{name}' is not Ethernet ({kind}): rawtui needs an Ethernet interface")
+    if medium_of(link["ifi_type"]) is None:
+        raise LinkError(f"interface '{name}' is of link type {link_type_name(link['ifi_type'])}: rawtui needs "
+                        "an Ethernet or a layer-3 (tun, WireGuard, PPP, IP tunnel) interface")
     if not link["flags"] & IFF_UP:
         raise LinkError(f"interface '{name}' is down: bring it up with `ip link set {name} up`")
     return link
@@ -874,15 +886,18 @@ def _route_info(
     if not link.get("IFLA_CARRIER"):
         no_carrier = f"interface '{link.get('IFLA_IFNAME')}' has no carrier"
         warning = f"{warning}; {no_carrier}" if warning else no_carrier
+    medium = medium_of(link["ifi_type"]) or Medium.ETHERNET
+    ethernet = medium is Medium.ETHERNET
     return RouteInfo(
         iface=link.get("IFLA_IFNAME"),
         ifindex=link["index"],
         src_ip=str(src),
-        src_mac=str(link.get("IFLA_ADDRESS")),
+        src_mac=str(link.get("IFLA_ADDRESS")) if ethernet else "",
         dst_ip=str(dst),
         gateway=gateway,
-        next_hop=gateway or str(dst),
+        next_hop=(gateway or str(dst)) if ethernet else POINT_TO_POINT,
         mtu=int(link.get("IFLA_MTU")),
         reason=reason,
         warning=warning,
+        medium=medium,
     )

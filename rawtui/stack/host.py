@@ -8,7 +8,11 @@ what it drops, and wraps the TCP machine's segments in IP and Ethernet headers.
 The address family is decided once, from the length of the addresses (4 bytes: IPv4, 16: IPv6), in
 ``__init__``: which resolver (:class:`ArpResolver` or :class:`NdpResolver`, the same shape), which
 Ethernet types are handled and by what (``_handlers``), which IP header wraps a segment (``_wrap``) and
-which fast path reads the connection's segments. Nothing after that asks the family again. ICMP errors
+which fast path reads the connection's segments. Nothing after that asks the family again. The medium
+(:class:`Medium`: Ethernet, or bare IP packets on a point-to-point link such as tun or WireGuard) is
+decided there too: the fast paths and the general path read the IP header at ``medium.link_header``, a
+frame's link header is built by ``_link`` (Ethernet's, or none), and the resolver of a point-to-point link
+(:class:`PointToPoint`) is done at once. ICMP errors
 for the connection (IPv4's fragmentation-needed, ICMPv6's Packet Too Big) lower its MSS
 (:meth:`TcpConnection.on_path_mtu`).
 """
@@ -20,8 +24,9 @@ from collections.abc import Callable
 
 from rawtui.errors import LinkError, TcpError
 from rawtui.stack.arp import ArpResolver
-from rawtui.stack.events import ChecksumDrop, Event, Malformed
+from rawtui.stack.events import ChecksumDrop, Event, Malformed, Medium
 from rawtui.stack.ndp import NdpResolver
+from rawtui.stack.p2p import NO_LINK_ADDRESS, PointToPoint
 from rawtui.stack.resolver import Resolver
 from rawtui.stack.tcp import TcpConnection
 from rawtui.stack.tcp_states import OVER
@@ -41,11 +46,17 @@ CSUM_NOT_READY = 1  # TP_STATUS_CSUMNOTREADY: sent by a local stack with checksu
 CSUM_KERNEL_VALID = 2  # TP_STATUS_CSUM_VALID: the NIC/kernel verified it
 
 # The fast path's view of a frame: Ethernet II (untagged) + IPv4 without options + the TCP fixed header.
-_ETH_IP_TCP = struct.Struct("!12xHBxHxxHxBxx4s4sHHIIBBHHH")
-_ETH_IP = struct.Struct("!6s6sHBBHHHBBH4s4s")
-# The same for IPv6: Ethernet II (untagged) + the fixed IPv6 header + the TCP fixed header (74 bytes).
-_ETH_IP6_TCP = struct.Struct("!12xHIHBx16s16sHHIIBBHHH")
-_ETH_IP6 = struct.Struct("!6s6sHIHBB16s16s")
+# Its first word is what precedes the IPv4 total length (EtherType, version/IHL, TOS); without a link header
+# (Medium.IP) the same fields follow version/IHL and TOS: one check, ``head >> 8``, for both media.
+_FAST4 = {Medium.ETHERNET: (struct.Struct("!12xIHxxHxBxx4s4sHHIIBBHHH"), ETH_P_IP << 8 | 0x45),
+          Medium.IP: (struct.Struct("!HHxxHxBxx4s4sHHIIBBHHH"), 0x45)}
+# The same for IPv6: Ethernet II (untagged) + the fixed IPv6 header + the TCP fixed header (74 bytes); the
+# first word holds the EtherType and the version nibble (``head >> 12``), or the version nibble alone.
+_FAST6 = {Medium.ETHERNET: (struct.Struct("!12xI2xHBx16s16sHHIIBBHHH"), ETH_P_IPV6 << 4 | 6),
+          Medium.IP: (struct.Struct("!H2xHBx16s16sHHIIBBHHH"), 6)}
+_ETH = struct.Struct("!6s6sH")
+_IP4 = struct.Struct("!BBHHHBBH4s4s")
+_IP6 = struct.Struct("!IHBB16s16s")
 _IP6_VERSION = 0x60000000  # version 6, traffic class 0, flow label 0
 
 
@@ -65,12 +76,15 @@ class Host:
         iface: str = "",
         next_hop_role: str = "next hop",
         local_addresses: tuple[bytes, ...] = (),
+        medium: Medium = Medium.ETHERNET,
         **tcp_options: object,
     ) -> None:
         """``local_ip`` and the others are 4-byte (IPv4) or 16-byte (IPv6) addresses. ``local_addresses``:
         our other addresses on the link (IPv6: the link-local one), whose neighbor solicitations we answer
-        as well as ``local_ip``'s."""
+        as well as ``local_ip``'s. ``medium``: what frames begin with (Medium.IP: the IP header, no
+        resolver; ``local_mac`` is then unused)."""
         self.local_mac = local_mac
+        self.medium = medium
         self.local_ip = local_ip
         self.remote_ip = remote_ip
         self.iface = iface
@@ -80,12 +94,15 @@ class Host:
             raise ValueError("local, remote and next-hop addresses of one Host are of one family")
         # the next hop's resolver: ARP or neighbor discovery (the same calls)
         self.arp: Resolver
-        if ipv6:
+        if medium is Medium.IP:  # a point-to-point link: nothing to resolve
+            self.arp = PointToPoint(local_ip, next_hop_ip)
+        elif ipv6:
             self.arp = NdpResolver(local_mac, local_ip, next_hop_ip, own_ips=local_addresses, retries=arp_retries,
                                    interval=arp_interval)
-            tcp_options.setdefault("mss", 1440)  # 1500 - 40 (IPv6) - 20 (TCP)
         else:
             self.arp = ArpResolver(local_mac, local_ip, next_hop_ip, retries=arp_retries, interval=arp_interval)
+        if ipv6:
+            tcp_options.setdefault("mss", 1440)  # 1500 - 40 (IPv6) - 20 (TCP)
         self.tcp = TcpConnection(
             local_ip=local_ip, remote_ip=remote_ip, local_port=local_port, remote_port=remote_port, isn=isn,
             **tcp_options,  # type: ignore[arg-type]
@@ -102,9 +119,22 @@ class Host:
             self._handlers = {ETH_P_IPV6: self._on_ipv6}
             self._wrap = self._wrap6
         else:
-            self._handlers = {ETH_P_IP: self._on_ipv4, ETH_P_ARP: self._on_arp}
+            self._handlers = {ETH_P_IP: self._on_ipv4}
+            if medium is Medium.ETHERNET:
+                self._handlers[ETH_P_ARP] = self._on_arp
             self._wrap = self._wrap4
         self._ipv6 = ipv6
+        # where the IP header starts, how a frame is taken apart and what goes before a packet: the medium's
+        lh = self._lh = medium.link_header
+        self._parse: Callable[[bytes | memoryview], EthernetFrame]
+        self._link: Callable[[int], bytes]
+        if medium is Medium.IP:
+            self._parse, self._link = _parse_ip_packet, _no_link_header
+        else:
+            self._parse, self._link = parse_ethernet, self._ethernet_header
+        self._fast4_struct, self._fast4_head = _FAST4[medium]
+        self._fast6_struct, self._fast6_head = _FAST6[medium]
+        self._fast_min = lh + (60 if ipv6 else 40)  # the shortest frame a fast path reads
         self._progress = 0  # the connection's progress mark, for neighbor reachability (on_timer)
         self._ident = isn & 0xFFFF
         # the IPv4 header's fixed words (version/IHL, DF, TTL/protocol, addresses) for _wrap's checksum
@@ -156,39 +186,41 @@ class Host:
         c = self.counters
         c["frames_in"] += 1
         if self._ipv6:
-            if self._connected and len(frame) >= 74 and self._fast6(frame, now, csum):
+            if self._connected and len(frame) >= self._fast_min and self._fast6(frame, now, csum):
                 return
-        elif self._connected and len(frame) >= 54:
+        elif self._connected and len(frame) >= self._fast_min:
             # The fast path: the connection's untagged IPv4 TCP frames without IP options, both checksums
             # good, parsed in one unpack. Anything else (and any doubt) takes the general path below,
             # which parses again and counts and reports what it drops.
-            (etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win, tsum,
-             urg) = _ETH_IP_TCP.unpack_from(frame)
+            (head, total, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win, tsum,
+             urg) = self._fast4_struct.unpack_from(frame)
             hl = (off >> 4) << 2
-            if (etype == ETH_P_IP and vihl == 0x45 and proto == PROTO_TCP and not frag & 0x3FFF
+            lh = self._lh
+            if (head >> 8 == self._fast4_head and proto == PROTO_TCP and not frag & 0x3FFF
                     and src == self.remote_ip and dst == self.local_ip and 40 + hl - 20 <= total
-                    and total + 14 <= len(frame) and hl >= 20):
+                    and total + lh <= len(frame) and hl >= 20):
                 mv = memoryview(frame)
-                end = 14 + total
+                end = lh + total
                 if csum == CSUM_UNKNOWN:
-                    ok = residue(mv[14:34]) == 0 and (
-                        self._ph_sum + total - 20 + residue(mv[34:end])) % 0xFFFF == 0
+                    ok = residue(mv[lh:lh + 20]) == 0 and (
+                        self._ph_sum + total - 20 + residue(mv[lh + 20:end])) % 0xFFFF == 0
                 else:
                     ok = True
                     c["csum_offloaded" if csum == CSUM_NOT_READY else "csum_kernel_verified"] += 1
                 if ok:
                     try:
-                        options = parse_options(mv[54:34 + hl]) if hl > 20 else NO_OPTIONS
+                        options = parse_options(mv[lh + 40:lh + 20 + hl]) if hl > 20 else NO_OPTIONS
                     except WireError as e:
                         c["malformed"] += 1
                         self._events.append(Malformed(now, str(e), len(frame)))
                         return
                     self.tcp.on_segment(
-                        TcpSegment(sport, dport, seq, ack, flags, win, options, mv[34 + hl:end], urg, tsum, hl), now)
+                        TcpSegment(sport, dport, seq, ack, flags, win, options, mv[lh + 20 + hl:end], urg, tsum, hl),
+                        now)
                     self._collect_tcp()
                     return
         try:
-            eth = parse_ethernet(frame)
+            eth = self._parse(frame)
             handler = self._handlers.get(eth.ethertype)
             if handler is None:
                 c["not_ours"] += 1
@@ -232,9 +264,10 @@ class Host:
             msg = parse_icmpv6(payload, ip.src, ip.dst, verify=csum == CSUM_UNKNOWN)
             if isinstance(msg, PacketTooBig):
                 self._on_icmp_error(quoted_tcp6(msg.invoking), msg.mtu, ip6_str(ip.src), now)
-            else:  # neighbor discovery (the resolver judges the rest: hop limit, kinds, targets)
-                assert isinstance(self.arp, NdpResolver)
+            elif isinstance(self.arp, NdpResolver):  # neighbor discovery (the resolver judges the rest)
                 self.arp.on_ndp(msg, ip.src, ip.dst, ip.hop_limit, eth.src, now)
+            else:  # a point-to-point link has no neighbors to discover
+                self.counters["not_ours"] += 1
             return
         if ip.src != self.remote_ip or ip.dst != self.local_ip or (ip.proto != PROTO_TCP and not ip.is_fragment):
             self.counters["not_ours"] += 1
@@ -276,28 +309,29 @@ class Host:
         """The IPv6 fast path: the connection's untagged TCP frames without extension headers, the
         checksum good, parsed in one unpack (what the IPv4 one in :meth:`on_frame` does). False: any doubt,
         and the general path parses again, counts and reports."""
-        (etype, vtf, plen, nh, src, dst, sport, dport, seq, ack, off, flags, win, tsum,
-         urg) = _ETH_IP6_TCP.unpack_from(frame)
+        (head, plen, nh, src, dst, sport, dport, seq, ack, off, flags, win, tsum,
+         urg) = self._fast6_struct.unpack_from(frame)
         hl = (off >> 4) << 2
-        end = 54 + plen
-        if not (etype == ETH_P_IPV6 and nh == PROTO_TCP and vtf >> 28 == 6 and src == self.remote_ip
+        lh = self._lh
+        end = lh + 40 + plen
+        if not (head >> 12 == self._fast6_head and nh == PROTO_TCP and src == self.remote_ip
                 and dst == self.local_ip and 20 <= hl <= plen and end <= len(frame)):
             return False
         c = self.counters
         mv = memoryview(frame)
         if csum == CSUM_UNKNOWN:
-            if (self._ph_sum + plen + residue(mv[54:end])) % 0xFFFF:
+            if (self._ph_sum + plen + residue(mv[lh + 40:end])) % 0xFFFF:
                 return False
         else:
             c["csum_offloaded" if csum == CSUM_NOT_READY else "csum_kernel_verified"] += 1
         try:
-            options = parse_options(mv[74:54 + hl]) if hl > 20 else NO_OPTIONS
+            options = parse_options(mv[lh + 60:lh + 40 + hl]) if hl > 20 else NO_OPTIONS
         except WireError as e:
             c["malformed"] += 1
             self._events.append(Malformed(now, str(e), len(frame)))
             return True
-        self.tcp.on_segment(TcpSegment(sport, dport, seq, ack, flags, win, options, mv[54 + hl:end], urg, tsum, hl),
-                            now)
+        self.tcp.on_segment(
+            TcpSegment(sport, dport, seq, ack, flags, win, options, mv[lh + 40 + hl:end], urg, tsum, hl), now)
         self._collect_tcp()
         return True
 
@@ -347,19 +381,22 @@ class Host:
         return out
 
     def _wrap4(self, segment: bytes) -> bytes:
-        """Ethernet + IPv4 (no options, DF, TTL 64) around a TCP segment, in one pack."""
+        """The link header + IPv4 (no options, DF, TTL 64) around a TCP segment."""
         self._ident = ident = (self._ident + 1) & 0xFFFF
         total = 20 + len(segment)
         csum = checksum_from_residue(self._ip_sum + total + ident)
-        assert self.arp.mac is not None
-        return _ETH_IP.pack(self.arp.mac, self.local_mac, ETH_P_IP, 0x45, 0, total, ident, 0x4000, 64, PROTO_TCP,
-                            csum, self.local_ip, self.remote_ip) + segment
+        return self._link(ETH_P_IP) + _IP4.pack(0x45, 0, total, ident, 0x4000, 64, PROTO_TCP, csum, self.local_ip,
+                                                self.remote_ip) + segment
 
     def _wrap6(self, segment: bytes) -> bytes:
-        """Ethernet + IPv6 (no extension headers, hop limit 64) around a TCP segment, in one pack."""
+        """The link header + IPv6 (no extension headers, hop limit 64) around a TCP segment."""
+        return self._link(ETH_P_IPV6) + _IP6.pack(_IP6_VERSION, len(segment), PROTO_TCP, 64, self.local_ip,
+                                                  self.remote_ip) + segment
+
+    def _ethernet_header(self, ethertype: int) -> bytes:
+        """Ethernet's link header, to the resolved next hop."""
         assert self.arp.mac is not None
-        return _ETH_IP6.pack(self.arp.mac, self.local_mac, ETH_P_IPV6, _IP6_VERSION, len(segment), PROTO_TCP, 64,
-                             self.local_ip, self.remote_ip) + segment
+        return _ETH.pack(self.arp.mac, self.local_mac, ethertype)
 
     def _collect(self, now: float) -> None:
         arp = self.arp
@@ -385,3 +422,18 @@ class Host:
             self._events.extend(tcp.take_events())
         if tcp.error is not None and self.error is None:
             self.error = tcp.error
+
+
+def _no_link_header(ethertype: int) -> bytes:
+    """A point-to-point link's header: none (the socket's address says the protocol)."""
+    return b""
+
+
+def _parse_ip_packet(packet: bytes | memoryview) -> EthernetFrame:
+    """A bare IP packet (Medium.IP) in the shape the handlers take: its version nibble as the EtherType."""
+    mv = memoryview(packet)
+    if not len(mv):
+        raise WireError("empty packet on a point-to-point link")
+    version = mv[0] >> 4
+    ethertype = ETH_P_IP if version == 4 else ETH_P_IPV6 if version == 6 else 0
+    return EthernetFrame(NO_LINK_ADDRESS, NO_LINK_ADDRESS, ethertype, mv)

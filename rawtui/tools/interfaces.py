@@ -34,6 +34,7 @@ from rawtui.link.route import (
     list_interfaces,
     resolve_host,
 )
+from rawtui.stack.events import Medium
 
 MIN_IPV4_MTU = 576  # RFC 791: the datagram size every IPv4 host must be able to accept
 PROBE_TRIES = 3
@@ -113,10 +114,10 @@ def interface_warnings(info: InterfaceInfo) -> list[str]:
     if info.kind == "loopback":
         return ["loopback: rawtui cannot use it (raw sockets cannot reach loopback)"]
     out: list[str] = []
-    if info.kind == "tun":
-        out.append("tun device: no Ethernet, rawtui cannot run there")
-    elif not info.ethernet:
-        out.append(f"not Ethernet (link type {info.kind}): rawtui cannot run there")
+    if info.medium is None:
+        out.append(f"link type {info.kind}: rawtui cannot run there (it runs on Ethernet and layer-3 links)")
+    elif info.medium is Medium.IP:
+        out.append("layer-3 link: bare IP packets, point-to-point (no link-layer address to resolve)")
     if not info.up:
         out.append("down")
     elif not info.carrier and info.ethernet:
@@ -130,7 +131,7 @@ def interface_warnings(info: InterfaceInfo) -> list[str]:
 
 
 def interface_row(info: InterfaceInfo, offloads: Offloads | None) -> InterfaceRow:
-    usable = info.ethernet and info.up and bool(info.ipv4) and info.kind != "loopback"
+    usable = info.medium is not None and info.up and bool(info.ipv4) and info.kind != "loopback"
     return InterfaceRow(info, offloads, usable, tuple(interface_warnings(info)))
 
 
@@ -157,8 +158,8 @@ def build_report(url: str | None, iface: str | None = None, *, probe: bool = Fal
     destination = Destination(parsed.text, parsed.host, dst_ip, parsed.port)
     explanation = explain_route(dst_ip, iface)
     result = None
-    if probe and explanation.route is not None:
-        result = probe_next_hop(explanation.route)
+    if probe and explanation.route is not None and explanation.route.medium is Medium.ETHERNET:
+        result = probe_next_hop(explanation.route)  # (a point-to-point link has nothing to ask)
     return Report(rows, destination, iface, explanation, result)
 
 
@@ -370,7 +371,9 @@ def _route_grid(dest: Destination, exp: RouteExplanation, forced: str | None) ->
     if route is not None:
         grid.add_row("interface", f"{route.iface} (-i)" if forced else route.iface)
         grid.add_row("source", f"{route.src_ip}  {route.src_mac}")
-        if route.gateway:
+        if route.medium is Medium.IP:
+            grid.add_row("next hop", f"point-to-point: no link-layer address, nothing to resolve on {route.iface}")
+        elif route.gateway:
             grid.add_row("next hop", f"gateway {route.gateway}: rawtui ARPs for it on {route.iface}")
         else:
             grid.add_row("next hop", f"on-link: rawtui ARPs for {route.next_hop} itself on {route.iface}")

@@ -17,6 +17,7 @@ from conftest import child_env, sh
 from rawtui.errors import LinkError, PrivilegeError
 from rawtui.link import afpacket
 from rawtui.link.afpacket import PacketSocket, build_filter
+from rawtui.stack.events import Medium
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -72,12 +73,15 @@ def tcp_frame(**kwargs: Any) -> bytes:
 # --- a classic BPF interpreter, enough for the instructions build_filter uses ------------------------
 
 
-def run_bpf(program: list[tuple[int, int, int, int]], packet: bytes) -> int:
+def run_bpf(program: list[tuple[int, int, int, int]], packet: bytes, protocol: int = 0) -> int:
+    """``protocol``: the packet's skb->protocol, for the ancillary load (ldh [SKF_AD_PROTOCOL])."""
     a = x = pc = 0
     while True:
         code, jt, jf, k = program[pc]
         pc += 1
-        if code in (0x20, 0x28, 0x30, 0x48):  # ld [k] (w, h, b), ldh [x + k]
+        if code == 0x28 and k == 0xFFFFF000:  # ldh #proto
+            a = protocol
+        elif code in (0x20, 0x28, 0x30, 0x48):  # ld [k] (w, h, b), ldh [x + k]
             size = {0x20: 4, 0x28: 2, 0x30: 1, 0x48: 2}[code]
             at = k + (x if code == 0x48 else 0)
             if at + size > len(packet):
@@ -135,6 +139,28 @@ def test_filter_without_ports_accepts_any_tcp_from_the_host() -> None:
     only_local = build_filter(SERVER_IP, local_port=40000)
     assert run_bpf(only_local, tcp_frame(sport=1))
     assert not run_bpf(only_local, tcp_frame(dport=1))
+
+
+IP_FILTERED = build_filter(SERVER_IP, 8080, 40000, medium=Medium.IP)
+
+
+@pytest.mark.parametrize(
+    ("packet", "protocol", "accepted"),
+    [
+        (ipv4(tcp()), 0x0800, True),
+        (ipv4(tcp(), options=b"\x01\x01\x01\x00"), 0x0800, True),
+        (ipv4(tcp(sport=8081)), 0x0800, False),
+        (ipv4(tcp(dport=40001)), 0x0800, False),
+        (ipv4(tcp(), src="10.9.0.3"), 0x0800, False),
+        (ipv4(tcp(), frag=0x0010), 0x0800, False),
+        (ipv4(b"\0" * 8, proto=17), 0x0800, False),
+        (ipv4(tcp()), 0x86DD, False),  # what the kernel says the packet is, not its first bytes
+        (ipv4(tcp())[:21], 0x0800, False),
+    ],
+)
+def test_the_layer3_filter_reads_the_ip_header_at_offset_0(packet: bytes, protocol: int, accepted: bool) -> None:
+    assert (run_bpf(IP_FILTERED, packet, protocol) != 0) is accepted
+    assert not [insn for insn in IP_FILTERED if insn[3] in (0x0806, 0x8100)]  # no ARP, no VLAN tags there
 
 
 def test_filter_jumps_stay_inside_the_program() -> None:
@@ -341,3 +367,49 @@ def test_ring_frames_bigger_than_a_slot_arrive_whole_and_in_order_and_drops_are_
     assert out["got"] == [f.hex() for f in frames]
     assert out["read"] == out["slots"]  # a full ring: every slot held a frame
     assert out["drops"] >= 300 - 5 and out["packets"] >= out["slots"] + out["drops"] - 5
+
+
+TUN_EXCHANGE = """
+import fcntl, json, os, select, struct, subprocess, sys, time
+from rawtui.link.afpacket import PacketSocket, Unbound
+
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, 0x400454CA, struct.pack("16sH", b"tq0", 0x0001 | 0x1000))  # TUNSETIFF: IFF_TUN | IFF_NO_PI
+for cmd in (["ip", "addr", "add", "10.9.0.2", "peer", "10.9.0.1/32", "dev", "tq0"], ["ip", "link", "set", "tq0", "up"]):
+    subprocess.run(cmd, check=True)
+frames = [bytes.fromhex(f) for f in sys.argv[2:]]
+sock = PacketSocket("tq0", unbound=Unbound() if sys.argv[1] == "early" else None)
+out = {"medium": sock.medium.value, "ring": sock.uses_ring, "replaced": sock.replaced is not None}
+sock.set_filter("10.9.0.1", 8080, 40000)
+for f in frames:
+    os.write(fd, f)  # as if they came out of the tunnel
+got, deadline = [], time.monotonic() + 2
+while time.monotonic() < deadline and len(got) < 2:
+    select.select([sock], [], [], 0.1)
+    got += sock.recv_many()
+out["got"] = [frame.hex() for frame, _ in got]
+reply = frames[0][:12] + frames[0][16:20] + frames[0][12:16] + frames[0][20:]
+out["sent"] = sock.send(reply)
+seen, deadline = [], time.monotonic() + 2
+while reply.hex() not in seen and time.monotonic() < deadline:
+    if select.select([fd], [], [], 0.1)[0]:
+        seen.append(os.read(fd, 65536).hex())
+out["tunnel_got_it"] = reply.hex() in seen
+sock.close()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("early", ["early", "none"])
+def test_a_tun_device_gets_a_layer3_socket(netns: Callable[[], str], early: str) -> None:
+    """On a tun (ARPHRD_NONE): a SOCK_DGRAM socket with its ring, bare IP packets in and out, the filter at
+    offset 0; a SOCK_RAW socket opened ahead is replaced."""
+    ns = netns()
+    matching = [ipv4(tcp(data=b"hello")), ipv4(tcp(), options=b"\x01\x01\x01\x00")]
+    others = [ipv4(tcp(sport=8081)), ipv4(tcp(), src="10.9.0.3")]
+    frames = [matching[0], others[0], others[1], matching[1]]
+    out = run_in(ns, TUN_EXCHANGE, early, *(frame.hex() for frame in frames))
+    assert (out["medium"], out["ring"], out["replaced"]) == ("ip", True, early == "early")
+    assert out["got"] == [frame.hex() for frame in matching]
+    assert out["sent"] and out["tunnel_got_it"]

@@ -12,7 +12,7 @@ import dpkt  # type: ignore[import-untyped]
 import pytest
 
 from rawtui.errors import OutputError
-from rawtui.link.pcap import SNAPLEN, PcapFormatError, PcapWriter, read_pcap
+from rawtui.link.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, SNAPLEN, PcapFormatError, PcapWriter, read_pcap
 
 
 def frame(sport: int, payload: bytes = b"") -> bytes:
@@ -158,3 +158,19 @@ def test_cut_frames_read_back(tmp_path):
     raw = path.read_bytes()
     incl, orig = struct.unpack_from("<II", raw, 24 + 8)
     assert (incl, orig) == (128, 1514)
+
+
+def test_a_layer3_capture_is_raw_ip_until_its_first_frame(tmp_path: Path) -> None:
+    path = tmp_path / "tun.pcap"
+    with PcapWriter(path) as writer:
+        writer.set_linktype(LINKTYPE_RAW)  # before any frame: the header says so
+        for ts, data in FRAMES:
+            writer.write(data[14:], ts)  # bare IP packets, as on a tun
+        writer.set_linktype(LINKTYPE_RAW)  # the same again: nothing to change
+        with pytest.raises(OutputError, match="one pcap file holds one link type"):
+            writer.set_linktype(LINKTYPE_ETHERNET)
+    raw = path.read_bytes()
+    assert struct.unpack_from("<I", raw, 20)[0] == LINKTYPE_RAW
+    records = list(dpkt.pcap.Reader(io.BytesIO(raw)))
+    assert [bytes(dpkt.ip.IP(data).data)[:2] for _, data in records] == [
+        struct.pack("!H", port) for port in (40000, 40001, 40002)]

@@ -219,9 +219,7 @@ def test_forced_interface(lab_ns: str) -> None:
     [
         ("192.0.2.10", "nope", "unknown interface 'nope' (available: lo, "),
         ("192.0.2.10", "br0", "interface 'br0' is down"),
-        ("10.55.0.9", "tn0", "rawtui needs an Ethernet interface"),
-        ("10.55.0.9", None, "rawtui needs an Ethernet interface"),
-        ("192.0.2.10", "lo", "rawtui needs an Ethernet interface"),
+        ("192.0.2.10", "lo", "is of link type loopback: rawtui needs an Ethernet or a layer-3"),
         ("10.77.0.9", "ve0p", "interface 've0p' has no IPv4 address"),
         ("10.77.0.2", None, "it is an address of this machine"),
         ("203.0.113.5", None, "no route to 203.0.113.5: "),
@@ -235,6 +233,15 @@ def test_refusals(lab_ns: str, dst: str, iface: str | None, message: str) -> Non
 
 
 @pytest.mark.lab
+def test_a_tun_route_is_point_to_point(lab_ns: str) -> None:
+    """A layer-3 interface (tun: ARPHRD_NONE) is used as Medium.IP: no MAC, no next hop to resolve."""
+    out = resolve_in(lab_ns, ("10.55.0.9", None), ("10.55.0.9", "tn0"))
+    for got in (out["10.55.0.9 None"], out["10.55.0.9 tn0"]):
+        assert (got["iface"], got["medium"], got["src_ip"]) == ("tn0", "ip", "10.55.0.2"), got
+        assert (got["src_mac"], got["next_hop"]) == ("", "point-to-point")
+
+
+@pytest.mark.lab
 def test_list_interfaces(lab_ns: str) -> None:
     infos = {info["name"]: info for info in resolve_in(lab_ns)["interfaces"]}
     assert set(infos) == {"lo", "ve0", "ve0p", "ve1", "ve1p", "br0", "tn0"}
@@ -243,8 +250,9 @@ def test_list_interfaces(lab_ns: str) -> None:
     assert ve0["ipv4"] == ["10.77.0.2/24"] and ve0["mtu"] == 1500
     assert ve0["mac"] == link(lab_ns, "ve0")["address"]
     assert (infos["br0"]["kind"], infos["br0"]["up"]) == ("bridge", False)
-    assert (infos["tn0"]["kind"], infos["tn0"]["ethernet"]) == ("tun", False)
-    assert (infos["lo"]["kind"], infos["lo"]["ethernet"]) == ("loopback", False)
+    assert (infos["tn0"]["kind"], infos["tn0"]["ethernet"], infos["tn0"]["medium"]) == ("tun", False, "ip")
+    assert (infos["lo"]["kind"], infos["lo"]["ethernet"], infos["lo"]["medium"]) == ("loopback", False, None)
+    assert ve0["medium"] == "ethernet"
     assert [info["index"] for info in infos.values()] == sorted(info["index"] for info in infos.values())
 
 
@@ -317,7 +325,7 @@ def test_explain_route(lab_ns: str) -> None:
     assert overrides["ve1"]["kernel_choice"] and overrides["ve1"]["summary"] == "via 10.88.0.1"
     assert overrides["ve0"]["summary"] == "via 10.77.0.1" and overrides["ve0"]["reaches"]
     assert overrides["ve0"]["matched"]["prefix"] == "0.0.0.0/0"
-    assert overrides["tn0"]["detail"] == "not Ethernet (a tun device): rawtui cannot run there"
+    assert overrides["tn0"]["usable"] and not overrides["tn0"]["reaches"]  # a layer-3 link, without the route
     assert overrides["br0"]["detail"] == "it is down: bring it up with `ip link set br0 up`"
     assert overrides["ve0p"]["detail"] == "no IPv4 address"
     assert not overrides["lo"]["usable"]
@@ -362,8 +370,8 @@ print(json.dumps(out))
 
 @pytest.mark.lab
 def test_the_rtnetlink_shortcut_answers_like_pyroute2(plain_ns: str) -> None:
-    usual = ["192.0.2.10", "10.77.0.9", "198.51.100.7", "10.88.0.200", "10.99.0.7"]
-    unusual = ["10.55.0.9", "203.0.113.5", "10.77.0.2"]  # tun, unreachable, local: the netlink way says why
+    usual = ["192.0.2.10", "10.77.0.9", "198.51.100.7", "10.88.0.200", "10.99.0.7", "10.55.0.9"]  # (a tun too)
+    unusual = ["203.0.113.5", "10.77.0.2"]  # unreachable, local: the netlink way says why
     done = subprocess.run(
         ["ip", "netns", "exec", plain_ns, sys.executable, "-c", BOTH_WAYS, json.dumps(usual + unusual)],
         check=False, capture_output=True, text=True, timeout=60, cwd=REPO,

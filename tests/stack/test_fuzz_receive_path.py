@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from rawtui.stack.events import Medium
+
 _PATH = Path(__file__).resolve().parents[2] / "scripts" / "fuzz.py"
 _spec = importlib.util.spec_from_file_location("rawtui_fuzz", _PATH)
 assert _spec is not None and _spec.loader is not None
@@ -18,9 +20,10 @@ sys.modules["rawtui_fuzz"] = fuzz
 _spec.loader.exec_module(fuzz)
 
 
+@pytest.mark.parametrize("medium", list(Medium))
 @pytest.mark.parametrize("seed", [1, 2])
-def test_frames(seed):
-    rep = fuzz.fuzz_frames(6000, seed)
+def test_frames(seed, medium):
+    rep = fuzz.fuzz_frames(6000, seed, medium)
     assert rep.failures == []
     s = rep.stats
     # the run really reached every layer and every outcome

@@ -28,6 +28,7 @@ from rawtui.link.route import (
     rule_text,
     selecting_rule,
 )
+from rawtui.stack.events import Medium
 from rawtui.tools import interfaces as ifs
 from rawtui.wire.arp import OP_REPLY, OP_REQUEST, ArpPacket, build_arp, parse_arp
 from rawtui.wire.ethernet import ETH_P_ARP, build_ethernet, mac_bytes, parse_ethernet
@@ -35,11 +36,14 @@ from rawtui.wire.ipv4 import ip_bytes
 
 # -- warnings -------------------------------------------------------------------------------------
 
+LAYER3 = "layer-3 link: bare IP packets, point-to-point (no link-layer address to resolve)"
+
 
 def info(**kw: Any) -> InterfaceInfo:
     base: dict[str, Any] = {
         "name": "eth0", "index": 2, "kind": "veth", "up": True, "carrier": True, "operstate": "UP",
         "mac": "02:00:00:00:00:01", "ipv4": ("10.0.0.2/24",), "mtu": 1500, "ethernet": True,
+        "medium": Medium.ETHERNET,
     }  # fmt: skip
     base.update(kw)
     return InterfaceInfo(**base)
@@ -50,10 +54,12 @@ def info(**kw: Any) -> InterfaceInfo:
     [
         ({}, []),
         ({"kind": "physical"}, []),
-        ({"name": "lo", "kind": "loopback", "ethernet": False, "ipv4": ("127.0.0.1/8",), "mtu": 65536},
-         ["loopback: rawtui cannot use it (raw sockets cannot reach loopback)"]),
-        ({"kind": "tun", "ethernet": False, "carrier": False}, ["tun device: no Ethernet, rawtui cannot run there"]),
-        ({"kind": "wireguard", "ethernet": False}, ["not Ethernet (link type wireguard): rawtui cannot run there"]),
+        ({"name": "lo", "kind": "loopback", "ethernet": False, "ipv4": ("127.0.0.1/8",), "mtu": 65536,
+          "medium": None}, ["loopback: rawtui cannot use it (raw sockets cannot reach loopback)"]),
+        ({"kind": "tun", "ethernet": False, "carrier": False, "medium": Medium.IP}, [LAYER3]),
+        ({"kind": "wireguard", "ethernet": False, "medium": Medium.IP}, [LAYER3]),
+        ({"kind": "infiniband", "ethernet": False, "medium": None},
+         ["link type infiniband: rawtui cannot run there (it runs on Ethernet and layer-3 links)"]),
         ({"up": False, "carrier": False}, ["down"]),
         ({"carrier": False}, ["no carrier: nothing is connected, or the other end is down"]),
         ({"ipv4": ()}, ["no IPv4 address"]),
@@ -67,7 +73,7 @@ def test_interface_warnings(kw: dict[str, Any], warnings: list[str]) -> None:
     assert ifs.interface_warnings(info(**kw)) == warnings
     row = ifs.interface_row(info(**kw), None)
     assert row.usable == (not warnings or warnings == ["no carrier: nothing is connected, or the other end is down"]
-                          or warnings[0].startswith("MTU"))  # fmt: skip
+                          or warnings[0].startswith("MTU") or warnings == [LAYER3])  # fmt: skip
 
 
 # -- kinds ----------------------------------------------------------------------------------------

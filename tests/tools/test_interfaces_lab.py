@@ -44,6 +44,7 @@ FILE = "1m.bin"
 POLICY_HOST = "10.77.2.2"  # the rule sends it through eth1 and router2
 VLAN_HOST = "10.77.2.3"  # routed through the VLAN sub-interface
 BRIDGE_HOST = "10.79.2.2"  # routed through the bridge
+LAYER3 = "layer-3 link: bare IP packets, point-to-point (no link-layer address to resolve)"
 
 
 @dataclass
@@ -285,8 +286,8 @@ def test_listing_kinds_and_warnings(topo: Topology) -> None:
     assert got["br0"]["kind"] == "bridge" and got["br0"]["usable"]
     assert got["eth4"]["master"] == "br0"
     assert got["eth4"]["warnings"] == ["no IPv4 address: a port of br0, use br0"]
-    assert (got["tun0"]["kind"], got["tun0"]["usable"]) == ("tun", False)
-    assert "tun device: no Ethernet, rawtui cannot run there" in got["tun0"]["warnings"]
+    assert (got["tun0"]["kind"], got["tun0"]["usable"], got["tun0"]["medium"]) == ("tun", True, "ip")
+    assert got["tun0"]["warnings"] == [LAYER3]
     assert got["eth3"]["warnings"] == ["down"] and not got["eth3"]["usable"]
     assert got["lo"]["kind"] == "loopback" and "loopback" in got["lo"]["warnings"][0]
     assert any("MTU 500 is below 576" in w for w in got["eth5"]["warnings"])
@@ -332,22 +333,20 @@ def test_route_matches_ip_route_get(topo: Topology, dst: str) -> None:
     iface, gateway, table, rule = CASES[dst]
     kernel = route_get(topo, dst)
     assert (kernel["dev"], kernel.get("gateway"), kernel.get("table", "main")) == (iface, gateway, table)
-    usable = iface != "tun0"
-    answer = interfaces_json(topo, f"http://{dst}/x", code=0 if usable else 4)
+    answer = interfaces_json(topo, f"http://{dst}/x")
     assert answer["kernel_iface"] == kernel["dev"]
     matched = answer["matched"]
     assert matched["table_name"] == kernel.get("table", "main")
     assert matched["gateway"] == kernel.get("gateway")
     assert matched["prefix"] == fibmatch_prefix(topo, dst)
     assert f"{matched['rule']['priority']}: {matched['rule']['text']}" == rule
-    if not usable:
-        assert answer["route"] is None
-        assert "is not Ethernet (a tun device" in answer["error"]
-        return
     route = answer["route"]
     assert (route["iface"], route["gateway"], route["src_ip"]) == (kernel["dev"], kernel.get("gateway"),
                                                                    kernel["prefsrc"])  # fmt: skip
-    assert route["next_hop"] == kernel.get("gateway", dst)
+    if iface == "tun0":  # a layer-3 link: nothing to resolve
+        assert (route["next_hop"], route["medium"], route["src_mac"]) == ("point-to-point", "ip", "")
+    else:
+        assert (route["next_hop"], route["medium"]) == (kernel.get("gateway", dst), "ethernet")
     assert answer["error"] is None
 
 
@@ -372,7 +371,9 @@ def test_overrides_match_ip_route_get_oif(topo: Topology) -> None:
         assert overrides[name]["summary"] == "cannot reach"
         assert "cannot reach the host" in overrides[name]["detail"]
     assert "10.80.0.0/24" in overrides["eth2"]["detail"]
-    assert overrides["tun0"]["detail"] == "not Ethernet (a tun device): rawtui cannot run there"
+    assert overrides["tun0"]["usable"] and overrides["tun0"]["summary"] == "cannot reach"
+    assert "no route to 10.77.2.2 through tun0, so rawtui would send to 10.77.2.2 into that link" in (
+        overrides["tun0"]["detail"])
     assert overrides["eth3"]["detail"].startswith("it is down")
     assert overrides["eth4"]["detail"] == "no IPv4 address: it is a port of br0, use that"
     assert overrides["lo"]["usable"] is False
@@ -395,7 +396,7 @@ def test_table_output_says_it_in_words(topo: Topology) -> None:
         "matched route 10.77.2.2/32 via 10.79.1.1 dev eth1 table 100",
         "gateway 10.79.1.1: rawtui ARPs for it on eth1",
         "this subnet (10.80.0.0/24) cannot reach the host",
-        "tun device: no Ethernet, rawtui cannot run there",
+        LAYER3,
         "no IPv4 address: a port of br0, use br0",
     ):
         assert expected in text, expected
@@ -451,7 +452,6 @@ def test_download_where_the_host_is_not_on_the_link(topo: Topology, tmp_path: Pa
 @pytest.mark.parametrize(
     ("iface", "message"),
     [
-        ("tun0", "interface 'tun0' is not Ethernet (a tun device, IP packets without Ethernet)"),
         ("eth3", "interface 'eth3' is down: bring it up with `ip link set eth3 up`"),
         ("eth4", "interface 'eth4' has no IPv4 address"),
     ],
