@@ -1,7 +1,7 @@
 """Command line: `rawtui URL`, `rawtui replay FILE`, `rawtui demo`, `rawtui lab ...`.
 
 Every error a user can hit ends as one line ``rawtui: error: ...`` on stderr and an exit code
-(0 ok, 2 usage, 3 privilege, 4 interface/route/ARP, 5 TCP, 6 HTTP, 7 output file), never a traceback.
+(0 ok, 2 usage, 3 privilege, 4 interface/route/next hop, 5 TCP, 6 HTTP, 7 output file), never a traceback.
 
 Every ending is clean and prompt (see :class:`Endings`): SIGINT, SIGTERM or SIGHUP (or a terminal that
 hangs up) stop the download the clean way (firewall rule removed, nothing under the final name: the body so
@@ -45,8 +45,8 @@ EXIT_BOUND = 1.0  # seconds the interpreter may take to exit once main() has ret
 
 EPILOG = """\
 exit codes: 0 ok, 2 usage, 3 missing privilege (root or CAP_NET_RAW+CAP_NET_ADMIN),
-4 interface/route/ARP failure, 5 TCP failure (refused, reset, timeout, --max-time), 6 HTTP error or bad response,
-7 output file error, 8 TLS failure (certificate refused, handshake failed), 130 interrupted.
+4 interface/route/next-hop (ARP/NDP) failure, 5 TCP failure (refused, reset, timeout, --max-time),
+6 HTTP error or bad response, 7 output file error, 8 TLS failure (certificate refused, handshake failed), 130 interrupted.
 other commands: rawtui replay FILE, rawtui watch, rawtui demo, rawtui lab down"""
 
 
@@ -134,6 +134,11 @@ def _download_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("url", nargs="+", help="http:// or https:// URL to download (several: one after another)")
     p.add_argument("-i", "--interface", metavar="IFACE", help="use this interface instead of the kernel's choice")
+    family = p.add_mutually_exclusive_group()
+    family.add_argument("-4", "--ipv4", dest="family", action="store_const", const=4,
+                        help="IPv4 only: a name's A records (default: IPv6 when the kernel routes it, else IPv4)")
+    family.add_argument("-6", "--ipv6", dest="family", action="store_const", const=6,
+                        help="IPv6 only: a name's AAAA records")
     p.add_argument("-o", "--output", metavar="FILE", action="append",
                    help="where to save the body (default: the URL's file name here; - for stdout)")
     _request_options(p)
@@ -384,7 +389,8 @@ def _download_session(ns: argparse.Namespace, endings: Endings, early: Aside[Unb
     outputs: list[str] = ns.output or []
     if len(outputs) > len(ns.url):
         raise UsageError(f"-o given {len(outputs)} times for {len(ns.url)} URL(s): one -o per URL, in order")
-    options = Options(url=ns.url[0], iface=ns.interface, output=outputs[0] if outputs else None, pcap=ns.pcap,
+    options = Options(url=ns.url[0], iface=ns.interface, family=ns.family,
+                      output=outputs[0] if outputs else None, pcap=ns.pcap,
                       idle_timeout=ns.timeout, lab_control=ns.lab_control, cacert=ns.cacert, insecure=ns.insecure,
                       keylog=ns.keylog, limit_rate=ns.limit_rate, retries=ns.retry, retry_delay=ns.retry_delay,
                       retry_max_time=ns.retry_max_time, max_time=ns.max_time, connect_timeout=ns.connect_timeout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_PRIVILEGE = 3
-EXIT_LINK = 4  # interface, route or ARP failure
+EXIT_LINK = 4  # interface, route or next-hop resolution (ARP/NDP) failure
 EXIT_TCP = 5  # refused, reset, timeout (also --connect-timeout and --max-time reached)
 EXIT_HTTP = 6  # HTTP error status or bad response
 EXIT_OUTPUT = 7  # cannot write the output file

@@ -14,6 +14,7 @@ import select
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,7 @@ from rawtui.http.request import RequestOptions
 from rawtui.link.afpacket import PacketSocket, Unbound
 from rawtui.link.firewall import FirewallGuard, cleanup_stale
 from rawtui.link.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW, PcapWriter
-from rawtui.link.route import RouteInfo, resolve_host, resolve_route
+from rawtui.link.route import RouteInfo, choose_address, resolve_route
 
 if TYPE_CHECKING:
     import ssl
@@ -66,6 +67,7 @@ from rawtui.stack.p2p import DESCRIPTION as P2P_DESCRIPTION
 from rawtui.stack.tcp_states import OVER, State
 from rawtui.wire.ethernet import mac_bytes
 from rawtui.wire.ipv4 import ip_bytes
+from rawtui.wire.ipv6 import split_zone
 
 RING_SNAPLEN = 128  # bytes of each frame kept for the live view's "save pcap" (headers, like tcpdump -s)
 RECV_BATCH = 256  # frames handled before the application side gets a turn
@@ -73,6 +75,25 @@ PROGRESS_EVERY = 0.1  # seconds between progress events
 
 
 COALESCE = 256 << 10
+
+
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """What a connection builds and says differently for IPv4 and IPv6: decided once, from the route."""
+
+    address: Callable[[str], bytes]  # an address's text to its bytes (IPv6: a zone, if any, dropped)
+    headers: int  # IP + TCP header bytes without options: MSS = MTU - headers
+    min_mss: int  # the smallest MSS the family's minimum MTU allows (RFC 879's 536; IPv6: 1280 - 60)
+    resolution: str  # how the next hop's MAC is found, in words
+    tag: str  # the Info line's prefix
+    no_answer: str  # the next hop did not answer, in words
+
+
+_FAMILIES = {
+    4: _Family(ip_bytes, 40, 536, "ARP exchange", "arp", "no ARP reply from the next hop"),
+    6: _Family(lambda text: split_zone(text)[0], 60, 1220, "neighbor discovery", "ndp",
+               "no neighbor advertisement from the next hop"),
+}
 
 
 def coalesce(pieces: list[bytes], limit: int = COALESCE, small: int = 16 << 10) -> list[bytes]:
@@ -100,6 +121,7 @@ def coalesce(pieces: list[bytes], limit: int = COALESCE, small: int = 16 << 10) 
 class Options:
     url: str
     iface: str | None = None
+    family: int | None = None  # -4 / -6: only that IP version (None: curl's choice, IPv6 when routable)
     output: str | None = None  # None: the URL's file name in the current directory; "-": stdout
     pcap: str | None = None
     idle_timeout: float = 30.0  # seconds without a frame from the server before giving up
@@ -155,6 +177,7 @@ class _Conn:
         self.records_out = RecordTracker() if chan.tls else None
         self.counted: dict[str, int] = {}  # counter values already reported in a URL's summary
         self.opened_at = 0.0
+        self.family = _FAMILIES[4]  # the route's (_connect)
 
     @property
     def usable(self) -> bool:
@@ -431,7 +454,8 @@ class Session:
     def _connect(self, url: Url, out: OutputFile, emit: Emit) -> _Conn:
         """Route, socket, firewall rule and a started TCP machine for ``url``'s server, kept in ``_conn``."""
         opts = self.options
-        dst_ip = resolve_host(url.host)
+        destination = choose_address(url.address, opts.family)
+        dst_ip, family_reason = destination.address, destination.reason  # (with its zone: fe80::2%eth0)
         sock: PacketSocket | None = None
         guard: FirewallGuard | None = None
         # the sweep of stale rules (a netlink dump, `iptables -S`: 3-10 ms) runs beside the connection (it
@@ -444,8 +468,10 @@ class Session:
             self.route = route
             if sock is None:
                 sock = self._packet_socket(route.iface)
+            family = _FAMILIES[route.family]
             emit(Route(self.now(), route.iface, route.ifindex, route.src_ip, route.src_mac, route.dst_ip,
-                       route.gateway, route.next_hop, route.mtu, route.reason, route.warning, medium=route.medium))
+                       route.gateway, route.next_hop, route.mtu, route.reason, route.warning, route.family,
+                       family_reason, route.medium))
             if route.warning:
                 emit(Info(self.now(), route.warning, "warning"))
             ethernet = route.medium is Medium.ETHERNET
@@ -456,13 +482,15 @@ class Session:
             self._open_output(out, emit)  # after the privilege check, before any packet
             local_port = random.randint(32768, 60999)
             sock.set_filter(dst_ip, url.port, local_port)
+            address = family.address
             host = Host(
-                local_mac=mac_bytes(route.src_mac) if ethernet else b"", local_ip=ip_bytes(route.src_ip),
-                next_hop_ip=ip_bytes(route.next_hop if ethernet else dst_ip), remote_ip=ip_bytes(dst_ip),
-                remote_port=url.port, medium=route.medium,
-                local_port=local_port, isn=random.getrandbits(32), mss=max(536, route.mtu - 40),
-                rcv_buf=opts.rcv_buf, ts_offset=random.getrandbits(32), iface=route.iface,
+                local_mac=mac_bytes(route.src_mac) if ethernet else b"", local_ip=address(route.src_ip),
+                next_hop_ip=address(route.next_hop if ethernet else dst_ip), remote_ip=address(dst_ip),
+                remote_port=url.port, medium=route.medium, local_port=local_port, isn=random.getrandbits(32),
+                mss=max(family.min_mss, route.mtu - family.headers), rcv_buf=opts.rcv_buf,
+                ts_offset=random.getrandbits(32), iface=route.iface,
                 next_hop_role="gateway" if route.gateway else "host", segment_events=opts.segment_events,
+                local_addresses=tuple(map(address, route.local_addresses)),
             )
             # the window scale fits the whole buffer (a rate raised later may use it); a rate limit takes
             # only what the rate needs, so the server's first burst, before the window closes, stays small
@@ -472,10 +500,11 @@ class Session:
             emit(Info(self.now(), f"firewall: {guard.description}"))
             conn = _Conn((url.scheme, url.host, url.port), sock, host, guard, self._channel(url), sweep)
             conn.opened_at = self.now()
+            conn.family = family
             mac = self._macs.get((route.iface, route.next_hop))
             if mac is not None:
-                emit(Info(self.now(), f"arp: {route.next_hop} is at {mac.hex(':')}, known from an earlier "
-                          "connection of this run: no ARP exchange"))
+                emit(Info(self.now(), f"{family.tag}: {route.next_hop} is at {mac.hex(':')}, known from an "
+                          f"earlier connection of this run: no {family.resolution}"))
             self._conn = conn
             host.start(self.now(), mac)
             return conn
@@ -656,7 +685,7 @@ class Session:
                 if host.error is not None:
                     err = host.error
                     if isinstance(err, LinkError) and host.arp.failed:
-                        err.transient = True  # no ARP reply (yet): another attempt may get one
+                        err.transient = True  # no ARP reply / advertisement (yet): another attempt may get one
                     raise err
                 if stop.is_set():
                     raise _Stopped()
@@ -670,7 +699,7 @@ class Session:
                     if request_sent:
                         connect_by = None
                     elif t >= connect_by:
-                        what = ("no ARP reply from the next hop" if host.arp.mac is None else
+                        what = (conn.family.no_answer if host.arp.mac is None else
                                 "no answer to the SYN" if tcp.state is State.SYN_SENT else "TLS handshake unfinished")
                         raise TcpError(f"connection timed out: no connection to {url.host}:{url.port} within "
                                        f"{opts.connect_timeout:g} s ({what}; --connect-timeout)")

@@ -7,9 +7,10 @@ peer closed. Status handling (redirects, 4xx/5xx) is decided here; the session a
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import h11
 
@@ -38,15 +39,37 @@ MAX_HEADER_BYTES = 64 * 1024
 @dataclass(frozen=True, slots=True)
 class Url:
     scheme: str
-    host: str
+    host: str  # a name or an address; an IPv6 literal without its brackets and zone ("2001:db8::2")
     port: int
     target: str  # path and query, as sent in the request line
     text: str
+    zone: str | None = None  # the interface of a link-local IPv6 literal: [fe80::2%25eth0] -> "eth0"
+
+    @property
+    def is_ipv6(self) -> bool:
+        return ":" in self.host
+
+    @property
+    def address(self) -> str:
+        """The host as a route lookup takes it: with its zone ("fe80::2%eth0")."""
+        return f"{self.host}%{self.zone}" if self.zone else self.host
+
+    @property
+    def is_literal(self) -> bool:
+        """An IP address, not a name: no SNI is sent for it (RFC 6066 3)."""
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
 
     @property
     def host_header(self) -> str:
+        """Host: an IPv6 literal in brackets, without its zone (RFC 6874 4: the zone means nothing to the
+        server), the port when it is not the scheme's."""
+        host = f"[{self.host}]" if self.is_ipv6 else self.host
         default = 80 if self.scheme == "http" else 443
-        return self.host if self.port == default else f"{self.host}:{self.port}"
+        return host if self.port == default else f"{host}:{self.port}"
 
     @property
     def filename(self) -> str:
@@ -68,10 +91,32 @@ def parse_url(text: str) -> Url:
         raise UsageError(f"unsupported URL scheme {parts.scheme!r}: rawtui downloads http:// and https:// URLs")
     if not parts.hostname:
         raise UsageError(f"no host in URL {text!r}")
+    host, zone = _host_and_zone(parts.hostname, text)
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
-    return Url(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), target, text)
+    return Url(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), target, text, zone)
+
+
+def _host_and_zone(hostname: str, text: str) -> tuple[str, str | None]:
+    """urlsplit's hostname (already checked to be an IPv6 address when it was in brackets) split into the
+    address and its zone. RFC 6874: the zone follows "%25" (the encoded "%"); a bare "%" is taken too, as
+    curl and browsers do. A zone belongs to a link-local address and names an interface."""
+    if ":" not in hostname:
+        return hostname, None
+    address, sep, rest = hostname.partition("%")
+    try:
+        ip = ipaddress.IPv6Address(address)
+    except ValueError:  # IPvFuture ([v1.x]): urlsplit lets it through
+        raise UsageError(f"bad URL {text!r}: {hostname!r} is not an IPv6 address") from None
+    if not sep:
+        return ip.compressed, None
+    zone = unquote(rest.removeprefix("25"))
+    if not zone or len(zone) > 15 or any(c in zone for c in "/%: \t\n"):
+        raise UsageError(f"bad URL {text!r}: {zone!r} is not an interface name (as in [fe80::1%25eth0])")
+    if not ip.is_link_local:
+        raise UsageError(f"bad URL {text!r}: a zone (%25{zone}) belongs to a link-local address, not {ip}")
+    return ip.compressed, zone
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -48,7 +48,7 @@ http {{
     server_tokens off;
 
     server {{
-        listen {ip}:{port} reuseport;
+        listen {ip}:{port} reuseport;{listen6}
         server_name _;
         root {root};
         location / {{
@@ -79,11 +79,19 @@ class NginxHandle:
     tmpdir: Path
     ip: str
     port: int
+    ip6: str | None = None  # the server's IPv6 address in a dual-stack lab (nginx listens on [::] too)
     _stopped: bool = field(default=False, repr=False)
 
     @property
     def url(self) -> str:
         return f"http://{self.ip}" if self.port == 80 else f"http://{self.ip}:{self.port}"
+
+    @property
+    def url6(self) -> str:
+        """The base URL over IPv6 (a dual-stack lab only)."""
+        if self.ip6 is None:
+            raise LabError("nginx listens on IPv6 only in a dual-stack lab (Lab.create(ipv6=True))")
+        return f"http://[{self.ip6}]" if self.port == 80 else f"http://[{self.ip6}]:{self.port}"
 
     @property
     def error_log(self) -> str:
@@ -116,7 +124,8 @@ def start_nginx(
     timeout: float = 10.0,
     extra_conf: str = "",
 ) -> NginxHandle:
-    """Start nginx in ``lab``'s server namespace serving ``root_dir`` on ``lab.server_ip:port``.
+    """Start nginx in ``lab``'s server namespace serving ``root_dir`` on ``lab.server_ip:port`` (and on
+    ``[::]:port`` in a dual-stack lab: ``handle.url6``).
 
     ``extra_conf`` is pasted into the ``http`` block (more ``server`` blocks: TLS sites, redirects).
     Returns once the port accepts connections (checked from inside the server namespace).
@@ -139,6 +148,7 @@ def start_nginx(
                 temp_paths=temp_paths,
                 ip=lab.server_ip,
                 port=port,
+                listen6=f"\n        listen [::]:{port} ipv6only=on reuseport;" if lab.ipv6 else "",
                 root=root,
                 extra_conf=extra_conf,
             )
@@ -154,7 +164,8 @@ def start_nginx(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    handle = NginxHandle(lab=lab, proc=proc, tmpdir=tmp, ip=lab.server_ip, port=port)
+    handle = NginxHandle(lab=lab, proc=proc, tmpdir=tmp, ip=lab.server_ip, port=port,
+                         ip6=lab.server_ip6 if lab.ipv6 else None)
     try:
         _wait_listening(lab, handle, timeout)
     except BaseException:

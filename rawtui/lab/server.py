@@ -1,7 +1,9 @@
 """The lab's built-in HTTP/1.1 server: static files plus endpoints that exercise a client's edge cases.
 
-Run it as ``python -m rawtui.lab.server --root DIR --port 8080 [--bind 0.0.0.0]``; it prints one line
-starting with ``ready`` once it is listening, and nothing else unless ``--verbose``.
+Run it as ``python -m rawtui.lab.server --root DIR --port 8080 [--bind ::]``; it prints one line
+starting with ``ready`` once it is listening, and nothing else unless ``--verbose``. The default ``::``
+listens on IPv6 and IPv4 at once (a dual-stack socket: IPV6_V6ONLY off; an IPv4 client shows as
+``::ffff:a.b.c.d``); ``--bind 0.0.0.0`` is IPv4 only.
 
 Ground truth for the teaching lab: with ``--report PATH`` it samples TCP_INFO (getsockopt) of every
 connection it is serving every ``--report-every`` seconds (default 0.01) and publishes the samples as
@@ -267,7 +269,8 @@ class LabRequestHandler(SimpleHTTPRequestHandler):
 
 
 class LabHTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer with a longer listen backlog that does not print client disconnects."""
+    """ThreadingHTTPServer with a longer listen backlog that does not print client disconnects; an IPv6
+    address (``::``) makes it a dual-stack server."""
 
     request_queue_size = 128
     daemon_threads = True
@@ -275,6 +278,8 @@ class LabHTTPServer(ThreadingHTTPServer):
     cc: str | None = None  # the congestion control of every connection (None: the namespace's default)
 
     def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:  # "::" takes IPv4 clients too
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         if self.cc:
             self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, self.cc.encode())
         super().server_bind()
@@ -492,11 +497,15 @@ _DIAG_MSG = struct.Struct("=BBBB HH 16s16s I 8s IIIII")  # struct inet_diag_msg 
 
 
 def diag_tcp_infos(local_port: int) -> list[tuple[int, bytes, str]]:
-    """(peer port, raw struct tcp_info, congestion control) of every IPv4 TCP socket in this namespace bound
-    to ``local_port`` and not listening, via sock_diag."""
+    """(peer port, raw struct tcp_info, congestion control) of every TCP socket (IPv4, then IPv6) in this
+    namespace bound to ``local_port`` and not listening, via sock_diag."""
+    return [*_diag_tcp_infos(socket.AF_INET, local_port), *_diag_tcp_infos(socket.AF_INET6, local_port)]
+
+
+def _diag_tcp_infos(family: int, local_port: int) -> list[tuple[int, bytes, str]]:
     states = 0xFFFFFFFF & ~(1 << 10)  # all but LISTEN
     ext = (1 << (_INET_DIAG_INFO - 1)) | (1 << (_INET_DIAG_CONG - 1))
-    req = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, ext, 0, states)
+    req = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, ext, 0, states)
     req += struct.pack("!HH", local_port, 0) + bytes(32) + struct.pack("=I8s", 0, b"\xff" * 8)
     hdr = struct.pack("=IHHII", 16 + len(req), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST_DUMP, 1, 0)
     out: list[tuple[int, bytes, str]] = []
@@ -537,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rawtui.lab.server", description=__doc__.splitlines()[0])
     parser.add_argument("--root", help="directory to serve")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--bind", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    parser.add_argument("--bind", default="::",
+                        help="address to listen on (default ::, IPv6 and IPv4; 0.0.0.0: IPv4 only)")
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
     parser.add_argument("--report", metavar="PATH", help="publish TCP_INFO samples on the lab control socket")
     parser.add_argument("--report-every", type=float, default=0.01, metavar="S",

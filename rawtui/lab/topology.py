@@ -41,6 +41,7 @@ from typing import Any, Self
 __all__ = ["DEFAULT_PREFIX_PATTERN", "LAB_RUN_DIR", "Lab", "LabError", "cleanup_stale_labs"]
 
 LAB_RUN_DIR = Path("/run/rawtui-lab")
+ETC_NETNS = Path("/etc/netns")  # `ip netns exec NS` bind-mounts /etc/netns/NS/* over /etc/*
 DEFAULT_PREFIX_PATTERN = r"rt[0-9a-f]{6}"
 _NS_SUFFIXES = ("c", "r", "s")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,40}$")
@@ -297,6 +298,7 @@ class Lab:
     _owner_pid: int = field(default_factory=os.getpid, repr=False)
     _destroyed: bool = field(default=False, repr=False)
     _owns_pid_file: bool = field(default=False, repr=False)
+    _etc_dirs: list[Path] = field(default_factory=list, repr=False)  # /etc/netns/<ns> made by write_hosts
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -428,6 +430,9 @@ class Lab:
             except LabError as exc:
                 errors.append(str(exc))
         self._created.clear()
+        for etc in self._etc_dirs:
+            shutil.rmtree(etc, ignore_errors=True)
+        self._etc_dirs.clear()
         if self._owns_pid_file:
             try:
                 _pid_file(self.prefix).unlink()
@@ -476,6 +481,21 @@ class Lab:
     def exec_argv(self, ns: str, argv: list[str]) -> list[str]:
         """The argv that runs ``argv`` inside namespace ``ns`` (`ip netns exec NS ...`)."""
         return [_ip_binary(), "netns", "exec", self.ns(ns), *argv]
+
+    def write_hosts(self, names: dict[str, list[str]], ns: str = "client") -> Path:
+        """Name addresses inside namespace ``ns``: ``{"www.lab": [v4, v6]}`` becomes its /etc/hosts
+        (``/etc/netns/<ns>/hosts``, which `ip netns exec` bind-mounts over /etc/hosts for what it runs:
+        :meth:`run`, :meth:`popen`). Returns the file's path; :meth:`destroy` removes the directory."""
+        self._check_alive()
+        etc = ETC_NETNS / self.ns(ns)
+        if etc not in self._etc_dirs:
+            etc.mkdir(parents=True, exist_ok=True)
+            self._etc_dirs.append(etc)
+        lines = ["127.0.0.1 localhost", "::1 localhost"]
+        lines += [f"{address} {name}" for name, addresses in names.items() for address in addresses]
+        hosts = etc / "hosts"
+        hosts.write_text("\n".join(lines) + "\n")
+        return hosts
 
     def run(self, ns: str, argv: list[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
         """``subprocess.run`` of ``argv`` inside namespace ``ns``; keyword arguments go to subprocess.run."""
@@ -623,6 +643,7 @@ def cleanup_stale_labs(prefix_pattern: str = DEFAULT_PREFIX_PATTERN) -> list[str
             except LabError:
                 if ns in list_netns():  # not deleted; otherwise only a process refused to die
                     continue
+            shutil.rmtree(ETC_NETNS / ns, ignore_errors=True)  # its hosts file (write_hosts), if any
             removed.append(ns)
         try:
             _pid_file(prefix).unlink()

@@ -1,8 +1,9 @@
 """A Linux AF_PACKET raw socket bound to one interface: the stack's only way to send and receive frames.
 
 Frames go out exactly as the caller built them and come in whole (up to ~65 KB GRO/TSO super-frames),
-each with what the kernel knows about its checksum. A classic BPF filter keeps everything except ARP and
-the one TCP connection's frames in the kernel.
+each with what the kernel knows about its checksum. A classic BPF filter keeps everything except the next
+hop's resolution (ARP, or ICMPv6's neighbor discovery), the routers' ICMP errors and the one TCP
+connection's frames in the kernel.
 
 Receiving uses a PACKET_RX_RING (TPACKET_V2) shared with the kernel through mmap: the kernel writes each
 frame into the next 2 KB slot with a status word (ready, checksum state), rawtui reads it in place and
@@ -38,6 +39,7 @@ ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
 ETH_P_8021Q = 0x8100
+ETH_P_IPV6 = 0x86DD
 SOL_PACKET = 263
 PACKET_AUXDATA = 8
 PACKET_RX_RING = 5
@@ -83,6 +85,7 @@ _LD_W_ABS = 0x20
 _LD_H_ABS = 0x28
 _LD_B_ABS = 0x30
 _LD_H_IND = 0x48
+_LD_B_IND = 0x50
 _LDX_B_MSH = 0xB1
 _JEQ_K = 0x15
 _JSET_K = 0x45
@@ -93,72 +96,113 @@ _REJECT = 0
 BpfInsn = tuple[int, int, int, int]  # (code, jt, jf, k), as in struct sock_filter
 _Asm = tuple[int, str | None, str | None, int]  # jt/jf as labels; None = next instruction
 _JUMP_ACCEPT: _Asm = (_JEQ_K, "accept", "accept", 0)  # both branches jump: an unconditional jump
+_JUMP_REJECT: _Asm = (_JEQ_K, "reject", "reject", 0)
+_ICMP_UNREACHABLE = 3  # ICMP type destination unreachable (code 4: fragmentation needed)
+_NH_ICMPV6 = 58
+_NH_EXTENSIONS = (0, 43, 44, 60)  # hop-by-hop, routing, fragment, destination options (RFC 8200)
 
 
 def build_filter(
     remote_ip: str, remote_port: int | None = None, local_port: int | None = None, *,
     medium: Medium = Medium.ETHERNET,
 ) -> list[BpfInsn]:
-    """Return a classic BPF program accepting ARP and IPv4 TCP from remote_ip (and the given ports).
+    """Return a classic BPF program keeping what the stack needs of the link for one remote address.
 
-    The same test is made on untagged frames and on frames behind one 802.1Q tag. On Medium.IP (a
-    SOCK_DGRAM socket: the packet starts at its IP header) the packet's protocol is the kernel's, and
-    there is no ARP and no tag.
+    IPv4 (a dotted address): ARP, TCP from remote_ip (and the given ports), and ICMP destination-unreachable
+    from anyone (a router's fragmentation-needed). IPv6: TCP from remote_ip (and the ports) right after the
+    fixed header, or behind extension headers (the stack walks them and counts what is not ours), and
+    ICMPv6 from anyone (neighbor discovery, Packet Too Big). The same test is made on untagged frames and
+    on frames behind one 802.1Q tag. On Medium.IP (a SOCK_DGRAM socket: the packet starts at its IP
+    header) the packet's protocol is the kernel's, and there is no ARP and no tag.
     """
-    ip = int(ipaddress.IPv4Address(remote_ip))
+    address = ipaddress.ip_address(remote_ip)
+    if address.version == 6:
+        kinds, test = [ETH_P_IPV6], _ipv6_test
+    else:
+        kinds, test = [ETH_P_ARP, ETH_P_IP], _ipv4_test
+    ends: list[_Asm | str] = ["accept", (_RET_K, None, None, _ACCEPT), "reject", (_RET_K, None, None, _REJECT)]
     if medium is Medium.IP:
         return _assemble([(_LD_H_ABS, None, None, SKF_AD_PROTOCOL & 0xFFFF_FFFF),
-                          (_JEQ_K, None, "reject", ETH_P_IP),
-                          *_ipv4_tcp_test(0, ip, remote_port, local_port)])
-    program: list[_Asm] = [
-        (_LD_H_ABS, None, None, 12),
-        (_JEQ_K, "accept", None, ETH_P_ARP),
-        (_JEQ_K, "ipv4_0", None, ETH_P_IP),
-        (_JEQ_K, None, "reject", ETH_P_8021Q),
-        (_LD_H_ABS, None, None, 16),
-        (_JEQ_K, "accept", None, ETH_P_ARP),
-        (_JEQ_K, "ipv4_4", "reject", ETH_P_IP),
-    ]
-    labels: dict[str, int] = {}
+                          (_JEQ_K, None, "reject", kinds[-1]),
+                          *test(0, int(address), remote_port, local_port), *ends])
+    program: list[_Asm | str] = [(_LD_H_ABS, None, None, 12)]
     for tag in (0, 4):
-        labels[f"ipv4_{tag}"] = len(program)
-        program += _ipv4_tcp_test(14 + tag, ip, remote_port, local_port)
-    return _assemble(program, labels)
+        if tag:
+            program.append((_LD_H_ABS, None, None, 16))
+        for kind in kinds:
+            target = "accept" if kind == ETH_P_ARP else f"net_{tag}"
+            program.append((_JEQ_K, target, None, kind))
+        program.append((_JEQ_K, None, "reject", ETH_P_8021Q) if not tag else _JUMP_REJECT)
+    for tag in (0, 4):
+        program += [f"net_{tag}", *test(14 + tag, int(address), remote_port, local_port)]
+    return _assemble(program + ends)
 
 
-def _assemble(program: list[_Asm], labels: dict[str, int] | None = None) -> list[BpfInsn]:
-    """The program with "accept" and "reject" appended and its labels turned into jump offsets."""
-    labels = dict(labels or {})
-    labels["accept"] = len(program)
-    program.append((_RET_K, None, None, _ACCEPT))
-    labels["reject"] = len(program)
-    program.append((_RET_K, None, None, _REJECT))
+def _assemble(program: list[_Asm | str]) -> list[BpfInsn]:
+    """Instructions with label jumps (a str in the list marks where the label is) as struct sock_filter."""
+    labels: dict[str, int] = {}
+    code: list[_Asm] = []
+    for item in program:
+        if isinstance(item, str):
+            labels[item] = len(code)
+        else:
+            code.append(item)
 
     def offset(at: int, label: str | None) -> int:
         return 0 if label is None else labels[label] - at - 1
 
-    return [(code, offset(i, jt), offset(i, jf), k) for i, (code, jt, jf, k) in enumerate(program)]
+    return [(op, offset(i, jt), offset(i, jf), k) for i, (op, jt, jf, k) in enumerate(code)]
 
 
-def _ipv4_tcp_test(net: int, ip: int, remote_port: int | None, local_port: int | None) -> list[_Asm]:
-    """Instructions testing the IPv4 header at offset net; they fall through to "accept"."""
-    code: list[_Asm] = [
+def _ipv4_test(net: int, ip: int, remote_port: int | None, local_port: int | None) -> list[_Asm | str]:
+    """Instructions testing the IPv4 header at offset net; they end in a jump to "accept" or "reject"."""
+    icmp = f"icmp4_{net}"
+    code: list[_Asm | str] = [
         (_LD_B_ABS, None, None, net + 9),
-        (_JEQ_K, None, "reject", socket.IPPROTO_TCP),
+        (_JEQ_K, None, icmp, socket.IPPROTO_TCP),
         (_LD_W_ABS, None, None, net + 12),
         (_JEQ_K, None, "reject", ip),
     ]
-    if remote_port is None and local_port is None:
-        return code + [_JUMP_ACCEPT]
-    code += [
+    if remote_port is not None or local_port is not None:
+        code += [
+            (_LD_H_ABS, None, None, net + 6),
+            (_JSET_K, "reject", None, 0x1FFF),  # a later fragment carries no TCP header
+            (_LDX_B_MSH, None, None, net),  # X = IPv4 header length
+        ]
+        if remote_port is not None:
+            code += [(_LD_H_IND, None, None, net), (_JEQ_K, None, "reject", remote_port)]
+        if local_port is not None:
+            code += [(_LD_H_IND, None, None, net + 2), (_JEQ_K, None, "reject", local_port)]
+    return code + [
+        _JUMP_ACCEPT,
+        icmp,  # ICMP destination unreachable (fragmentation needed...), from any router: the stack judges it
+        (_JEQ_K, None, "reject", socket.IPPROTO_ICMP),
         (_LD_H_ABS, None, None, net + 6),
-        (_JSET_K, "reject", None, 0x1FFF),  # a later fragment carries no TCP header
-        (_LDX_B_MSH, None, None, net),  # X = IPv4 header length
+        (_JSET_K, "reject", None, 0x1FFF),
+        (_LDX_B_MSH, None, None, net),
+        (_LD_B_IND, None, None, net),
+        (_JEQ_K, "accept", "reject", _ICMP_UNREACHABLE),
     ]
+
+
+def _ipv6_test(net: int, ip: int, remote_port: int | None, local_port: int | None) -> list[_Asm | str]:
+    """Instructions testing the IPv6 header at offset net; they end in a jump to "accept" or "reject"."""
+    words = [(ip >> shift) & 0xFFFF_FFFF for shift in (96, 64, 32, 0)]
+    tcp = f"tcp6_{net}"
+    code: list[_Asm | str] = [
+        (_LD_B_ABS, None, None, net + 6),  # the next header
+        (_JEQ_K, "accept", None, _NH_ICMPV6),  # neighbor discovery, Packet Too Big: from any neighbor
+    ]
+    for i, word in enumerate(words):  # the source address, one word at a time
+        code += [(_LD_W_ABS, None, None, net + 8 + 4 * i), (_JEQ_K, None, "reject", word)]
+    code += [(_LD_B_ABS, None, None, net + 6), (_JEQ_K, tcp, None, socket.IPPROTO_TCP)]
+    for header in _NH_EXTENSIONS:  # a chain: the stack walks it (and counts what is not ours)
+        code.append((_JEQ_K, "accept", None, header))
+    code += [_JUMP_REJECT, tcp]
     if remote_port is not None:
-        code += [(_LD_H_IND, None, None, net), (_JEQ_K, None, "reject", remote_port)]
+        code += [(_LD_H_ABS, None, None, net + 40), (_JEQ_K, None, "reject", remote_port)]
     if local_port is not None:
-        code += [(_LD_H_IND, None, None, net + 2), (_JEQ_K, None, "reject", local_port)]
+        code += [(_LD_H_ABS, None, None, net + 42), (_JEQ_K, None, "reject", local_port)]
     return code + [_JUMP_ACCEPT]
 
 
@@ -292,7 +336,8 @@ class PacketSocket(Closing):
     def set_filter(
         self, remote_ip: str, remote_port: int | None = None, local_port: int | None = None
     ) -> None:
-        """Keep only ARP and IPv4 TCP from remote_ip (and these ports); frames queued before are dropped."""
+        """Keep only what :func:`build_filter` passes for remote_ip (and these ports); frames queued before
+        are dropped."""
         program = build_filter(remote_ip, remote_port, local_port, medium=self.medium)
         self._attach([(_RET_K, 0, 0, _REJECT)])
         while self._drain_one():

@@ -3,8 +3,9 @@
 The kernel has no socket for our TCP connection, so it answers the server's SYN-ACK with a RST.
 The guard drops exactly those kernel RSTs (to the server, from our port) on the output hook: a table
 ``inet rawtui_<pid>_<port>`` that rawtui installs itself, in one nftables netlink batch, so no tool is
-needed. Only when the kernel refuses that batch for another reason than a missing privilege (no
-nf_tables, say) does the guard run the ``nft`` binary or, failing that, iptables. Frames sent through
+needed; its rule matches ``ip daddr`` or ``ip6 daddr``, the server's family. Only when the kernel refuses
+that batch for another reason than a missing privilege (no nf_tables, say) does the guard run the ``nft``
+binary or, failing that, iptables (ip6tables for IPv6). Frames sent through
 AF_PACKET bypass that hook, so the stack's own RSTs still go out. Every table and rule carries the
 owner's pid so a crashed run's can be found and removed (cleanup_stale).
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import errno
+import ipaddress
 import os
 import re
 import socket
@@ -43,7 +45,7 @@ NLA_F_NESTED, NLA_TYPE_MASK = 0x8000, 0x3FFF
 NFNL_SUBSYS_NFTABLES = 10
 NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 0x10, 0x11
 NFT_MSG_NEWTABLE, NFT_MSG_GETTABLE, NFT_MSG_DELTABLE, NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE = 0, 1, 2, 3, 6
-NFPROTO_UNSPEC, NFPROTO_INET, NFPROTO_IPV4 = 0, 1, 2
+NFPROTO_UNSPEC, NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6 = 0, 1, 2, 10
 NF_INET_LOCAL_OUT = 3
 NF_DROP, NF_ACCEPT = 0, 1
 IPPROTO_TCP = 6
@@ -68,6 +70,22 @@ NFT_BITWISE_BOOL = 0
 _META_KEYS = {"nfproto": 15, "l4proto": 16}
 _PAYLOAD_BASES = {"network": 1, "transport": 2}
 _VERDICTS = {"drop": NF_DROP, "accept": NF_ACCEPT}
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """What the rule says differently for IPv4 and IPv6: the one parameter of the rule's building."""
+
+    nfproto: int  # meta nfproto's value
+    daddr_offset: int  # the destination address in the network header
+    nft: str  # the nft keyword of the network header ("ip daddr", "ip6 daddr")
+    iptables: str  # the fallback binary
+
+
+FAMILIES = {
+    4: Family(NFPROTO_IPV4, 16, "ip", "iptables"),
+    6: Family(NFPROTO_IPV6, 24, "ip6", "ip6tables"),
+}
 
 
 # --- netlink attributes (TLVs, 4-byte aligned; nftables numbers are big-endian) -------------------
@@ -340,7 +358,10 @@ class FirewallGuard:
     ) -> None:
         if backend is not None and backend not in BACKENDS:
             raise ValueError(f"unknown firewall backend {backend!r}")
-        self.remote_ip = remote_ip
+        address = ipaddress.ip_address(remote_ip.partition("%")[0])  # a zone names the link, not the host
+        self.remote_ip = str(address)
+        self.family = FAMILIES[address.version]
+        self._daddr = address.packed
         self.remote_port = remote_port
         self.local_port = local_port
         self.pid = os.getpid() if pid is None else pid
@@ -354,11 +375,12 @@ class FirewallGuard:
     @property
     def description(self) -> str:
         """One line: which way holds the rule, its name, what it drops (and why not netlink)."""
-        flow = f"local port {self.local_port} -> {self.remote_ip}:{self.remote_port}"
+        host = f"[{self.remote_ip}]" if self.family.nfproto == NFPROTO_IPV6 else self.remote_ip
+        flow = f"local port {self.local_port} -> {host}:{self.remote_port}"
         where = {
             "netlink": f"netlink nftables table inet {self.name}",
             "nft": f"nft binary table inet {self.name}",
-            "iptables": f"iptables binary OUTPUT rule {self.name}",
+            "iptables": f"{self.family.iptables} binary OUTPUT rule {self.name}",
         }[self.backend]
         refused = f" (netlink refused: {self.netlink_refused})" if self.netlink_refused else ""
         return f"{where}: drop kernel RST {flow}{refused}"
@@ -366,13 +388,13 @@ class FirewallGuard:
     # --- what is installed --------------------------------------------------------------------
 
     def rule_expressions(self) -> list[Expression]:
-        """``ip daddr R tcp sport L tcp dport P tcp flags & rst == rst drop`` as nft 1.0.6 compiles it in
-        an inet table: the family check first, both ports in one 4-byte load."""
+        """``ip daddr R tcp sport L tcp dport P tcp flags & rst == rst drop`` (``ip6 daddr`` for IPv6) as
+        nft 1.0.6 compiles it in an inet table: the family check first, both ports in one 4-byte load."""
         return [
             Meta("nfproto"),
-            Cmp(bytes([NFPROTO_IPV4])),
-            Payload("network", 16, 4),
-            Cmp(socket.inet_aton(self.remote_ip)),
+            Cmp(bytes([self.family.nfproto])),
+            Payload("network", self.family.daddr_offset, len(self._daddr)),
+            Cmp(self._daddr),
             Meta("l4proto"),
             Cmp(bytes([IPPROTO_TCP])),
             Payload("transport", 0, 4),
@@ -436,14 +458,14 @@ class FirewallGuard:
             f"table inet {self.name} {{\n"
             "  chain output {\n"
             "    type filter hook output priority 0; policy accept;\n"
-            f"    ip daddr {self.remote_ip} tcp sport {self.local_port} tcp dport {self.remote_port}"
+            f"    {self.family.nft} daddr {self.remote_ip} tcp sport {self.local_port} tcp dport {self.remote_port}"
             " tcp flags & rst == rst drop\n"
             "  }\n"
             "}\n"
         )
 
     def iptables_rule(self) -> list[str]:
-        """The OUTPUT rule's match and target, as iptables arguments after -I/-D OUTPUT."""
+        """The OUTPUT rule's match and target, as iptables (ip6tables) arguments after -I/-D OUTPUT."""
         return [
             "-p", "tcp", "-d", self.remote_ip,
             "--sport", str(self.local_port), "--dport", str(self.remote_port),
@@ -484,11 +506,12 @@ class FirewallGuard:
         """The fallback: the nft binary, then iptables; the last refusal when none takes the rule."""
         import shutil  # (the fallbacks' modules load when a fallback runs: not at start-up)
 
-        binaries = [name for name in ("nft", "iptables") if shutil.which(name)]
+        ways = {"nft": "nft", "iptables": self.family.iptables}  # backend: its binary
+        binaries = [backend for backend, name in ways.items() if shutil.which(name)]
         if not binaries:
             raise LinkError(
                 f"the kernel refused the nftables rule over netlink ({refused}) and neither nft nor "
-                "iptables is available"
+                f"{self.family.iptables} is available"
             )
         for binary in binaries:
             try:
@@ -505,7 +528,7 @@ class FirewallGuard:
             if _run(["nft", "-f", "-"], self.nft_create()) is None:  # it exists (or nft fails: say why)
                 _run_checked(["nft", "-f", "-"], self.nft_ruleset())
         else:
-            _run_checked(["iptables", "-w", "-I", "OUTPUT", *self.iptables_rule()])
+            _run_checked([self.family.iptables, "-w", "-I", "OUTPUT", *self.iptables_rule()])
 
     def remove(self) -> None:
         """Remove the rule if installed; never raises, so it is safe from signal handlers and atexit."""
@@ -524,7 +547,7 @@ class FirewallGuard:
         if self.backend == "nft":
             command = ["nft", "delete", "table", "inet", self.name]
         else:
-            command = ["iptables", "-w", "-D", "OUTPUT", *self.iptables_rule()]
+            command = [self.family.iptables, "-w", "-D", "OUTPUT", *self.iptables_rule()]
         import subprocess
 
         try:
@@ -551,7 +574,8 @@ def cleanup_stale() -> list[str]:
     """Remove the guards left by rawtui processes that are gone; return what was removed.
 
     nftables tables are listed and deleted over netlink (with the nft binary only when the kernel refuses
-    netlink for another reason than a missing privilege); iptables rules with iptables, if installed.
+    netlink for another reason than a missing privilege); iptables (ip6tables) rules with iptables
+    (ip6tables), if installed.
     Best effort: without privileges, or without any way, it removes nothing and says nothing.
     """
     import shutil
@@ -571,10 +595,11 @@ def cleanup_stale() -> list[str]:
             except OSError:
                 continue
             removed.append(f"nftables table inet {name}")
-    if shutil.which("iptables"):
-        for rule, name in _iptables_rawtui_rules():
-            if name in _stale([name]) and _run(["iptables", "-w", "-D", *rule]) is not None:
-                removed.append(f"iptables OUTPUT rule {name}")
+    for binary in (family.iptables for family in FAMILIES.values()):
+        if shutil.which(binary):
+            for rule, name in _iptables_rawtui_rules(binary):
+                if name in _stale([name]) and _run([binary, "-w", "-D", *rule]) is not None:
+                    removed.append(f"{binary} OUTPUT rule {name}")
     return removed
 
 
@@ -627,11 +652,12 @@ def _nft_table_names() -> list[str]:
     ]
 
 
-def _iptables_rawtui_rules() -> list[tuple[list[str], str]]:
-    """The OUTPUT rules with a rawtui comment: (rule arguments after -D, the comment)."""
+def _iptables_rawtui_rules(binary: str = "iptables") -> list[tuple[list[str], str]]:
+    """The OUTPUT rules with a rawtui comment (of iptables or ip6tables): (rule arguments after -D, the
+    comment)."""
     import shlex
 
-    listing = _run(["iptables", "-w", "-S", "OUTPUT"])
+    listing = _run([binary, "-w", "-S", "OUTPUT"])
     found = []
     for line in (listing or "").splitlines():
         words = shlex.split(line)

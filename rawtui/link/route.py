@@ -1,9 +1,11 @@
-"""Which interface, source address and next hop reach a destination, asked of the kernel over netlink.
+"""Which interface, source address and next hop reach a destination, asked of the kernel over netlink;
+IPv4 and IPv6 alike (the family is a parameter of the same lookups), and which address of a name to use
+(:func:`choose_address`: curl's choice, IPv6 when the kernel routes it).
 
 Everything comes from rtnetlink through pyroute2, no interface name is assumed. One shortcut: a
-download with the kernel's choice (no -i) on a machine with only the three standard policy rules asks
-the kernel itself, three rtnetlink requests built and read here (the rules, `ip route get`, the link:
-~0.2 ms, where `ip -j` took ~7 ms in three processes) instead of importing pyroute2 (0.2-0.3 s of CPU,
+download with the kernel's choice (no -i) on a machine with only the standard policy rules asks
+the kernel itself, three rtnetlink requests built and read here (the rules, `ip route get`, the link;
+IPv6 adds the link's addresses: ~0.2 ms, ~0.3 ms for IPv6, where `ip -j` took ~7 ms in three processes) instead of importing pyroute2 (0.2-0.3 s of CPU,
 measured, on every download); anything else, and anything unusual in those answers (an error, a
 non-unicast route, a link that is not an up Ethernet one), goes the pyroute2 way, which explains it. The lab tests check that both ways give the same answer. With an interface forced by the user (-i), the next hop is worked out on that interface
 and a warning says when the kernel would have chosen another one. :func:`explain_route` says why:
@@ -13,6 +15,7 @@ with every other interface.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -22,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rawtui.errors import LinkError
+from rawtui.errors import LinkError, UsageError
 from rawtui.link.medium import link_type_name, medium_of
 from rawtui.stack.events import Medium
+from rawtui.wire.ipv6 import split_zone
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute  # type: ignore[import-untyped]
@@ -43,6 +47,8 @@ FR_ACT_GOTO = 2
 FIB_RULE_INVERT = 0x2
 NO_SUPPRESS = 0xFFFF_FFFF
 SYSFS_NET = Path("/sys/class/net")
+IFA_F_NODAD_ISSUES = 0x08 | 0x40  # IFA_F_DADFAILED | IFA_F_TENTATIVE: an address not (yet) usable
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _ROUTE_TYPES = {
     1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast", 6: "blackhole",
     7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat",
@@ -84,6 +90,9 @@ class RouteInfo:
     reason: str  # why this interface and next hop, for the user
     warning: str | None
     medium: Medium = Medium.ETHERNET  # IP: a layer-3 link (tun, WireGuard, PPP): no MAC, nothing to resolve
+    family: int = 4  # 4 or 6: the IP version of dst_ip (and src_ip, next_hop)
+    local_addresses: tuple[str, ...] = ()  # IPv6: the interface's other addresses (its link-local one),
+    #                                        which the Host answers neighbor solicitations for
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +114,7 @@ class InterfaceInfo:
     parent: str | None = None  # the interface a vlan/macvlan is stacked on
     vlan_id: int | None = None
     medium: Medium | None = None  # what rawtui would speak on it (None: a link type it cannot use)
+    ipv6: tuple[str, ...] = ()  # "2001:db8::2/64", "fe80::1/64"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +155,7 @@ class MatchedRoute:
     def describe(self) -> str:
         """Like a line of `ip route show table T`: "default via 10.77.1.1 dev eth0 metric 100 proto dhcp"."""
         words = [] if self.type == "unicast" else [self.type]
-        words.append("default" if self.prefix == "0.0.0.0/0" else self.prefix or "?")
+        words.append("default" if self.prefix in ("0.0.0.0/0", "::/0") else self.prefix or "?")
         if self.gateway:
             words.append(f"via {self.gateway}")
         if self.iface:
@@ -163,7 +173,7 @@ class Override:
 
     iface: str
     kernel_choice: bool  # the kernel would use this interface anyway
-    usable: bool  # rawtui can run on it: Ethernet, up, with an IPv4 address
+    usable: bool  # rawtui can run on it: Ethernet, up, with an address of the destination's family
     reaches: bool  # a route through it leads to the destination (or the destination is on its subnet)
     src_ip: str | None
     gateway: str | None
@@ -186,26 +196,80 @@ class RouteExplanation:
     overrides: tuple[Override, ...]  # every interface of the namespace, by index
 
 
-def resolve_host(host: str) -> str:
-    """Return the IPv4 address of host: a literal as it is, else the first address the resolver gives."""
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """The address a download goes to (of which family), and why that one."""
+
+    ip: str  # without its zone
+    family: int  # 4 or 6
+    reason: str  # "a literal IPv6 address", "AAAA and A records; IPv6 because the kernel routes ... via eth0"
+    zone: str | None = None  # the interface of a link-local IPv6 address ("eth0")
+
+    @property
+    def address(self) -> str:
+        """ip with its zone ("fe80::2%eth0"), as :func:`resolve_route` takes it."""
+        return f"{self.ip}%{self.zone}" if self.zone else self.ip
+
+
+def choose_address(host: str, family: int | None = None) -> Destination:
+    """The address to download from, as curl chooses it: a literal as it is; a name's IPv6 address
+    (its first AAAA record) when the kernel has a usable route for it, else its IPv4 one. ``family``
+    (4 or 6: -4, -6) allows only that family. LinkError (exit 4) when the name has no address of it."""
+    literal = _literal(host)
+    if literal is not None:
+        if family is not None and literal.family != family:
+            raise UsageError(f"{host} is an IPv{literal.family} address, but -{family} asks for IPv{family}")
+        return literal
     try:
-        return str(ipaddress.IPv4Address(host))
-    except ValueError:
-        pass
-    try:
-        ipaddress.IPv6Address(host.strip("[]"))
-    except ValueError:
-        pass
-    else:
-        raise LinkError(f"cannot use {host}: rawtui speaks IPv4 only")
-    try:
-        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, None, socket.AF_UNSPEC, socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         detail = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
         raise LinkError(f"cannot resolve host '{host}': {detail}") from None
-    if not infos:
-        raise LinkError(f"cannot resolve host '{host}': no IPv4 address")
-    return str(infos[0][4][0])
+    v4 = list(dict.fromkeys(str(info[4][0]) for info in infos if info[0] == socket.AF_INET))
+    v6 = list(dict.fromkeys(str(info[4][0]) for info in infos if info[0] == socket.AF_INET6))  # "%zone" kept
+
+    def named(address: str, family: int, reason: str) -> Destination:
+        ip, _, zone = address.partition("%")
+        return Destination(ip, family, reason, zone or None)
+
+    if family is not None:
+        wanted, other = (v4, v6) if family == 4 else (v6, v4)
+        if not wanted:
+            raise LinkError(
+                f"host '{host}' has no IPv{family} address (it has {', '.join(other)}); drop -{family}"
+            )
+        also = f", not its {'AAAA' if family == 4 else 'A'} record" if other else ""
+        return named(wanted[0], family, f"-{family}: its {'A' if family == 4 else 'AAAA'} record{also}")
+    if not v6 and not v4:
+        raise LinkError(f"cannot resolve host '{host}': no IPv4 or IPv6 address")
+    if not v6:
+        return named(v4[0], 4, "A record only")
+    if not v4:
+        return named(v6[0], 6, "AAAA record only")
+    try:
+        route = resolve_route(v6[0])
+    except (LinkError, UsageError) as exc:
+        no_route = exc.message.startswith("no IPv6 route")
+        why = "no IPv6 route" if no_route else f"no usable IPv6 route ({exc.message})"
+        return named(v4[0], 4, f"AAAA and A records; IPv4: {why}")
+    why = f"IPv6 because the kernel routes {v6[0]} via {route.iface}"
+    return named(v6[0], 6, f"AAAA and A records; {why}")
+
+
+def _literal(host: str) -> Destination | None:
+    """A literal IPv4 or IPv6 address (with its zone: "fe80::2%eth0"), else None (a name)."""
+    try:
+        return Destination(str(ipaddress.IPv4Address(host)), 4, "a literal IPv4 address")
+    except ValueError:
+        pass
+    if ":" not in host:
+        return None
+    try:
+        packed, zone = split_zone(host.removeprefix("[").removesuffix("]"))
+    except ValueError as exc:
+        raise UsageError(f"bad IPv6 address '{host}': {exc}") from None
+    where = f" on {zone}" if zone else ""
+    return Destination(str(ipaddress.IPv6Address(packed)), 6, f"a literal IPv6 address{where}", zone)
 
 
 def list_interfaces(sysfs: Path = SYSFS_NET) -> list[InterfaceInfo]:
@@ -214,16 +278,43 @@ def list_interfaces(sysfs: Path = SYSFS_NET) -> list[InterfaceInfo]:
     sysfs is only read to tell physical and wireless devices from virtual ones.
     """
     with _iproute() as ipr:
-        addresses: dict[int, list[str]] = {}
-        for addr in ipr.get_addr(family=socket.AF_INET):
-            address = addr.get("IFA_LOCAL") or addr.get("IFA_ADDRESS")
-            addresses.setdefault(addr["index"], []).append(f"{address}/{addr['prefixlen']}")
+        addresses: dict[tuple[int, int], list[str]] = {}
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for addr in ipr.get_addr(family=family):
+                address = addr.get("IFA_LOCAL") or addr.get("IFA_ADDRESS")
+                addresses.setdefault((family, addr["index"]), []).append(f"{address}/{addr['prefixlen']}")
         links = list(ipr.get_links())
     names = {link["index"]: str(link.get("IFLA_IFNAME")) for link in links}
     return sorted(
-        (_interface(link, addresses.get(link["index"], []), names, sysfs) for link in links),
+        (
+            _interface(link, addresses.get((socket.AF_INET, link["index"]), []), names, sysfs,
+                       addresses.get((socket.AF_INET6, link["index"]), []))
+            for link in links
+        ),
         key=lambda info: info.index,
     )
+
+
+def list_routes() -> list[MatchedRoute]:
+    """The main routing table of each family, IPv4 then IPv6, as `ip route` and `ip -6 route` list it."""
+    out = []
+    with _iproute() as ipr:
+        names = {link["index"]: str(link.get("IFLA_IFNAME")) for link in ipr.get_links()}
+        for family, unspecified in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            for route in ipr.get_routes(family=family, table=RT_TABLE_MAIN):
+                oif = route.get("RTA_OIF")
+                out.append(MatchedRoute(
+                    table=RT_TABLE_MAIN,
+                    table_name=_table_name(RT_TABLE_MAIN),
+                    prefix=f"{route.get('RTA_DST') or unspecified}/{route['dst_len']}",
+                    metric=int(route.get("RTA_PRIORITY") or 0),
+                    protocol=_PROTOCOLS.get(route["proto"], str(route["proto"])),
+                    type=_ROUTE_TYPES.get(route["type"], str(route["type"])),
+                    gateway=route.get("RTA_GATEWAY"),
+                    iface=names.get(oif) if oif else None,
+                    rule=None,
+                ))  # fmt: skip
+    return out
 
 
 def interface_kind(link: Any, sysfs: Path = SYSFS_NET) -> str:
@@ -254,7 +345,9 @@ def _sysfs_dir(link: Any, sysfs: Path) -> Path | None:
     return device if index == link["index"] else None
 
 
-def _interface(link: Any, ipv4: list[str], names: dict[int, str], sysfs: Path) -> InterfaceInfo:
+def _interface(
+    link: Any, ipv4: list[str], names: dict[int, str], sysfs: Path, ipv6: list[str] | None = None
+) -> InterfaceInfo:
     kind = interface_kind(link, sysfs)
     master = link.get("IFLA_MASTER")
     lower = link.get("IFLA_LINK")
@@ -277,19 +370,24 @@ def _interface(link: Any, ipv4: list[str], names: dict[int, str], sysfs: Path) -
         parent=parent,
         vlan_id=int(vlan_id) if vlan_id is not None else None,
         medium=medium_of(link["ifi_type"]),
+        ipv6=tuple(ipv6 or ()),
     )
 
 
 def resolve_route(dst_ip: str, iface: str | None = None, *, shortcut: bool = True) -> RouteInfo:
-    """Return how to reach dst_ip: the kernel's choice, or the next hop on iface when one is forced."""
-    dst = _check_destination(dst_ip)
+    """Return how to reach dst_ip: the kernel's choice, or the next hop on iface when one is forced.
+
+    dst_ip is IPv4 or IPv6; a link-local IPv6 one names its interface with a zone (``fe80::2%eth0``) or
+    with iface, which is then the link it lives on rather than an override of the kernel's choice.
+    """
+    dst, oif, iface = _destination(dst_ip, iface)
     if iface is None and shortcut:
-        quick = _kernel_choice_by_ip(dst)
+        quick = _kernel_choice_by_ip(dst, oif)
         if quick is not None:
             return quick
     with _iproute() as ipr:
-        rules = _rules(ipr)
-        return _resolve(ipr, dst, iface, rules, _lookup(ipr, str(dst)))
+        rules = _rules(ipr, dst.version)
+        return _resolve(ipr, dst, iface, rules, _lookup(ipr, str(dst), oif=oif))
 
 
 def explain_route(dst_ip: str, iface: str | None = None) -> RouteExplanation:
@@ -298,12 +396,12 @@ def explain_route(dst_ip: str, iface: str | None = None) -> RouteExplanation:
     Raises LinkError only for destinations no interface can reach (loopback, multicast...); an unusable
     route is reported in the answer's ``error``.
     """
-    dst = _check_destination(dst_ip)
+    dst, oif, iface = _destination(dst_ip, iface)
     with _iproute() as ipr:
-        rules = _rules(ipr)
+        rules = _rules(ipr, dst.version)
         links = sorted(ipr.get_links(), key=lambda link: link["index"])
         names = {link["index"]: str(link.get("IFLA_IFNAME")) for link in links}
-        kernel = _lookup(ipr, str(dst))
+        kernel = _lookup(ipr, str(dst), oif=oif)
         kernel_oif = kernel.reply.get("RTA_OIF") if kernel.reply is not None else None
         matched = _matched(kernel, rules, dst, None, None, names) if kernel.reply is not None else None
         route: RouteInfo | None = None
@@ -324,26 +422,64 @@ def explain_route(dst_ip: str, iface: str | None = None) -> RouteExplanation:
     )
 
 
-def _check_destination(dst_ip: str) -> ipaddress.IPv4Address:
+def _destination(dst_ip: str, iface: str | None) -> tuple[IPAddress, int | None, str | None]:
+    """dst_ip checked, the index of the interface a link-local IPv6 one lives on (its zone, else -i: the
+    lookup is then made out of it, not overridden), and the interface still to force."""
+    dst, zone = _check_destination(dst_ip)
+    if not (dst.version == 6 and dst.is_link_local):
+        return dst, None, iface
+    if zone is not None and iface is not None and zone != iface:
+        raise UsageError(f"{dst_ip} is on {zone}, but -i says {iface}")
+    name = zone or iface
+    if name is None:
+        raise UsageError(
+            f"cannot route to {dst}: a link-local address needs its interface ({dst}%eth0, "
+            f"in a URL [{dst}%25eth0], or -i eth0)"
+        )
     try:
-        dst = ipaddress.IPv4Address(dst_ip)
-    except ValueError:
-        raise LinkError(f"cannot route to '{dst_ip}': not an IPv4 address") from None
+        return dst, socket.if_nametoindex(name), None
+    except OSError:
+        names = ", ".join(name for _index, name in socket.if_nameindex())
+        raise LinkError(f"unknown interface '{name}' (available: {names})") from None
+
+
+def _check_destination(dst_ip: str) -> tuple[IPAddress, str | None]:
+    """The address and its IPv6 zone (None without one)."""
+    zone = None
+    dst: IPAddress
+    try:
+        if ":" in dst_ip:
+            packed, zone = split_zone(dst_ip)
+            dst = ipaddress.IPv6Address(packed)
+        else:
+            dst = ipaddress.IPv4Address(dst_ip)
+    except ValueError as exc:
+        detail = str(exc) if "zone" in str(exc) else "not an IP address"
+        raise LinkError(f"cannot route to '{dst_ip}': {detail}") from None
+    if isinstance(dst, ipaddress.IPv6Address) and dst.ipv4_mapped is not None:
+        raise LinkError(f"cannot route to {dst}: an IPv4-mapped address, use {dst.ipv4_mapped}")
     if dst.is_loopback:
         raise LinkError(f"cannot reach {dst}: raw sockets cannot reach loopback, use a real interface")
     if dst.is_multicast or dst == ipaddress.IPv4Address("255.255.255.255") or dst.is_unspecified:
         raise LinkError(f"cannot download from {dst}: it is not a unicast address")
-    return dst
+    return dst, zone
 
 
 def _resolve(
-    ipr: IPRoute, dst: ipaddress.IPv4Address, iface: str | None, rules: list[Any], kernel: _Lookup
+    ipr: IPRoute, dst: IPAddress, iface: str | None, rules: list[Any], kernel: _Lookup
 ) -> RouteInfo:
     if iface is None:
         if kernel.reply is None:
-            raise LinkError(f"no route to {dst}: {kernel.error}")
+            raise LinkError(_no_route(dst, kernel.error))
         return _kernel_choice(ipr, dst, kernel, rules)
     return _forced_choice(ipr, dst, iface, kernel, rules)
+
+
+def _no_route(dst: IPAddress, error: str) -> str:
+    """No route for the family: "no IPv6 route to 2001:db8::9 (see `ip -6 route`)"."""
+    if error != os.strerror(errno.ENETUNREACH):
+        return f"no route to {dst}: {error}"  # an unreachable or prohibit route, a policy rule...
+    return f"no IPv{dst.version} route to {dst} (see `ip{' -6' if dst.version == 6 else ''} route`)"
 
 
 # -- asking the kernel ------------------------------------------------------------------------------
@@ -366,7 +502,7 @@ class _Lookup:
 
 def _lookup(ipr: IPRoute, dst: str, oif: int | None = None, src: str | None = None) -> _Lookup:
     """The kernel's route for dst (out of oif, from src, when given), as `ip route get` asks for it."""
-    query: dict[str, Any] = {"dst": dst}
+    query: dict[str, Any] = {"dst": dst, "family": socket.AF_INET6 if ":" in dst else socket.AF_INET}
     if oif is not None:
         query["oif"] = oif
     if src is not None:
@@ -390,7 +526,7 @@ def _lookup(ipr: IPRoute, dst: str, oif: int | None = None, src: str | None = No
 
 
 def _lookup_via(
-    ipr: IPRoute, dst: ipaddress.IPv4Address, index: int, rules: list[Any]
+    ipr: IPRoute, dst: IPAddress, index: int, rules: list[Any]
 ) -> tuple[_Lookup, str | None]:
     """The kernel's route for dst out of interface index, and the source address it picks.
 
@@ -406,8 +542,9 @@ def _lookup_via(
     return first, src
 
 
-def _rules(ipr: IPRoute) -> list[Any]:
-    return sorted(ipr.get_rules(family=socket.AF_INET), key=lambda rule: rule.get("FRA_PRIORITY") or 0)
+def _rules(ipr: IPRoute, version: int = 4) -> list[Any]:
+    family = socket.AF_INET6 if version == 6 else socket.AF_INET
+    return sorted(ipr.get_rules(family=family), key=lambda rule: rule.get("FRA_PRIORITY") or 0)
 
 
 # -- the kernel's choice, or -i ------------------------------------------------------------------
@@ -415,6 +552,7 @@ def _rules(ipr: IPRoute) -> list[Any]:
 
 # rtnetlink, for the shortcut (<linux/rtnetlink.h>, <linux/fib_rules.h>, <linux/if_link.h>)
 _RTM_GETLINK = 18
+_RTM_GETADDR = 22
 _RTM_GETROUTE = 26
 _RTM_GETRULE = 34
 _NLM_F_REQUEST = 0x1
@@ -424,18 +562,25 @@ _NLMSG_DONE = 3
 _NLMSG = struct.Struct("=IHHII")  # struct nlmsghdr
 _RTMSG = struct.Struct("=BBBBBBBBI")  # struct rtmsg; struct fib_rule_hdr has the same layout
 _IFINFOMSG = struct.Struct("=BxHiII")  # struct ifinfomsg
+_IFADDRMSG = struct.Struct("=BBBBI")  # struct ifaddrmsg
 _RTA = struct.Struct("=HH")
-_RTA_DST, _RTA_OIF, _RTA_GATEWAY, _RTA_PREFSRC, _RTA_TABLE = 1, 4, 5, 7, 15
+_RTA_DST, _RTA_OIF, _RTA_GATEWAY, _RTA_PREFSRC, _RTA_METRICS, _RTA_TABLE = 1, 4, 5, 7, 8, 15
+_RTAX_MTU = 2
+_IFA_ADDRESS, _IFA_FLAGS = 1, 8
 _IFLA_ADDRESS, _IFLA_IFNAME, _IFLA_MTU = 1, 3, 4
 _FRA_PRIORITY, _FRA_SUPPRESS_PREFIXLEN, _FRA_TABLE, _FRA_PROTOCOL = 6, 14, 15, 21
 _IFF_LOWER_UP = 0x10000
-_STANDARD_RULES = [(0, 255), (32766, 254), (32767, 253)]  # (priority, table): local, main, default
+# (priority, table): local, main and (IPv4 only) default
+_STANDARD_RULES: dict[int, list[tuple[int, int]]] = {
+    socket.AF_INET: [(0, 255), (32766, 254), (32767, 253)],
+    socket.AF_INET6: [(0, 255), (32766, 254)],
+}
 
 
 def _rtnl_ask(sock: socket.socket, kind: int, flags: int, body: bytes) -> list[tuple[bytes, dict[int, bytes]]]:
     """One rtnetlink request; its answers as (fixed header, attributes). OSError when the kernel refuses."""
     sock.send(_NLMSG.pack(_NLMSG.size + len(body), kind, _NLM_F_REQUEST | flags, 1, 0) + body)
-    fixed = _IFINFOMSG.size if kind == _RTM_GETLINK else _RTMSG.size
+    fixed = {_RTM_GETLINK: _IFINFOMSG.size, _RTM_GETADDR: _IFADDRMSG.size}.get(kind, _RTMSG.size)
     out: list[tuple[bytes, dict[int, bytes]]] = []
     while True:
         data = sock.recv(1 << 16)
@@ -451,23 +596,28 @@ def _rtnl_ask(sock: socket.socket, kind: int, flags: int, body: bytes) -> list[t
                 if code:
                     raise OSError(code, os.strerror(code))
                 return out
-            attrs: dict[int, bytes] = {}
-            a = fixed
-            while a + _RTA.size <= len(payload):
-                alen, atype = _RTA.unpack_from(payload, a)
-                if alen < _RTA.size:
-                    break
-                attrs[atype & 0x3FFF] = payload[a + _RTA.size: a + alen]
-                a += (alen + 3) & ~3
-            out.append((payload[:fixed], attrs))
+            out.append((payload[:fixed], _rtattrs(payload, fixed)))
         if not flags & _NLM_F_DUMP and out:
             return out
 
 
-def _standard_rules(sock: socket.socket) -> bool:
-    """Only the three policy rules every namespace starts with (no selectors, no other rule)."""
+def _rtattrs(payload: bytes, off: int) -> dict[int, bytes]:
+    """The attributes (struct rtattr) of a message from off on, by type (nested ones left packed)."""
+    attrs: dict[int, bytes] = {}
+    while off + _RTA.size <= len(payload):
+        alen, atype = _RTA.unpack_from(payload, off)
+        if alen < _RTA.size:
+            break
+        attrs[atype & 0x3FFF] = payload[off + _RTA.size: off + alen]
+        off += (alen + 3) & ~3
+    return attrs
+
+
+def _standard_rules(sock: socket.socket, family: int) -> bool:
+    """Only the policy rules every namespace starts with (no selectors, no other rule)."""
     found = []
-    for head, attrs in _rtnl_ask(sock, _RTM_GETRULE, _NLM_F_DUMP, _RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)):
+    ask = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+    for head, attrs in _rtnl_ask(sock, _RTM_GETRULE, _NLM_F_DUMP, ask):
         _family, dst_len, src_len, tos, table, _r1, _r2, action, flags = _RTMSG.unpack(head)
         if dst_len or src_len or tos or flags or action != FR_ACT_TO_TBL:
             return False
@@ -478,21 +628,26 @@ def _standard_rules(sock: socket.socket) -> bool:
         if _FRA_TABLE in attrs:
             table = int.from_bytes(attrs[_FRA_TABLE], sys.byteorder)
         found.append((int.from_bytes(attrs.get(_FRA_PRIORITY, b"\0\0\0\0"), sys.byteorder), table))
-    return found == _STANDARD_RULES
+    return found == _STANDARD_RULES[family]
 
 
-def _kernel_choice_by_ip(dst: ipaddress.IPv4Address) -> RouteInfo | None:
-    """The kernel's choice as :func:`_kernel_choice` makes it, from three rtnetlink requests made here
-    (the rules, `ip route get`, the link); None when the answer needs the full explanation (policy rules,
-    errors, unusual routes or links), which pyroute2 gives."""
+def _kernel_choice_by_ip(dst: IPAddress, oif: int | None = None) -> RouteInfo | None:
+    """The kernel's choice as :func:`_kernel_choice` makes it, from rtnetlink requests made here (the
+    rules, `ip route get` (out of oif), the link, and for IPv6 the link's addresses); None when the
+    answer needs the full explanation (policy rules, errors, unusual routes or links), which pyroute2
+    gives. One function for both families: only the address sizes and the standard rules differ."""
+    family = socket.AF_INET6 if dst.version == 6 else socket.AF_INET
     try:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
             sock.settimeout(5.0)
             sock.bind((0, 0))
-            if not _standard_rules(sock):
+            if not _standard_rules(sock, family):
                 return None
-            body = _RTMSG.pack(socket.AF_INET, 32, 0, 0, 0, 0, 0, 0, RTM_F_LOOKUP_TABLE)
-            routes = _rtnl_ask(sock, _RTM_GETROUTE, 0, body + _RTA.pack(8, _RTA_DST) + dst.packed)
+            body = _RTMSG.pack(family, dst.max_prefixlen, 0, 0, 0, 0, 0, 0, RTM_F_LOOKUP_TABLE)
+            body += _RTA.pack(_RTA.size + len(dst.packed), _RTA_DST) + dst.packed
+            if oif is not None:
+                body += _RTA.pack(_RTA.size + 4, _RTA_OIF) + struct.pack("=i", oif)
+            routes = _rtnl_ask(sock, _RTM_GETROUTE, 0, body)
             if len(routes) != 1:
                 return None
             head, attrs = routes[0]
@@ -504,9 +659,23 @@ def _kernel_choice_by_ip(dst: ipaddress.IPv4Address) -> RouteInfo | None:
             if table not in (RT_TABLE_MAIN, 253):
                 return None
             index = int.from_bytes(attrs[_RTA_OIF], sys.byteorder)
-            src = str(ipaddress.IPv4Address(attrs[_RTA_PREFSRC]))
-            gateway = str(ipaddress.IPv4Address(attrs[_RTA_GATEWAY])) if _RTA_GATEWAY in attrs else None
+            src = str(ipaddress.ip_address(attrs[_RTA_PREFSRC]))
+            gateway = str(ipaddress.ip_address(attrs[_RTA_GATEWAY])) if _RTA_GATEWAY in attrs else None
+            metrics = _rtattrs(attrs.get(_RTA_METRICS, b""), 0)
+            route_mtu = int.from_bytes(metrics[_RTAX_MTU], sys.byteorder) if _RTAX_MTU in metrics else None
             links = _rtnl_ask(sock, _RTM_GETLINK, 0, _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0))
+            local: tuple[str, ...] = ()
+            if family == socket.AF_INET6:
+                dump = _rtnl_ask(sock, _RTM_GETADDR, _NLM_F_DUMP, _IFADDRMSG.pack(family, 0, 0, 0, 0))
+                local = tuple(
+                    str(ipaddress.IPv6Address(addr[_IFA_ADDRESS]))
+                    for head, addr in dump
+                    if _IFADDRMSG.unpack(head)[4] == index and _IFA_ADDRESS in addr
+                    and not _addr_flags(_IFADDRMSG.unpack(head)[2], addr.get(_IFA_FLAGS)) & IFA_F_NODAD_ISSUES
+                )
+                if src not in local:
+                    return None
+                local = tuple(address for address in local if address != src)
     except (OSError, ValueError, struct.error):
         return None
     if len(links) != 1:
@@ -521,6 +690,7 @@ def _kernel_choice_by_ip(dst: ipaddress.IPv4Address) -> RouteInfo | None:
     ethernet = medium is Medium.ETHERNET
     name = link[_IFLA_IFNAME].rstrip(b"\0").decode(errors="replace")
     via = f"via {gateway}" if gateway else "on-link"
+    link_mtu = int.from_bytes(link[_IFLA_MTU], sys.byteorder)
     return RouteInfo(
         iface=name,
         ifindex=index,
@@ -529,14 +699,21 @@ def _kernel_choice_by_ip(dst: ipaddress.IPv4Address) -> RouteInfo | None:
         dst_ip=str(dst),
         gateway=gateway,
         next_hop=(gateway or str(dst)) if ethernet else POINT_TO_POINT,
-        mtu=int.from_bytes(link[_IFLA_MTU], sys.byteorder),
+        mtu=min(link_mtu, route_mtu) if route_mtu else link_mtu,
         reason=f"kernel route (table {_table_name(table)}, {dst} {via} dev {name})",
         warning=None if flags & _IFF_LOWER_UP else f"interface '{name}' has no carrier",
         medium=medium,
+        family=dst.version,
+        local_addresses=local,
     )
 
 
-def _kernel_choice(ipr: IPRoute, dst: ipaddress.IPv4Address, kernel: _Lookup, rules: list[Any]) -> RouteInfo:
+def _addr_flags(ifa_flags: int, attr: bytes | None) -> int:
+    """An address's flags: IFA_FLAGS (32 bits) when the kernel sends it, else ifa_flags (8 bits)."""
+    return int.from_bytes(attr, sys.byteorder) if attr is not None and len(attr) == 4 else ifa_flags
+
+
+def _kernel_choice(ipr: IPRoute, dst: IPAddress, kernel: _Lookup, rules: list[Any]) -> RouteInfo:
     route = kernel.reply
     if route["type"] == RTN_LOCAL:
         raise LinkError(
@@ -547,9 +724,9 @@ def _kernel_choice(ipr: IPRoute, dst: ipaddress.IPv4Address, kernel: _Lookup, ru
         raise LinkError(f"cannot reach {dst}: the kernel route to it is of type {kind}")
     link = _usable_link(ipr, route.get("RTA_OIF"))
     name = link.get("IFLA_IFNAME")
-    networks = _ipv4_networks(ipr, link["index"])
+    networks = _networks(ipr, link["index"], dst.version)
     if not networks:
-        raise LinkError(f"interface '{name}' has no IPv4 address")
+        raise LinkError(f"interface '{name}' has no IPv{dst.version} address")
     gateway = route.get("RTA_GATEWAY")
     src = route.get("RTA_PREFSRC") or _pick_source(networks, dst)
     via = f"via {gateway}" if gateway else "on-link"
@@ -557,11 +734,11 @@ def _kernel_choice(ipr: IPRoute, dst: ipaddress.IPv4Address, kernel: _Lookup, ru
     matched = _matched(kernel, rules, dst, None, None, {})
     if matched.rule is not None and not matched.rule.is_default:
         reason = f"{reason[:-1]}; rule {matched.rule.priority}: {matched.rule.text})"
-    return _route_info(link, src, dst, gateway, reason, None)
+    return _route_info(link, src, dst, gateway, reason, None, networks, _route_mtu(route))
 
 
 def _forced_choice(
-    ipr: IPRoute, dst: ipaddress.IPv4Address, iface: str, kernel: _Lookup, rules: list[Any]
+    ipr: IPRoute, dst: IPAddress, iface: str, kernel: _Lookup, rules: list[Any]
 ) -> RouteInfo:
     found = ipr.link_lookup(ifname=iface)
     if not found:
@@ -569,9 +746,9 @@ def _forced_choice(
         raise LinkError(f"unknown interface '{iface}' (available: {names})")
     link = _usable_link(ipr, found[0])
     index = link["index"]
-    networks = _ipv4_networks(ipr, index)
+    networks = _networks(ipr, index, dst.version)
     if not networks:
-        raise LinkError(f"interface '{iface}' has no IPv4 address")
+        raise LinkError(f"interface '{iface}' has no IPv{dst.version} address")
     if kernel.reply is not None and kernel.reply["type"] == RTN_LOCAL:
         raise LinkError(
             f"cannot reach {dst}: it is an address of this machine, which raw sockets cannot reach"
@@ -587,10 +764,11 @@ def _forced_choice(
         else:
             fib = forced.fib
             prefix = (
-                "a route" if fib is None else _prefix_text(fib.get("RTA_DST") or "0.0.0.0", fib["dst_len"])
+                "a route" if fib is None else _prefix_text(fib.get("RTA_DST") or _any(dst), fib["dst_len"])
             )
             via = f"via {gateway}" if gateway else "on-link"
-            how = f"{'default' if prefix == '0.0.0.0/0' else prefix} {via}, table {_table_name(forced.table)}"
+            default = prefix in ("0.0.0.0/0", "::/0")
+            how = f"{'default' if default else prefix} {via}, table {_table_name(forced.table)}"
     elif on_subnet:
         how = f"{dst} is on-link"
     else:
@@ -601,14 +779,16 @@ def _forced_choice(
         warnings.append(f"the kernel has no route to {dst}")
     elif kernel_oif != index:
         warnings.append(f"the kernel would use {_link_name(ipr, kernel_oif)}, not {iface}")
-    if src is None or ipaddress.IPv4Address(src) not in {net.ip for net in networks}:
+    if src is None or ipaddress.ip_address(src) not in {net.ip for net in networks}:
         src = _pick_source(networks, dst)
-    return _route_info(link, src, dst, gateway, f"-i {iface} (override, {how})", "; ".join(warnings) or None)
+    route_mtu = _route_mtu(forced.reply) if forced.reply is not None else None
+    return _route_info(link, src, dst, gateway, f"-i {iface} (override, {how})", "; ".join(warnings) or None,
+                       networks, route_mtu)  # fmt: skip
 
 
 def _override(
     ipr: IPRoute,
-    dst: ipaddress.IPv4Address,
+    dst: IPAddress,
     link: Any,
     kernel_oif: int | None,
     rules: list[Any],
@@ -628,12 +808,13 @@ def _override(
         return refused(f"link type {link_type_name(link['ifi_type'])}: rawtui cannot run there")
     if not link["flags"] & IFF_UP:
         return refused(f"it is down: bring it up with `ip link set {name} up`")
-    networks = _ipv4_networks(ipr, index)
+    networks = _networks(ipr, index, dst.version)
     if not networks:
         master = link.get("IFLA_MASTER")
         if master:
-            return refused(f"no IPv4 address: it is a port of {names.get(master, master)}, use that")
-        return refused("no IPv4 address")
+            port_of = names.get(master, master)
+            return refused(f"no IPv{dst.version} address: it is a port of {port_of}, use that")
+        return refused(f"no IPv{dst.version} address")
     carrier = "" if link.get("IFLA_CARRIER") else "; it has no carrier"
     look, src = _lookup_via(ipr, dst, index, rules)
     subnets = ", ".join(str(net.network) for net in networks)
@@ -678,7 +859,7 @@ def _override(
 def _matched(
     look: _Lookup,
     rules: list[Any],
-    dst: ipaddress.IPv4Address,
+    dst: IPAddress,
     src: str | None,
     oifname: str | None,
     names: dict[int, str],
@@ -688,7 +869,7 @@ def _matched(
     entry = fib if fib is not None else reply
     prefix = None
     if fib is not None:
-        prefix = f"{fib.get('RTA_DST') or '0.0.0.0'}/{fib['dst_len']}"
+        prefix = f"{fib.get('RTA_DST') or _any(dst)}/{fib['dst_len']}"
     oif = reply.get("RTA_OIF")
     return MatchedRoute(
         table=table,
@@ -707,7 +888,7 @@ def selecting_rule(
     rules: list[Any],
     table: int,
     prefixlen: int | None,
-    dst: ipaddress.IPv4Address,
+    dst: IPAddress,
     src: str | None,
     oifname: str | None,
 ) -> PolicyRule | None:
@@ -747,7 +928,7 @@ def selecting_rule(
 
 def rule_matches(
     rule: Any,
-    dst: ipaddress.IPv4Address,
+    dst: IPAddress,
     src: str | None = None,
     oifname: str | None = None,
     *,
@@ -755,7 +936,7 @@ def rule_matches(
     mark: int = 0,
     uid: int | None = None,
 ) -> bool:
-    """Whether an RTM_NEWRULE message selects a lookup for dst (fib_rule_match + fib4_rule_match)."""
+    """Whether an RTM_NEWRULE message selects a lookup for dst (fib_rule_match + fib4/fib6_rule_match)."""
     uid = os.getuid() if uid is None else uid
     ok = True
     if rule.get("FRA_IIFNAME") and rule.get("FRA_IIFNAME") != iifname:
@@ -778,10 +959,10 @@ def rule_matches(
     for ports in (rule.get("FRA_SPORT_RANGE"), rule.get("FRA_DPORT_RANGE")):
         if ports and not ports["start"] <= 0 <= ports["end"]:
             ok = False
-    if rule["dst_len"] and dst not in _network(rule.get("FRA_DST"), rule["dst_len"]):
+    if rule["dst_len"] and dst not in _network(rule.get("FRA_DST") or _any(dst), rule["dst_len"]):
         ok = False
-    if rule["src_len"] and ipaddress.IPv4Address(src or "0.0.0.0") not in _network(
-        rule.get("FRA_SRC"), rule["src_len"]
+    if rule["src_len"] and ipaddress.ip_address(src or _any(dst)) not in _network(
+        rule.get("FRA_SRC") or _any(dst), rule["src_len"]
     ):
         ok = False
     if rule["tos"]:
@@ -827,12 +1008,17 @@ def rule_text(rule: Any) -> str:
 
 
 def _prefix_text(address: str | None, prefixlen: int) -> str:
-    """As iproute2 prints a prefix: a host route without its /32."""
-    return str(address) if prefixlen == 32 else f"{address}/{prefixlen}"
+    """As iproute2 prints a prefix: a host route without its /32 (/128)."""
+    return str(address) if prefixlen == (128 if ":" in str(address) else 32) else f"{address}/{prefixlen}"
 
 
-def _network(address: str | None, prefixlen: int) -> ipaddress.IPv4Network:
-    return ipaddress.IPv4Network(f"{address or '0.0.0.0'}/{prefixlen}", strict=False)
+def _network(address: str, prefixlen: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(f"{address}/{prefixlen}", strict=False)
+
+
+def _any(dst: IPAddress) -> str:
+    """The unspecified address of dst's family: what the kernel leaves out of a default route."""
+    return "::" if dst.version == 6 else "0.0.0.0"
 
 
 def _table_name(table: int) -> str:
@@ -865,23 +1051,47 @@ def _link_name(ipr: IPRoute, index: int | None) -> str:
         return f"interface #{index}"
 
 
-def _ipv4_networks(ipr: IPRoute, index: int) -> list[ipaddress.IPv4Interface]:
+Network = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+def _networks(ipr: IPRoute, index: int, version: int = 4) -> list[Network]:
+    """The interface's addresses of one family, without those still tentative or failed (IPv6 DAD)."""
     return [
-        ipaddress.IPv4Interface(f"{addr.get('IFA_LOCAL') or addr.get('IFA_ADDRESS')}/{addr['prefixlen']}")
-        for addr in ipr.get_addr(index=index, family=socket.AF_INET)
+        ipaddress.ip_interface(f"{addr.get('IFA_LOCAL') or addr.get('IFA_ADDRESS')}/{addr['prefixlen']}")
+        for addr in ipr.get_addr(index=index, family=socket.AF_INET6 if version == 6 else socket.AF_INET)
+        if not _addr_flags(addr["flags"], (addr.get("IFA_FLAGS") or 0).to_bytes(4, sys.byteorder))
+        & IFA_F_NODAD_ISSUES
     ]
 
 
-def _pick_source(networks: list[ipaddress.IPv4Interface], dst: ipaddress.IPv4Address) -> str:
-    """The interface's address on dst's subnet, else its first one."""
+def _pick_source(networks: list[Network], dst: IPAddress) -> str:
+    """The interface's address on dst's subnet, else its first one (of dst's scope: a global
+    destination is not reached from a link-local address)."""
     for net in networks:
         if dst in net.network:
+            return str(net.ip)
+    for net in networks:
+        if net.ip.is_link_local == dst.is_link_local:
             return str(net.ip)
     return str(networks[0].ip)
 
 
+def _route_mtu(route: Any) -> int | None:
+    """The MTU a route carries (`ip route ... mtu 1280`, or one learnt from Packet Too Big), if any."""
+    metrics = route.get("RTA_METRICS")
+    mtu = metrics.get("RTAX_MTU") if metrics is not None else None
+    return int(mtu) if mtu else None
+
+
 def _route_info(
-    link: Any, src: str, dst: ipaddress.IPv4Address, gateway: str | None, reason: str, warning: str | None
+    link: Any,
+    src: str,
+    dst: IPAddress,
+    gateway: str | None,
+    reason: str,
+    warning: str | None,
+    networks: list[Network],
+    route_mtu: int | None,
 ) -> RouteInfo:
     if not link.get("IFLA_CARRIER"):
         no_carrier = f"interface '{link.get('IFLA_IFNAME')}' has no carrier"
@@ -896,8 +1106,12 @@ def _route_info(
         dst_ip=str(dst),
         gateway=gateway,
         next_hop=(gateway or str(dst)) if ethernet else POINT_TO_POINT,
-        mtu=int(link.get("IFLA_MTU")),
+        mtu=min(int(link.get("IFLA_MTU")), route_mtu or 1 << 32),
         reason=reason,
         warning=warning,
         medium=medium,
+        family=dst.version,
+        local_addresses=(
+            tuple(str(net.ip) for net in networks if str(net.ip) != src) if dst.version == 6 else ()
+        ),
     )

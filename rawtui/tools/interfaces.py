@@ -1,8 +1,9 @@
-"""`rawtui interfaces [URL]`: every interface, which one a download would use and why, and an ARP probe.
+"""`rawtui interfaces [URL]`: every interface and route, which one a download would use and why (IPv4 or
+IPv6, and which family for a name with both), and an ARP probe.
 
 The listing and the route explanation need no privileges (netlink dumps and lookups, the ethtool
-GET ioctls, /sys). ``--probe`` ARPs the next hop for real through a raw socket, with the same sans-IO
-resolver a download uses, and needs root or CAP_NET_RAW.
+GET ioctls, /sys). ``--probe`` resolves the next hop for real through a raw socket (ARP, or IPv6's
+neighbor discovery), with the same sans-IO resolver a download uses, and needs root or CAP_NET_RAW.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from rawtui.errors import EXIT_LINK, EXIT_OK, LinkError, UsageError
 from rawtui.link.ethtool import Offloads, read_offloads
 from rawtui.link.route import (
     InterfaceInfo,
+    MatchedRoute,
     Override,
     RouteExplanation,
     RouteInfo,
+    choose_address,
     explain_route,
     list_interfaces,
-    resolve_host,
+    list_routes,
 )
 from rawtui.stack.events import Medium
 
@@ -60,10 +63,10 @@ class InterfaceRow:
 
 @dataclass(frozen=True, slots=True)
 class ProbeStep:
-    """One line of the ARP exchange."""
+    """One line of the ARP (neighbor discovery) exchange."""
 
     t: float  # seconds since the first request
-    kind: str  # "request", "reply", "ignored"
+    kind: str  # "request", "reply", "ignored", "answered" (IPv6: we answered a solicitation for our address)
     text: str
 
 
@@ -77,16 +80,19 @@ class ProbeResult:
     attempts: int
     mac: str | None  # who answered
     rtt_ms: float | None
-    kernel_neighbour: str | None  # the kernel's own ARP cache entry: "aa:bb:.. (REACHABLE)"
+    kernel_neighbour: str | None  # the kernel's own ARP (neighbor) cache entry: "aa:bb:.. (REACHABLE)"
     error: str | None
+    family: int = 4  # 6: neighbor discovery, not ARP
 
 
 @dataclass(frozen=True, slots=True)
 class Destination:
     url: str
     host: str
-    ip: str
+    ip: str  # with its zone for a link-local IPv6 address ("fe80::2%eth0")
     port: int
+    family: int = 4
+    reason: str = ""  # why this address (and family): "AAAA and A records; IPv6 because ..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,7 @@ class Report:
     forced: str | None = None  # -i IFACE
     explanation: RouteExplanation | None = None
     probe: ProbeResult | None = None
+    routes: tuple[MatchedRoute, ...] = ()  # the main tables, IPv4 then IPv6
 
     @property
     def exit_code(self) -> int:
@@ -123,15 +130,22 @@ def interface_warnings(info: InterfaceInfo) -> list[str]:
     elif not info.carrier and info.ethernet:
         out.append("no carrier: nothing is connected, or the other end is down")
     if not info.ipv4:
+        ipv6_only = " (IPv6 only)" if _global_ipv6(info) else ""
         out.append(f"no IPv4 address: a port of {info.master}, use {info.master}" if info.master
-                   else "no IPv4 address")  # fmt: skip
+                   else f"no IPv4 address{ipv6_only}")  # fmt: skip
     if 0 < info.mtu < MIN_IPV4_MTU:
         out.append(f"MTU {info.mtu} is below {MIN_IPV4_MTU}, the IPv4 minimum: expect tiny segments or none")
     return out
 
 
+def _global_ipv6(info: InterfaceInfo) -> bool:
+    """An IPv6 address beyond the link-local one every interface has (fe80::/10)."""
+    return any(not address.lower().startswith(("fe8", "fe9", "fea", "feb")) for address in info.ipv6)
+
+
 def interface_row(info: InterfaceInfo, offloads: Offloads | None) -> InterfaceRow:
-    usable = info.medium is not None and info.up and bool(info.ipv4) and info.kind != "loopback"
+    addressed = bool(info.ipv4) or (_global_ipv6(info) and not info.master)
+    usable = info.medium is not None and info.up and addressed and info.kind != "loopback"
     return InterfaceRow(info, offloads, usable, tuple(interface_warnings(info)))
 
 
@@ -146,21 +160,25 @@ def list_rows() -> tuple[InterfaceRow, ...]:
     return tuple(rows)
 
 
-def build_report(url: str | None, iface: str | None = None, *, probe: bool = False) -> Report:
-    """Everything `rawtui interfaces` shows, as records (the rich and the JSON output are views of it)."""
+def build_report(
+    url: str | None, iface: str | None = None, *, probe: bool = False, family: int | None = None
+) -> Report:
+    """Everything `rawtui interfaces` shows, as records (the rich and the JSON output are views of it).
+    ``family``: -4 / -6, as for a download."""
     rows = list_rows()
+    routes = tuple(list_routes())
     if url is None:
-        return Report(rows)
+        return Report(rows, routes=routes)
     from rawtui.http.client import parse_url
 
     parsed = parse_url(url)
-    dst_ip = resolve_host(parsed.host)
-    destination = Destination(parsed.text, parsed.host, dst_ip, parsed.port)
-    explanation = explain_route(dst_ip, iface)
+    chosen = choose_address(parsed.address, family)
+    destination = Destination(parsed.text, parsed.host, chosen.address, parsed.port, chosen.family, chosen.reason)
+    explanation = explain_route(chosen.address, iface)
     result = None
     if probe and explanation.route is not None and explanation.route.medium is Medium.ETHERNET:
         result = probe_next_hop(explanation.route)  # (a point-to-point link has nothing to ask)
-    return Report(rows, destination, iface, explanation, result)
+    return Report(rows, destination, iface, explanation, result, routes)
 
 
 # -- the ARP probe --------------------------------------------------------------------------------
@@ -174,23 +192,42 @@ def probe_next_hop(
     clock: Callable[[], float] = time.monotonic,
     wait: Callable[[Any, float], object] | None = None,
 ) -> ProbeResult:
-    """ARP route.next_hop out of route.iface for real, as a download would, and report the exchange.
+    """Resolve route.next_hop out of route.iface for real, as a download would (ARP, or neighbor
+    discovery for IPv6), and report the exchange.
 
     clock and wait (block until the socket is readable or the timeout passes) are for tests.
     """
-    from rawtui.events import ArpIgnored, ArpReply, ArpRequest
+    from rawtui.events import (
+        ArpIgnored,
+        ArpReply,
+        ArpRequest,
+        NdpAdvert,
+        NdpAnswered,
+        NdpIgnored,
+        NdpSolicit,
+    )
     from rawtui.link.afpacket import PacketSocket
     from rawtui.stack.arp import ArpResolver
+    from rawtui.stack.host import CSUM_UNKNOWN
+    from rawtui.stack.ndp import NdpResolver
     from rawtui.wire.arp import parse_arp
     from rawtui.wire.errors import WireError
-    from rawtui.wire.ethernet import ETH_P_ARP, mac_bytes, mac_str, parse_ethernet
+    from rawtui.wire.ethernet import ETH_P_ARP, ETH_P_IPV6, mac_bytes, mac_str, parse_ethernet
+    from rawtui.wire.icmpv6 import parse_icmpv6
     from rawtui.wire.ipv4 import ip_bytes
+    from rawtui.wire.ipv6 import NH_ICMPV6, ip6_bytes, parse_ipv6
 
     kernel_entry = _kernel_neighbour(route.ifindex, route.next_hop)
-    resolver = ArpResolver(
-        mac_bytes(route.src_mac), ip_bytes(route.src_ip), ip_bytes(route.next_hop), retries=tries,
-        interval=interval,
-    )  # fmt: skip
+    local_mac = mac_bytes(route.src_mac)
+    resolver: ArpResolver | NdpResolver
+    if route.family == 6:
+        resolver = NdpResolver(
+            local_mac, ip6_bytes(route.src_ip), ip6_bytes(route.next_hop),
+            own_ips=tuple(map(ip6_bytes, route.local_addresses)), retries=tries, interval=interval,
+        )  # fmt: skip
+    else:
+        resolver = ArpResolver(local_mac, ip_bytes(route.src_ip), ip_bytes(route.next_hop), retries=tries,
+                               interval=interval)  # fmt: skip
     steps: list[ProbeStep] = []
     rtt: float | None = None
     with PacketSocket(route.iface) as sock:
@@ -204,32 +241,46 @@ def probe_next_hop(
                 if isinstance(ev, ArpRequest):
                     steps.append(ProbeStep(ev.t, "request", f"who-has {ev.target_ip} tell {route.src_ip}"
                                            f" (try {ev.attempt} of {tries})"))  # fmt: skip
-                elif isinstance(ev, ArpReply):
+                elif isinstance(ev, NdpSolicit):
+                    steps.append(ProbeStep(ev.t, "request", f"neighbor solicitation for {ev.target_ip} from "
+                                           f"{route.src_ip} (try {ev.attempt} of {tries})"))  # fmt: skip
+                elif isinstance(ev, ArpReply | NdpAdvert):
                     rtt = ev.rtt_ms
-                    steps.append(ProbeStep(ev.t, "reply", f"{ev.ip} is-at {ev.mac} (RTT {ev.rtt_ms:.3f} ms)"))
-                elif isinstance(ev, ArpIgnored):
-                    steps.append(ProbeStep(ev.t, "ignored", f"{ev.ip} is-at {ev.mac}: ignored, {ev.reason}"))
+                    what = "is-at" if isinstance(ev, ArpReply) else "advertised at"
+                    steps.append(ProbeStep(ev.t, "reply", f"{ev.ip} {what} {ev.mac} (RTT {ev.rtt_ms:.3f} ms)"))
+                elif isinstance(ev, ArpIgnored | NdpIgnored):
+                    what = "is-at" if isinstance(ev, ArpIgnored) else "at"
+                    steps.append(ProbeStep(ev.t, "ignored", f"{ev.ip} {what} {ev.mac}: ignored, {ev.reason}"))
+                elif isinstance(ev, NdpAnswered):
+                    steps.append(ProbeStep(ev.t, "answered", f"{ev.asker_ip} asked for {ev.target_ip} (ours): "
+                                           "advertised our MAC"))  # fmt: skip
             if resolver.done:
                 break
             deadline = resolver.next_deadline
             timeout = 0.0 if deadline is None else max(0.0, deadline - (clock() - t0))
             (wait or _wait_readable)(sock, timeout)
             now = clock() - t0
-            for frame, _csum in sock.recv_many():
+            for frame, csum in sock.recv_many():
                 try:
                     eth = parse_ethernet(frame)
-                    if eth.ethertype == ETH_P_ARP:
+                    if eth.ethertype == ETH_P_ARP and isinstance(resolver, ArpResolver):
                         resolver.on_arp(parse_arp(eth.payload), now)
+                    elif eth.ethertype == ETH_P_IPV6 and isinstance(resolver, NdpResolver):
+                        ip, payload = parse_ipv6(eth.payload)
+                        if ip.proto == NH_ICMPV6:
+                            msg = parse_icmpv6(payload, ip.src, ip.dst, verify=csum == CSUM_UNKNOWN)
+                            resolver.on_ndp(msg, ip.src, ip.dst, ip.hop_limit, eth.src, now)
                 except WireError:
                     continue
             resolver.on_timer(now)
     mac = mac_str(resolver.mac) if resolver.mac is not None else None
     error = None
     if mac is None:
-        error = no_reply_message(route, resolver.attempts)
+        said = resolver.failure_message(route.iface) if isinstance(resolver, NdpResolver) else None
+        error = no_reply_message(route, resolver.attempts, said)
     return ProbeResult(
         route.iface, route.src_ip, route.src_mac, route.next_hop, tuple(steps), resolver.attempts, mac, rtt,
-        kernel_entry, error,
+        kernel_entry, error, route.family,
     )  # fmt: skip
 
 
@@ -237,13 +288,12 @@ def _wait_readable(sock: Any, timeout: float) -> None:
     select.select([sock], [], [], timeout)
 
 
-def no_reply_message(route: RouteInfo, attempts: int) -> str:
-    """Why an ARP probe went unanswered, naming what is not on the link."""
+def no_reply_message(route: RouteInfo, attempts: int, resolver_said: str | None = None) -> str:
+    """Why a probe went unanswered (``resolver_said``: the resolver's own sentence, NDP's), naming what is
+    not on the link."""
     what = f"the gateway {route.gateway}" if route.gateway else f"the host {route.next_hop}"
-    return (
-        f"no ARP reply from {route.next_hop} on {route.iface} after {attempts} tries: "
-        f"{what} is not on {route.iface}'s link, or it is down"
-    )
+    first = resolver_said or f"no ARP reply from {route.next_hop} on {route.iface} after {attempts} tries"
+    return f"{first}: {what} is not on {route.iface}'s link, or it is down"
 
 
 _NUD_STATES = {
@@ -253,11 +303,13 @@ _NUD_STATES = {
 
 
 def _kernel_neighbour(ifindex: int, ip: str) -> str | None:
-    """The kernel's own ARP cache entry for ip on ifindex: "aa:bb:cc:dd:ee:ff (REACHABLE)", or None."""
+    """The kernel's own ARP (neighbor) cache entry for ip on ifindex: "aa:bb:cc:dd:ee:ff (REACHABLE)", or
+    None."""
     from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     with IPRoute() as ipr:
-        for entry in ipr.get_neighbours(family=socket.AF_INET, ifindex=ifindex):
+        for entry in ipr.get_neighbours(family=family, ifindex=ifindex):
             if entry.get("NDA_DST") == ip:
                 state = _NUD_STATES.get(entry["state"], hex(entry["state"]))
                 lladdr = entry.get("NDA_LLADDR")
@@ -278,7 +330,8 @@ def to_json(report: Report) -> dict[str, Any]:
                 "warnings": list(row.warnings),
             }
             for row in report.interfaces
-        ]
+        ],
+        "routes": [dataclasses.asdict(route) for route in report.routes],
     }
     if report.destination is not None:
         out["destination"] = dataclasses.asdict(report.destination)
@@ -297,6 +350,8 @@ def render(report: Report) -> Group:
     if notes is not None:
         parts.append(notes)
     parts += [Text(""), Text(OFFLOAD_LEGEND, style="dim")]
+    if report.routes:
+        parts += [Text(""), _routes_table(report.routes)]
     if report.explanation is not None and report.destination is not None:
         parts += [Text(""), _route_grid(report.destination, report.explanation, report.forced)]
         parts += [Text(""), _override_table(report.explanation)]
@@ -318,9 +373,9 @@ def _interface_table(report: Report) -> Table:
     if report.explanation is not None:
         chosen = report.forced or report.explanation.kernel_iface
     table = Table(title="Interfaces", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
-    for column in ("Interface / MAC", "Kind", "State", "IPv4", "MTU", "Offloads"):
+    for column in ("Interface / MAC", "Kind", "State", "Addresses", "MTU", "Offloads"):
         table.add_column(column, justify="right" if column == "MTU" else "left", overflow="fold",
-                         no_wrap=column in ("Interface / MAC", "IPv4", "MTU"))  # fmt: skip
+                         no_wrap=column in ("Interface / MAC", "Addresses", "MTU"))  # fmt: skip
     for row in report.interfaces:
         info = row.info
         name = Text(info.name, style="bold" if row.usable else "dim")
@@ -331,7 +386,19 @@ def _interface_table(report: Report) -> Table:
         if info.parent:
             kind = f"{kind} on {info.parent}"
         offloads = "?" if row.offloads is None else " ".join(row.offloads.enabled()) or "none"
-        table.add_row(name, kind, _state(info), "\n".join(info.ipv4) or "-", str(info.mtu), offloads)
+        addresses = "\n".join((*info.ipv4, *info.ipv6)) or "-"
+        table.add_row(name, kind, _state(info), addresses, str(info.mtu), offloads)
+    return table
+
+
+def _routes_table(routes: tuple[MatchedRoute, ...]) -> Table:
+    """The main routing tables, as `ip route` and `ip -6 route` list them."""
+    table = Table(title="Routes (table main)", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD)
+    table.add_column("Family", no_wrap=True)
+    table.add_column("Route", overflow="fold")
+    for route in routes:
+        family = "IPv6" if route.prefix is not None and ":" in route.prefix else "IPv4"
+        table.add_row(family, route.describe().removesuffix(" table main").replace(" table main ", " "))
     return table
 
 
@@ -358,6 +425,8 @@ def _route_grid(dest: Destination, exp: RouteExplanation, forced: str | None) ->
     grid.title_style = "bold"
     grid.add_column(style="dim")
     grid.add_column()
+    if dest.reason:
+        grid.add_row("address", f"IPv{dest.family}: {dest.reason}")
     if exp.kernel_iface is not None:
         grid.add_row("kernel's choice", exp.kernel_iface)
     elif exp.kernel_error:
@@ -371,12 +440,16 @@ def _route_grid(dest: Destination, exp: RouteExplanation, forced: str | None) ->
     if route is not None:
         grid.add_row("interface", f"{route.iface} (-i)" if forced else route.iface)
         grid.add_row("source", f"{route.src_ip}  {route.src_mac}")
+        asks = "ARPs for" if route.family == 4 else "asks neighbor discovery (NS/NA) for"
         if route.medium is Medium.IP:
             grid.add_row("next hop", f"point-to-point: no link-layer address, nothing to resolve on {route.iface}")
         elif route.gateway:
-            grid.add_row("next hop", f"gateway {route.gateway}: rawtui ARPs for it on {route.iface}")
+            link_local = " (link-local)" if route.family == 6 and route.gateway.startswith("fe80:") else ""
+            grid.add_row("next hop", f"gateway {route.gateway}{link_local}: rawtui {asks} it on {route.iface}")
         else:
-            grid.add_row("next hop", f"on-link: rawtui ARPs for {route.next_hop} itself on {route.iface}")
+            grid.add_row("next hop", f"on-link: rawtui {asks} {route.next_hop} itself on {route.iface}")
+        if route.local_addresses:
+            grid.add_row("also ours", f"{', '.join(route.local_addresses)} (rawtui answers solicitations for it)")
         grid.add_row("MTU", str(route.mtu))
         grid.add_row("why", route.reason)
         if route.warning:
@@ -408,13 +481,14 @@ def _summary(ov: Override) -> Text:
 
 def _probe_grid(probe: ProbeResult) -> Table:
     grid = Table.grid(padding=(0, 2))
-    grid.title = f"ARP probe for {probe.target_ip} on {probe.iface}"
+    what = "Neighbor discovery probe" if probe.family == 6 else "ARP probe"
+    grid.title = f"{what} for {probe.target_ip} on {probe.iface}"
     grid.title_justify = "left"
     grid.title_style = "bold"
     grid.add_column(justify="right", style="dim")
     grid.add_column()
     grid.add_row("from", f"{probe.src_ip}  {probe.src_mac}")
-    arrows = {"request": "→", "reply": "←", "ignored": "←"}
+    arrows = {"request": "→", "reply": "←", "ignored": "←", "answered": "⇄"}
     for step in probe.steps:
         style = {"reply": "green", "ignored": "yellow"}.get(step.kind, "")
         grid.add_row(f"{step.t:.3f} s", Text(f"{arrows[step.kind]} {step.text}", style=style))
@@ -441,8 +515,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("url", nargs="?", help="http:// URL (or host) to explain the route to")
     p.add_argument("-i", "--interface", metavar="IFACE", help="explain a download forced through IFACE")
+    family = p.add_mutually_exclusive_group()
+    family.add_argument("-4", "--ipv4", dest="family", action="store_const", const=4,
+                        help="IPv4 only, as a download with -4")
+    family.add_argument("-6", "--ipv6", dest="family", action="store_const", const=6,
+                        help="IPv6 only, as a download with -6")
     p.add_argument("--probe", action="store_true",
-                   help="ARP the next hop for real and show the exchange (needs root or CAP_NET_RAW)")  # fmt: skip
+                   help="ARP the next hop (IPv6: neighbor discovery) for real and show the exchange "
+                   "(needs root or CAP_NET_RAW)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     return p
 
@@ -452,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.url is None and (ns.probe or ns.interface):
         raise UsageError(f"{'--probe' if ns.probe else '-i'} needs a URL: rawtui interfaces [--probe] URL")
     try:
-        report = build_report(ns.url, ns.interface, probe=ns.probe)
+        report = build_report(ns.url, ns.interface, probe=ns.probe, family=ns.family)
     except LinkError as exc:
         if not ns.json:
             raise

@@ -191,9 +191,10 @@ def server_stalled(lab: Lab, port: int) -> Callable[[], bool]:
     def check() -> bool:
         res = lab.run(lab.server_ns, ["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
                       capture_output=True, text=True, timeout=20)
+        peers = (f"{lab.client_ip}:", f"[::ffff:{lab.client_ip}]:")  # (a dual-stack server: IPv4-mapped)
         for line in res.stdout.splitlines():  # Recv-Q Send-Q Local Peer
             parts = line.split()
-            if len(parts) >= 4 and parts[3].startswith(f"{lab.client_ip}:") and int(parts[1]) > 0:
+            if len(parts) >= 4 and parts[3].startswith(peers) and int(parts[1]) > 0:
                 return True
         return False
 

@@ -25,6 +25,83 @@ def test_parse_url():
             parse_url(bad)
 
 
+@pytest.mark.parametrize(
+    ("text", "host", "zone", "port", "host_header", "address"),
+    [
+        ("http://[2001:db8::2]:8080/x", "2001:db8::2", None, 8080, "[2001:db8::2]:8080", "2001:db8::2"),
+        ("https://[2001:DB8:0:0::2]/", "2001:db8::2", None, 443, "[2001:db8::2]", "2001:db8::2"),
+        ("http://[fe80::2%25eth0]/", "fe80::2", "eth0", 80, "[fe80::2]", "fe80::2%eth0"),
+        ("http://[fe80::2%25Eth.10]:81/", "fe80::2", "Eth.10", 81, "[fe80::2]:81", "fe80::2%Eth.10"),
+        ("http://[fe80::2%eth0]/", "fe80::2", "eth0", 80, "[fe80::2]", "fe80::2%eth0"),  # curl takes a bare %
+        ("[2001:db8::2]:8080/x", "2001:db8::2", None, 8080, "[2001:db8::2]:8080", "2001:db8::2"),
+    ],
+)  # fmt: skip
+def test_ipv6_literals_and_zones(
+    text: str, host: str, zone: str | None, port: int, host_header: str, address: str
+) -> None:
+    url = parse_url(text)
+    assert (url.host, url.zone, url.port, url.host_header, url.address) == (host, zone, port, host_header, address)
+    assert url.is_literal and url.is_ipv6
+    assert f"Host: {host_header}\r\n".encode() in HttpExchange(url).request()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("http://[2001:db8::zz]/", "does not appear to be an IPv4 or IPv6 address"),
+        ("http://[2001:db8::1/", "Invalid IPv6 URL"),
+        ("http://[v1.fe80::a+en1]/", "is not an IPv6 address"),
+        ("http://[2001:db8::1%25eth0]/", "a zone \\(%25eth0\\) belongs to a link-local address"),
+        ("http://[fe80::1%25]/", "'' is not an interface name"),
+        ("http://[fe80::1%25a%2Fb]/", "does not appear to be an IPv4 or IPv6 address"),
+        ("http://[fe80::1%25abcdefghijklmnop]/", "is not an interface name"),
+        ("http://2001:db8::1/", "Port could not be cast"),
+    ],
+)
+def test_bad_ipv6_literals_are_usage_errors(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message) as caught:
+        parse_url(text)
+    assert caught.value.exit_code == 2 and "\n" not in caught.value.message
+
+
+def test_names_and_ipv4_are_not_ipv6_literals() -> None:
+    assert (URL.is_literal, URL.is_ipv6, URL.zone, URL.address) == (True, False, None, "10.77.2.2")
+    name = parse_url("http://Example.TEST/")
+    assert (name.host, name.is_literal, name.is_ipv6, name.host_header) == ("example.test", False, False, "example.test")
+
+
+def _sni(client_hello: bytes) -> bytes | None:
+    """The server_name extension's data in a TLS record holding a ClientHello, None without one."""
+    body = client_hello[5 + 4:]  # record header, handshake header
+    off = 2 + 32  # version, random
+    off += 1 + body[off]  # session id
+    off += 2 + int.from_bytes(body[off:off + 2], "big")  # cipher suites
+    off += 1 + body[off]  # compression methods
+    end = off + 2 + int.from_bytes(body[off:off + 2], "big")
+    off += 2
+    while off < end:
+        kind, size = int.from_bytes(body[off:off + 2], "big"), int.from_bytes(body[off + 2:off + 4], "big")
+        if kind == 0:
+            return body[off + 4:off + 4 + size]
+        off += 4 + size
+    return None
+
+
+@pytest.mark.parametrize(("text", "sni"), [("https://example.test/", True), ("https://[2001:db8::2]/", False),
+                                           ("https://[fe80::2%25eth0]/", False), ("https://10.77.2.2/", False)])
+def test_no_sni_for_ip_literals(text: str, sni: bool) -> None:
+    """RFC 6066 3: literal addresses are not sent as server names; the TLS channel gets url.host."""
+    import ssl
+
+    from rawtui.http.tls import TlsChannel
+
+    url = parse_url(text)
+    found = _sni(TlsChannel(ssl.create_default_context(), url.host).start())
+    assert (found is not None) == sni
+    if sni:
+        assert found is not None and found.endswith(b"example.test")
+
+
 def test_request_headers():
     data = HttpExchange(URL).request()
     assert data.startswith(b"GET /dir/big.bin?x=1 HTTP/1.1\r\n")

@@ -81,9 +81,9 @@ def run_bpf(program: list[tuple[int, int, int, int]], packet: bytes, protocol: i
         pc += 1
         if code == 0x28 and k == 0xFFFFF000:  # ldh #proto
             a = protocol
-        elif code in (0x20, 0x28, 0x30, 0x48):  # ld [k] (w, h, b), ldh [x + k]
-            size = {0x20: 4, 0x28: 2, 0x30: 1, 0x48: 2}[code]
-            at = k + (x if code == 0x48 else 0)
+        elif code in (0x20, 0x28, 0x30, 0x48, 0x50):  # ld [k] (w, h, b), ldh [x + k], ldb [x + k]
+            size = {0x20: 4, 0x28: 2, 0x30: 1, 0x48: 2, 0x50: 1}[code]
+            at = k + (x if code in (0x48, 0x50) else 0)
             if at + size > len(packet):
                 return 0  # the kernel rejects a load past the end
             a = int.from_bytes(packet[at : at + size], "big")
@@ -141,6 +141,88 @@ def test_filter_without_ports_accepts_any_tcp_from_the_host() -> None:
     assert not run_bpf(only_local, tcp_frame(dport=1))
 
 
+def icmp_frame(icmp_type: int = 3, src: str = "10.9.0.254", frag: int = 0x4000, options: bytes = b"") -> bytes:
+    quoted = ipv4(tcp(sport=40000, dport=8080), src=CLIENT_IP, dst=SERVER_IP)[:28]
+    return ether(ipv4(struct.pack("!BBHHH", icmp_type, 4, 0, 0, 1400) + quoted, src=src, proto=1, frag=frag,
+                      options=options), 0x0800)
+
+
+def test_ipv4_filter_passes_icmp_unreachable_from_any_router() -> None:
+    """Fragmentation needed comes from a router on the path, not from the server."""
+    assert run_bpf(FILTERED, icmp_frame())
+    assert run_bpf(FILTERED, icmp_frame(options=b"\x01" * 8))  # IHL 7: the type moves
+    assert run_bpf(FILTERED, ether(struct.pack("!HH", 5, 0x0800) + icmp_frame()[14:], 0x8100))
+    assert not run_bpf(FILTERED, icmp_frame(icmp_type=8))  # an echo request: not the stack's business
+    assert not run_bpf(FILTERED, icmp_frame(frag=0x0010))  # a later fragment: no ICMP header
+
+
+SERVER_IP6, CLIENT_IP6, ROUTER_LL = "2001:db8:2::2", "2001:db8:1::2", "fe80::1"
+
+
+def ipv6(payload: bytes, nh: int = 6, src: str = SERVER_IP6, dst: str = CLIENT_IP6) -> bytes:
+    return struct.pack("!IHBB16s16s", 6 << 28, len(payload), nh, 64,
+                       socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)) + payload
+
+
+def tcp6_frame(**kwargs: Any) -> bytes:
+    ports = {key: kwargs.pop(key) for key in ("sport", "dport") if key in kwargs}
+    return ether(ipv6(tcp(**ports), **kwargs), 0x86DD)
+
+
+def icmp6(icmp_type: int) -> bytes:
+    return struct.pack("!BBH", icmp_type, 0, 0) + b"\0" * 20
+
+
+FILTERED6 = build_filter(SERVER_IP6, 8080, 40000)
+HOP_BY_HOP = struct.pack("!BB6s", 6, 0, b"\x01\x04" + b"\0" * 4)  # next: TCP, PadN
+
+
+@pytest.mark.parametrize(
+    ("frame", "accepted"),
+    [
+        (tcp6_frame(), True),
+        (tcp6_frame(src="2001:db8:2::3"), False),
+        (tcp6_frame(src="2001:db8:3::2"), False),  # the first word differs
+        (tcp6_frame(src="2001:db8:2::2:0"), False),  # the last word differs
+        (tcp6_frame(sport=8081), False),
+        (tcp6_frame(dport=40001), False),
+        (ether(ipv6(HOP_BY_HOP + tcp(), nh=0), 0x86DD), True),  # a chain: the stack walks it
+        (ether(ipv6(HOP_BY_HOP + tcp(), nh=0, src="2001:db8:2::9"), 0x86DD), False),
+        (ether(ipv6(b"\0" * 8, nh=17), 0x86DD), False),  # UDP
+        (ether(ipv6(icmp6(135), nh=58, src=ROUTER_LL, dst="ff02::1:ff00:2"), 0x86DD), True),  # NS
+        (ether(ipv6(icmp6(136), nh=58, src=ROUTER_LL), 0x86DD), True),  # NA
+        (ether(ipv6(icmp6(2), nh=58, src="2001:db8:1::1"), 0x86DD), True),  # Packet Too Big
+        (vlan(ipv6(tcp()), 0x86DD), True),
+        (vlan(ipv6(tcp(dport=1)), 0x86DD), False),
+        (vlan(ipv6(icmp6(136), nh=58, src=ROUTER_LL), 0x86DD), True),
+        (ether(ipv6(tcp())[:43], 0x86DD), False),  # cut inside the TCP ports
+        (ether(arp(), 0x0806), False),  # IPv6 has no ARP
+        (tcp_frame(), False),  # IPv4
+        (b"\xff" * 13, False),
+    ],
+)
+def test_ipv6_filter_accepts_the_connection_and_neighbor_discovery(frame: bytes, accepted: bool) -> None:
+    assert (run_bpf(FILTERED6, frame) != 0) is accepted
+
+
+def test_ipv6_filter_without_ports_and_with_a_zone() -> None:
+    program = build_filter(SERVER_IP6)
+    assert run_bpf(program, tcp6_frame(sport=1, dport=2))
+    assert not run_bpf(program, tcp6_frame(src="2001:db8:2::3"))
+    link_local = build_filter("fe80::2%eth0", 80, 40000)  # a zone says the interface, not the address
+    assert run_bpf(link_local, tcp6_frame(src="fe80::2", sport=80))
+    assert not run_bpf(link_local, tcp6_frame(src="fe80::3", sport=80))
+
+
+@pytest.mark.parametrize("program", [FILTERED, FILTERED6, build_filter(SERVER_IP), build_filter(SERVER_IP6)])
+def test_filter_jumps_stay_inside_every_program(program: list[tuple[int, int, int, int]]) -> None:
+    for index, (code, jt, jf, _k) in enumerate(program):
+        assert 0 <= jt < 256 and 0 <= jf < 256
+        if code != 0x06:
+            assert index + 1 + max(jt, jf) < len(program)
+    assert program[-1] == (0x06, 0, 0, 0)
+
+
 IP_FILTERED = build_filter(SERVER_IP, 8080, 40000, medium=Medium.IP)
 
 
@@ -161,6 +243,23 @@ IP_FILTERED = build_filter(SERVER_IP, 8080, 40000, medium=Medium.IP)
 def test_the_layer3_filter_reads_the_ip_header_at_offset_0(packet: bytes, protocol: int, accepted: bool) -> None:
     assert (run_bpf(IP_FILTERED, packet, protocol) != 0) is accepted
     assert not [insn for insn in IP_FILTERED if insn[3] in (0x0806, 0x8100)]  # no ARP, no VLAN tags there
+
+
+IP_FILTERED6 = build_filter(SERVER_IP6, 8080, 40000, medium=Medium.IP)
+
+
+@pytest.mark.parametrize(
+    ("packet", "protocol", "accepted"),
+    [
+        (ipv6(tcp()), 0x86DD, True),
+        (ipv6(tcp(sport=8081)), 0x86DD, False),
+        (ipv6(tcp(), src="2001:db8:2::3"), 0x86DD, False),
+        (ipv6(icmp6(2), nh=58, src="2001:db8:1::1"), 0x86DD, True),  # Packet Too Big
+        (ipv6(tcp()), 0x0800, False),
+    ],
+)
+def test_the_layer3_filter_speaks_ipv6_too(packet: bytes, protocol: int, accepted: bool) -> None:
+    assert (run_bpf(IP_FILTERED6, packet, protocol) != 0) is accepted
 
 
 def test_filter_jumps_stay_inside_the_program() -> None:
@@ -282,6 +381,29 @@ def test_filtered_socket_receives_exactly_the_matching_frames(veth_ns: str, mode
     assert all(out["csum"])
     assert out["tx_reads_back_own"] is False
     assert out["rx_empty_at_end"] is True
+
+
+@pytest.mark.lab
+def test_ipv6_filter_in_the_kernel_receives_exactly_the_matching_frames(veth_ns: str) -> None:
+    """The kernel's verifier takes the IPv6 program, and it filters as the interpreter says."""
+    links = {link["ifname"]: link for link in json.loads(sh(veth_ns, "ip", "-j", "link", "show"))}
+    vb_mac = bytes.fromhex(links["vb"]["address"].replace(":", ""))
+    matching = [
+        ether(ipv6(tcp(data=b"hello")), 0x86DD, dst=vb_mac),
+        ether(ipv6(icmp6(136), nh=58, src=ROUTER_LL), 0x86DD, dst=vb_mac),
+        ether(ipv6(HOP_BY_HOP + tcp(), nh=0), 0x86DD, dst=vb_mac),
+    ]
+    others = [
+        ether(ipv6(tcp(sport=8081)), 0x86DD, dst=vb_mac),
+        ether(ipv6(tcp(), src="2001:db8:2::3"), 0x86DD, dst=vb_mac),
+        ether(arp(), 0x0806, dst=vb_mac),
+        ether(ipv4(tcp()), 0x0800, dst=vb_mac),
+    ]
+    frames = [others[0], matching[0], others[1], matching[1], others[2], matching[2], others[3]]
+    code = EXCHANGE.replace('"10.9.0.1"', f'"{SERVER_IP6}"')
+    out = run_in(veth_ns, code, "ring", others[0].hex(), *(frame.hex() for frame in frames))
+    assert out["empty_after_filter"] is True
+    assert out["got"] == [frame.hex() for frame in matching]
 
 
 @pytest.mark.lab

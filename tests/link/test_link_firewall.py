@@ -46,8 +46,24 @@ NFT_DEBUG_NETLINK = """\
 """
 
 
+# the same for `ip6 daddr 2001:db8:2::2 ...` (nft 1.0.6)
+NFT_DEBUG_NETLINK6 = NFT_DEBUG_NETLINK.replace("""\
+  [ cmp eq reg 1 0x00000002 ]
+  [ payload load 4b @ network header + 16 => reg 1 ]
+  [ cmp eq reg 1 0x0202000a ]
+""", """\
+  [ cmp eq reg 1 0x0000000a ]
+  [ payload load 16b @ network header + 24 => reg 1 ]
+  [ cmp eq reg 1 0xb80d0120 0x00000200 0x00000000 0x02000000 ]
+""")
+
+
 def guard(**kwargs: Any) -> FirewallGuard:
     return FirewallGuard("10.0.2.2", 8080, 40000, pid=1234, **kwargs)
+
+
+def guard6(**kwargs: Any) -> FirewallGuard:
+    return FirewallGuard("2001:db8:2::2", 8080, 40000, pid=1234, **kwargs)
 
 
 # --- the netlink messages -------------------------------------------------------------------------
@@ -56,6 +72,23 @@ def guard(**kwargs: Any) -> FirewallGuard:
 def test_rule_expressions_are_what_nft_compiles_from_the_text_rule() -> None:
     lines = "".join(f"  {expr}\n" for expr in guard().rule_expressions())
     assert lines == NFT_DEBUG_NETLINK
+
+
+def test_ipv6_rule_expressions_are_what_nft_compiles_from_the_ip6_rule() -> None:
+    assert NFT_DEBUG_NETLINK6 != NFT_DEBUG_NETLINK
+    lines = "".join(f"  {expr}\n" for expr in guard6().rule_expressions())
+    assert lines == NFT_DEBUG_NETLINK6
+    zoned = FirewallGuard("fe80::2%eth0", 80, 40000, pid=1)  # the zone names the link: not in the rule
+    assert zoned.remote_ip == "fe80::2" and "ip6 daddr fe80::2 tcp sport 40000 tcp dport 80" in zoned.nft_create()
+
+
+def test_ipv6_rule_in_the_scripts_and_the_description() -> None:
+    g = guard6()
+    assert "ip6 daddr 2001:db8:2::2 tcp sport 40000 tcp dport 8080 tcp flags & rst == rst drop" in g.nft_ruleset()
+    assert " ".join(g.iptables_rule()).startswith("-p tcp -d 2001:db8:2::2 --sport 40000 --dport 8080")
+    flow = "drop kernel RST local port 40000 -> [2001:db8:2::2]:8080"
+    assert g.description == f"netlink nftables table inet rawtui_1234_40000: {flow}"
+    assert guard6(backend="iptables").description == f"ip6tables binary OUTPUT rule rawtui_1234_40000: {flow}"
 
 
 def plain(value: Any) -> Any:
@@ -259,6 +292,23 @@ def test_netlink_refusal_falls_back_to_nft_then_iptables(monkeypatch: pytest.Mon
     assert g.description.startswith("nft binary table inet rawtui_1234_40000:")
     assert "(netlink refused: No such file or directory (ENOENT))" in g.description
     atexit.unregister(g.remove)
+
+
+def test_ipv6_netlink_refusal_falls_back_to_nft_then_ip6tables(
+    monkeypatch: pytest.MonkeyPatch, no_subprocess: list[list[str]]
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "nft" else f"/usr/sbin/{name}")
+    fake_transact(monkeypatch, OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP)))
+    g = guard6()
+    g.install()
+    assert g.backend == "iptables" and no_subprocess == [["ip6tables", "-w", "-I", "OUTPUT", *g.iptables_rule()]]
+    assert g.description.startswith("ip6tables binary OUTPUT rule rawtui_1234_40000:")
+    g.remove()
+    assert no_subprocess[-1] == ["ip6tables", "-w", "-D", "OUTPUT", *g.iptables_rule()]
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    fake_transact(monkeypatch, OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP)))
+    with pytest.raises(LinkError, match="neither nft nor ip6tables is available"):
+        guard6().install()
 
 
 def test_netlink_refused_and_no_binary_is_a_link_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -572,7 +622,7 @@ LIST_ONE = """
 import atexit, json, subprocess, sys
 from rawtui.link.firewall import FirewallGuard
 
-guard = FirewallGuard("10.0.2.2", 8080, 40000, pid=1234, backend=sys.argv[1])
+guard = FirewallGuard(sys.argv[2] if len(sys.argv) > 2 else "10.0.2.2", 8080, 40000, pid=1234, backend=sys.argv[1])
 guard.install()
 atexit.unregister(guard.remove)
 listings = [subprocess.run(["nft", *flags, "list", "table", "inet", guard.name], capture_output=True,
@@ -593,6 +643,19 @@ def test_netlink_table_lists_exactly_as_the_nft_script_table(netns: Callable[[],
     assert "ip daddr 10.0.2.2 tcp sport 40000 tcp dport 8080 tcp flags & rst == rst drop" in text
     assert "type filter hook output priority filter; policy accept;" in text
     assert NFT_DEBUG_NETLINK in debug
+    assert nft_tables(ns) == []
+
+
+@pytest.mark.lab
+@needs_nft
+def test_ipv6_netlink_table_lists_exactly_as_the_nft_script_table(netns: Callable[[], str]) -> None:
+    ns = netns()
+    by_netlink = run_in(ns, LIST_ONE, "netlink", "2001:db8:2::2")
+    by_nft = run_in(ns, LIST_ONE, "nft", "2001:db8:2::2")
+    assert [without_handles(text) for text in by_netlink] == [without_handles(text) for text in by_nft]
+    text, debug, _json = by_netlink
+    assert "ip6 daddr 2001:db8:2::2 tcp sport 40000 tcp dport 8080 tcp flags & rst == rst drop" in text
+    assert NFT_DEBUG_NETLINK6 in debug
     assert nft_tables(ns) == []
 
 
@@ -814,3 +877,60 @@ def test_cleanup_stale_removes_only_dead_owners(netns: Callable[[], str], empty_
         rules = sh(ns, "iptables", "-w", "-S", "OUTPUT")
         assert "rawtui_1_5" in rules
         assert (f"rawtui_{DEAD_PID}_5" in rules) is not iptables_used
+
+
+# The same probe over IPv6: the SYN-ACK from 2001:db8:9::1; the client's kernel finds the server's MAC by
+# neighbor discovery (the server namespace's kernel answers), then resets unless the guard drops it.
+PROBE6 = """
+import json, select, socket, struct, sys, time
+from rawtui.link.afpacket import PacketSocket
+
+def checksum(data):
+    data += b"\\0" * (len(data) % 2)
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+client_mac = bytes.fromhex(sys.argv[1])
+src, dst = socket.inet_pton(socket.AF_INET6, "2001:db8:9::1"), socket.inet_pton(socket.AF_INET6, "2001:db8:9::2")
+seg = bytearray(struct.pack("!HHIIBBHHH", 8080, 40000, 1000, 2000, 5 << 4, 0x12, 65535, 0, 0))
+struct.pack_into("!H", seg, 16, checksum(src + dst + struct.pack("!IxxxB", len(seg), 6) + bytes(seg)))
+ip = struct.pack("!IHBB16s16s", 6 << 28, len(seg), 6, 64, src, dst)
+with PacketSocket("vb") as sock:
+    sock.set_filter("2001:db8:9::2", 40000, 8080)
+    frame = client_mac + sock.mac + b"\\x86\\xdd" + ip + bytes(seg)
+    rst = False
+    for _attempt in range(3):
+        sock.send(frame)
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline and not rst:
+            select.select([sock], [], [], 0.05)
+            for got, _ in sock.recv_many():
+                if got[12:14] == b"\\x86\\xdd" and got[20] == 6:
+                    rst = rst or bool(got[14 + 40 + 13] & 0x04)
+print(json.dumps({"rst": rst}))
+"""
+
+
+@pytest.mark.lab
+@needs_nft
+@pytest.mark.parametrize("backend", ["netlink", "nft", "iptables"])
+def test_ipv6_guard_drops_the_kernels_rst_and_only_while_installed(netns: Callable[[], str], backend: str) -> None:
+    if backend != "netlink":
+        require_tool("ip6tables")
+    client_ns, server_ns = netns(), netns()
+    for ns in (client_ns, server_ns):  # the factory's namespaces have IPv6 off
+        sh(ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0",
+           "net.ipv6.conf.default.router_solicitations=0")
+    sh(client_ns, "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", server_ns)
+    sh(client_ns, "ip", "addr", "add", "2001:db8:9::2/64", "dev", "va", "nodad")
+    sh(server_ns, "ip", "addr", "add", "2001:db8:9::1/64", "dev", "vb", "nodad")
+    sh(client_ns, "ip", "link", "set", "va", "up")
+    sh(server_ns, "ip", "link", "set", "vb", "up")
+    client_mac = json.loads(sh(client_ns, "ip", "-j", "link", "show", "va"))[0]["address"].replace(":", "")
+    ip = shutil.which("ip") or "ip"
+    guarded = GUARDED.replace('"10.9.0.1"', '"2001:db8:9::1"')
+    out = run_in(client_ns, guarded, server_ns, PROBE6, client_mac, backend, ip)
+    assert out == {"before": True, "guarded": False, "after": True}
+    assert "rawtui" not in sh(client_ns, "nft", "list", "ruleset")

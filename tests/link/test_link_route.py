@@ -9,30 +9,110 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from conftest import child_env, lab_unavailable, lab_unavailable_reason
 
-from rawtui.errors import LinkError
+from rawtui.errors import LinkError, UsageError
 from rawtui.link import route
-from rawtui.link.route import list_interfaces, resolve_host, resolve_route
+from rawtui.link.route import Destination, choose_address, list_interfaces, resolve_route
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_ipv4_literal_passes_through(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(route.socket, "getaddrinfo", None)  # never asked
-    assert resolve_host("10.1.2.3") == "10.1.2.3"
+    assert choose_address("10.1.2.3") == Destination("10.1.2.3", 4, "a literal IPv4 address")
 
 
-def test_name_resolves_to_the_first_ipv4_address(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ipv6_literals_pass_through_with_their_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(route.socket, "getaddrinfo", None)
+    assert choose_address("2001:db8:0::2") == Destination("2001:db8::2", 6, "a literal IPv6 address")
+    linked = choose_address("fe80::2%eth0", 6)
+    assert linked == Destination("fe80::2", 6, "a literal IPv6 address on eth0", "eth0")
+    assert linked.address == "fe80::2%eth0"
+
+
+@pytest.mark.parametrize(
+    ("host", "family", "message"),
+    [
+        ("2001:db8::2%eth0", None, "a zone \\(%eth0\\) belongs to a link-local address"),
+        ("fe80::2%", None, "empty zone"),
+        ("10.1.2.3", 6, "10.1.2.3 is an IPv4 address, but -6 asks for IPv6"),
+        ("2001:db8::2", 4, "2001:db8::2 is an IPv6 address, but -4 asks for IPv4"),
+    ],
+)
+def test_bad_literals_are_usage_errors(host: str, family: int | None, message: str) -> None:
+    with pytest.raises(UsageError, match=message) as caught:
+        choose_address(host, family)
+    assert caught.value.exit_code == 2
+
+
+def fake_resolver(monkeypatch: pytest.MonkeyPatch, *addresses: str, routed: str | None = "eth0") -> None:
+    """getaddrinfo answering ``addresses`` (A and AAAA, in that order) for example.test; the kernel routes
+    IPv6 out of ``routed`` (None: no IPv6 route)."""
+
     def getaddrinfo(host: str, port: None, family: int, kind: int) -> list[Any]:
-        assert (host, family) == ("example.test", socket.AF_INET)
-        return [(family, kind, 6, "", ("192.0.2.7", 0)), (family, kind, 6, "", ("192.0.2.8", 0))]
+        assert (host, port, family, kind) == ("example.test", None, socket.AF_UNSPEC, socket.SOCK_STREAM)
+        return [
+            (socket.AF_INET6, kind, 6, "", (a, 0, 0, 0)) if ":" in a else (socket.AF_INET, kind, 6, "", (a, 0))
+            for a in addresses
+        ]
+
+    def resolve_route(dst: str) -> Any:
+        if routed is None:
+            raise LinkError(f"no IPv6 route to {dst} (see `ip -6 route`)")
+        return SimpleNamespace(iface=routed)
 
     monkeypatch.setattr(route.socket, "getaddrinfo", getaddrinfo)
-    assert resolve_host("example.test") == "192.0.2.7"
+    monkeypatch.setattr(route, "resolve_route", resolve_route)
+
+
+@pytest.mark.parametrize(
+    ("addresses", "routed", "family", "expected"),
+    [
+        (["192.0.2.7", "192.0.2.8"], "eth0", None, Destination("192.0.2.7", 4, "A record only")),
+        (["2001:db8:2::2"], None, None, Destination("2001:db8:2::2", 6, "AAAA record only")),
+        (["2001:db8:2::2", "2001:db8:2::3", "192.0.2.7"], "eth0", None, Destination(
+            "2001:db8:2::2", 6, "AAAA and A records; IPv6 because the kernel routes 2001:db8:2::2 via eth0")),
+        (["192.0.2.7", "2001:db8:2::2"], None, None,
+         Destination("192.0.2.7", 4, "AAAA and A records; IPv4: no IPv6 route")),
+        (["2001:db8:2::2", "192.0.2.7"], "eth0", 4,
+         Destination("192.0.2.7", 4, "-4: its A record, not its AAAA record")),
+        (["2001:db8:2::2", "192.0.2.7"], None, 6,
+         Destination("2001:db8:2::2", 6, "-6: its AAAA record, not its A record")),
+        (["192.0.2.7"], None, 4, Destination("192.0.2.7", 4, "-4: its A record")),
+        (["fe80::1%eth0"], None, None, Destination("fe80::1", 6, "AAAA record only", "eth0")),  # /etc/hosts zone
+    ],
+)  # fmt: skip
+def test_a_name_gets_ipv6_when_the_kernel_routes_it(
+    monkeypatch: pytest.MonkeyPatch,
+    addresses: list[str],
+    routed: str | None,
+    family: int | None,
+    expected: Destination,
+) -> None:
+    fake_resolver(monkeypatch, *addresses, routed=routed)
+    assert choose_address("example.test", family) == expected
+
+
+@pytest.mark.parametrize(
+    ("addresses", "family", "message"),
+    [
+        (["2001:db8::5", "2001:db8::6"], 4,
+         "host 'example.test' has no IPv4 address (it has 2001:db8::5, 2001:db8::6); drop -4"),
+        (["192.0.2.7"], 6, "host 'example.test' has no IPv6 address (it has 192.0.2.7); drop -6"),
+    ],
+)  # fmt: skip
+def test_a_name_without_the_asked_family_is_exit_4(
+    monkeypatch: pytest.MonkeyPatch, addresses: list[str], family: int, message: str
+) -> None:
+    fake_resolver(monkeypatch, *addresses)
+    with pytest.raises(LinkError) as caught:
+        choose_address("example.test", family)
+    assert (caught.value.message, caught.value.exit_code) == (message, 4)
 
 
 def test_unresolvable_host_is_a_link_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,13 +123,8 @@ def test_unresolvable_host_is_a_link_error(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(
         LinkError, match="cannot resolve host 'nowhere.test': Name or service not known"
     ) as caught:
-        resolve_host("nowhere.test")
+        choose_address("nowhere.test")
     assert caught.value.exit_code == 4
-
-
-def test_ipv6_literal_is_refused() -> None:
-    with pytest.raises(LinkError, match="IPv4 only"):
-        resolve_host("[2001:db8::1]")
 
 
 @pytest.mark.parametrize(
@@ -58,12 +133,25 @@ def test_ipv6_literal_is_refused() -> None:
         ("127.0.0.1", "raw sockets cannot reach loopback"),
         ("127.8.9.10", "raw sockets cannot reach loopback"),
         ("224.0.0.1", "not a unicast address"),
-        ("example.test", "not an IPv4 address"),
+        ("example.test", "not an IP address"),
+        ("::1", "raw sockets cannot reach loopback"),
+        ("ff02::1", "not a unicast address"),
+        ("::", "not a unicast address"),
+        ("::ffff:10.1.2.3", "an IPv4-mapped address, use 10.1.2.3"),
+        ("2001:db8::1%eth0", "a zone \\(%eth0\\) belongs to a link-local address"),
     ],
 )
 def test_unreachable_kinds_of_destination(dst: str, message: str) -> None:
     with pytest.raises(LinkError, match=message):
         resolve_route(dst)
+
+
+def test_a_link_local_destination_needs_its_interface() -> None:
+    with pytest.raises(UsageError, match="a link-local address needs its interface") as caught:
+        resolve_route("fe80::2")
+    assert caught.value.exit_code == 2
+    with pytest.raises(UsageError, match="fe80::2%eth0 is on eth0, but -i says eth1"):
+        resolve_route("fe80::2%eth0", "eth1")
 
 
 def test_list_interfaces_includes_loopback() -> None:

@@ -49,6 +49,11 @@ def info(**kw: Any) -> InterfaceInfo:
     return InterfaceInfo(**base)
 
 
+def test_an_interface_with_only_ipv6_is_usable() -> None:
+    row = ifs.interface_row(info(ipv4=(), ipv6=("2001:db8::2/64", "fe80::1/64")), None)
+    assert row.usable and row.warnings == ("no IPv4 address (IPv6 only)",)
+
+
 @pytest.mark.parametrize(
     ("kw", "warnings"),
     [
@@ -64,6 +69,8 @@ def info(**kw: Any) -> InterfaceInfo:
         ({"carrier": False}, ["no carrier: nothing is connected, or the other end is down"]),
         ({"ipv4": ()}, ["no IPv4 address"]),
         ({"ipv4": (), "master": "br0"}, ["no IPv4 address: a port of br0, use br0"]),
+        ({"ipv4": (), "ipv6": ("fe80::1/64",)}, ["no IPv4 address"]),  # only the link-local every link has
+        ({"ipv6": ("2001:db8::2/64", "fe80::1/64")}, []),
         ({"mtu": 500}, ["MTU 500 is below 576, the IPv4 minimum: expect tiny segments or none"]),
         ({"up": False, "ipv4": (), "mtu": 400}, ["down", "no IPv4 address",
                                                  "MTU 400 is below 576, the IPv4 minimum: expect tiny segments or none"]),
@@ -377,7 +384,7 @@ def test_json_output_is_plain_data() -> None:
     assert [o["summary"] for o in again["overrides"]] == ["unusable", "via 10.0.0.1", "cannot reach"]
     assert again["interfaces"][1]["offloads"]["gro"] is True
     assert again["destination"] == {"url": "http://example.test/x", "host": "example.test", "ip": "192.0.2.10",
-                                    "port": 80}  # fmt: skip
+                                    "port": 80, "family": 4, "reason": ""}  # fmt: skip
 
 
 def test_rendered_text() -> None:
@@ -439,3 +446,63 @@ def test_a_bad_destination_is_one_line(capsys: pytest.CaptureFixture[str]) -> No
     )
     assert cli.main(["interfaces", "--json", "http://127.0.0.1/x"]) == 4
     assert json.loads(capsys.readouterr().out)["exit_code"] == 4
+
+
+def test_rendered_ipv6_route_with_a_link_local_gateway() -> None:
+    route = RouteInfo("eth0", 2, "2001:db8:1::2", "02:00:00:00:00:01", "2001:db8:2::2", "fe80::1", "fe80::1", 1500,
+                      "kernel route (table main, 2001:db8:2::2 via fe80::1 dev eth0)", None, 6,
+                      ("fe80::ff:fe00:1",))  # fmt: skip
+    matched = MatchedRoute(254, "main", "::/0", 1024, "static", "unicast", "fe80::1", "eth0",
+                           PolicyRule(32766, 254, "from all lookup main"))  # fmt: skip
+    explanation = RouteExplanation("2001:db8:2::2", "eth0", None, matched, route, None, ())
+    dest = ifs.Destination("http://www.lab/", "www.lab", "2001:db8:2::2", 80, 6,
+                           "AAAA and A records; IPv6 because the kernel routes 2001:db8:2::2 via eth0")
+    routes = (
+        MatchedRoute(254, "main", "0.0.0.0/0", 0, "boot", "unicast", "10.0.0.1", "eth0", None),
+        matched,
+    )
+    rows = (ifs.interface_row(info(ipv6=("2001:db8:1::2/64", "fe80::ff:fe00:1/64")), None),)
+    console = Console(record=True, width=160)
+    console.print(ifs.render(ifs.Report(rows, dest, None, explanation, routes=routes)))
+    text = " ".join(console.export_text().replace("│", " ").split())
+    for expected in (
+        "Route to www.lab (2001:db8:2::2, port 80)",
+        "address IPv6: AAAA and A records; IPv6 because the kernel routes 2001:db8:2::2 via eth0",
+        "matched route default via fe80::1 dev eth0 table main metric 1024 proto static",
+        "next hop gateway fe80::1 (link-local): rawtui asks neighbor discovery (NS/NA) for it on eth0",
+        "also ours fe80::ff:fe00:1 (rawtui answers solicitations for it)",
+        "2001:db8:1::2/64",
+        "fe80::ff:fe00:1/64",
+        "IPv4 default via 10.0.0.1 dev eth0 proto boot",
+        "IPv6 default via fe80::1 dev eth0 metric 1024 proto static",
+    ):
+        assert expected in text, expected
+    out = json.loads(json.dumps(ifs.to_json(ifs.Report(rows, dest, None, explanation, routes=routes))))
+    assert [r["prefix"] for r in out["routes"]] == ["0.0.0.0/0", "::/0"]
+    assert out["route"]["local_addresses"] == ["fe80::ff:fe00:1"] and out["destination"]["family"] == 6
+
+
+@pytest.mark.parametrize("argv", [["-4", "-6", "http://x/"], ["interfaces", "--ipv4", "--ipv6", "http://x/"]])
+def test_minus_4_and_minus_6_exclude_each_other(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # `rawtui interfaces` lets argparse exit, as for its other options
+        code = exc.code
+    assert code == 2
+    assert "argument -6/--ipv6: not allowed with argument -4/--ipv4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["http://[fe80::1]/"], "cannot route to fe80::1: a link-local address needs its interface"),
+        (["-4", "http://[2001:db8::1]/"], "2001:db8::1 is an IPv6 address, but -4 asks for IPv4"),
+        (["http://[2001:db8::1%25eth0]/"], "a zone (%25eth0) belongs to a link-local address, not 2001:db8::1"),
+    ],
+)
+def test_bad_ipv6_destinations_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["interfaces", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
