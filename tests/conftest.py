@@ -167,8 +167,8 @@ def lab6() -> Iterator[Lab]:
 @pytest.fixture(scope="session")
 def lab_vpn() -> Iterator[Lab]:
     """The session's "VPN" lab (``Lab.create(vpn=True)``): the server only through the client's tun0 and the
-    lab's userspace tunnel. Leave it as you found it."""
-    the_lab = _make_lab(vpn=True)
+    lab's userspace tunnel; dual-stack: tun0 carries IPv4 and IPv6. Leave it as you found it."""
+    the_lab = _make_lab(vpn=True, ipv6=True)
     try:
         yield the_lab
     finally:

@@ -233,8 +233,6 @@ def main(argv: list[str], compare_view: CompareView | None = None) -> int:
         return 0
     if ns.compare and ns.cc:
         raise RawtuiError("argument --cc: not with --compare (which names the algorithms to run)", EXIT_USAGE)
-    if ns.ipv6 and ns.server == "nginx":
-        raise RawtuiError("argument --ipv6: not with --server nginx (the lab's nginx listens on IPv4 only)", EXIT_USAGE)
     scenario = SCENARIOS[ns.scenario] if ns.scenario else None
     if scenario is not None and not ns.fast:
         scenario = scenario.watchable()  # the default: a pace to watch (--fast: the short run)
@@ -428,7 +426,7 @@ def _run(lab: Lab, ns: argparse.Namespace, tmp: str, scenario: Scenario | None, 
         handle = start_nginx(lab, www, port=80)
         _start_ready(lab, lab.server_ns, [sys.executable, "-m", "rawtui.lab.server", "--sample-port", "80",
                                           "--report", control], "the TCP_INFO sampler")
-        url = f"{handle.url}/{name}"
+        url = f"{handle.url6 if ns.ipv6 else handle.url}/{name}"
     else:
         start_pyserver(lab, www, PYSERVER_PORT, report=control, cc=cc)
         host = f"[{lab.server_ip6}]" if ns.ipv6 else lab.server_ip

@@ -14,7 +14,9 @@ router solicitations, MLD or DAD frames on its links.
 
 ``Lab.create(vpn=True)`` adds the "VPN" of :mod:`rawtui.lab.tunnel`: a tun0 in the client and in the
 router (10.78.0.2 – 10.78.0.1, MTU 1420) joined by a userspace tunnel over UDP, and the client's default
-route through tun0, so the server is reachable only through the tun device (a layer-3 link).
+route through tun0, so the server is reachable only through the tun device (a layer-3 link). With ``ipv6``
+too, tun0 also carries IPv6 (2001:db8:78::2/64 – 2001:db8:78::1/64) and the client's IPv6 default route
+goes through it as well.
 
 Everything lives inside namespaces this module creates: the veth pairs are created directly inside
 their namespaces, so no interface name ever appears in the root namespace. The creating process's pid
@@ -291,6 +293,8 @@ class Lab:
     vpn: bool = False
     client_tun_ip: str = "10.78.0.2"
     router_tun_ip: str = "10.78.0.1"
+    client_tun_ip6: str = "2001:db8:78::2"  # a dual-stack VPN (vpn=True, ipv6=True) carries IPv6 too
+    router_tun_ip6: str = "2001:db8:78::1"
     tun_if: str = "tun0"
     tun_mtu: int = 1420
     _created: list[str] = field(default_factory=list, repr=False)

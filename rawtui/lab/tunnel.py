@@ -157,6 +157,10 @@ def build_vpn(lab: Lab, timeout: float = 20.0) -> list[subprocess.Popen[str]]:
     # stays on-link, for the tunnel's own datagrams)
     _ip("-n", c, "route", "del", "default")
     _ip("-n", c, "route", "add", "default", "dev", lab.tun_if, "src", lab.client_tun_ip)
+    if lab.ipv6:  # the tunnel carries any IP packet: IPv6 through it too, and only through it
+        for ns, mine in ((c, lab.client_tun_ip6), (r, lab.router_tun_ip6)):
+            _ip("-n", ns, "-6", "addr", "add", f"{mine}/64", "dev", lab.tun_if, "nodad")
+        _ip("-n", c, "-6", "route", "replace", "default", "dev", lab.tun_if, "src", lab.client_tun_ip6)
     return procs
 
 

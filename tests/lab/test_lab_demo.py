@@ -55,12 +55,6 @@ def test_bad_knob_values_are_usage_errors() -> None:
         assert "usage: rawtui demo" in res.stderr
 
 
-def test_ipv6_with_nginx_is_a_usage_error() -> None:
-    res = _demo("--ipv6", "--server", "nginx")
-    assert res.returncode == 2
-    assert res.stderr == "rawtui: error: argument --ipv6: not with --server nginx (the lab's nginx listens on IPv4 only)\n"
-
-
 def test_cli_knobs_merge_over_the_scenario() -> None:
     ns = parser().parse_args(["--loss", "3", "--delay", "0.1s", "--rate", "20mbit", "--dir", "both"])
     knobs = merge_knobs(SCENARIOS["lossy-long-path"], cli_knobs(ns), ns.dir)

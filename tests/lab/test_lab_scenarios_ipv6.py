@@ -84,6 +84,18 @@ def test_demo_ipv6_downloads_over_ipv6(tmp_path: Path) -> None:
 
 
 @lab_test
+def test_demo_ipv6_with_nginx(tmp_path: Path) -> None:
+    """nginx listens on [::] in the dual-stack lab: the demo downloads from it over IPv6, byte-exact."""
+    events = tmp_path / "e.ndjson"
+    res = _demo("--server", "nginx", "--size", "2M", "--loss", "1", "--events", str(events), "--seed", "4")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "PASS  file byte-exact" in res.stderr
+    assert f"downloading http://[{SERVER6}]/" in res.stderr
+    routes = [e for e in load_events(str(events)) if isinstance(e, Route)]
+    assert routes and all(r.family == 6 and r.dst_ip == SERVER6 for r in routes), routes
+
+
+@lab_test
 @pytest.mark.timeout(180)
 def test_compare_over_ipv6(tmp_path: Path) -> None:
     events = tmp_path / "ev.ndjson"

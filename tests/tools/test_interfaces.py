@@ -450,8 +450,8 @@ def test_a_bad_destination_is_one_line(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_rendered_ipv6_route_with_a_link_local_gateway() -> None:
     route = RouteInfo("eth0", 2, "2001:db8:1::2", "02:00:00:00:00:01", "2001:db8:2::2", "fe80::1", "fe80::1", 1500,
-                      "kernel route (table main, 2001:db8:2::2 via fe80::1 dev eth0)", None, 6,
-                      ("fe80::ff:fe00:1",))  # fmt: skip
+                      "kernel route (table main, 2001:db8:2::2 via fe80::1 dev eth0)", None, family=6,
+                      local_addresses=("fe80::ff:fe00:1",))  # fmt: skip
     matched = MatchedRoute(254, "main", "::/0", 1024, "static", "unicast", "fe80::1", "eth0",
                            PolicyRule(32766, 254, "from all lookup main"))  # fmt: skip
     explanation = RouteExplanation("2001:db8:2::2", "eth0", None, matched, route, None, ())
