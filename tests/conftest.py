@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import secrets
 import selectors
 import shutil
@@ -36,7 +37,7 @@ import pytest
 from rawtui.lab import impair
 from rawtui.lab.nginx import find_nginx, start_nginx
 from rawtui.lab.server import make_file, sha256_file
-from rawtui.lab.topology import Lab, LabError, cleanup_stale_labs
+from rawtui.lab.topology import Lab, LabError, cleanup_stale_labs, list_netns
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PYSERVER_PORT = 8080
@@ -144,48 +145,43 @@ def _make_lab(*, ipv6: bool = False, vpn: bool = False) -> Lab:
         lab_unavailable(f"cannot build the lab: {exc}")
 
 
+def _lab_for(*, fresh: bool, **kind: bool) -> Iterator[Lab]:
+    """A lab of ``kind`` (Lab.create's ipv6 / vpn) for a fixture; a ``fresh`` one (one test's own) is checked
+    for leaks like the session labs before it is destroyed."""
+    the_lab = _make_lab(**kind)
+    try:
+        yield the_lab
+        if fresh:
+            problems = find_leaks(the_lab)
+            if problems:
+                pytest.fail("; ".join(problems), pytrace=False)
+    finally:
+        the_lab.destroy()
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     """The session's client – router – server lab. Leave it as you found it (or use ``fresh_lab``)."""
-    the_lab = _make_lab()
-    try:
-        yield the_lab
-    finally:
-        the_lab.destroy()
+    yield from _lab_for(fresh=False)
 
 
 @pytest.fixture(scope="session")
 def lab6() -> Iterator[Lab]:
     """The session's dual-stack lab (``Lab.create(ipv6=True)``). Leave it as you found it."""
-    the_lab = _make_lab(ipv6=True)
-    try:
-        yield the_lab
-    finally:
-        the_lab.destroy()
+    yield from _lab_for(fresh=False, ipv6=True)
 
 
 @pytest.fixture(scope="session")
 def lab_vpn() -> Iterator[Lab]:
     """The session's "VPN" lab (``Lab.create(vpn=True)``): the server only through the client's tun0 and the
     lab's userspace tunnel; dual-stack: tun0 carries IPv4 and IPv6. Leave it as you found it."""
-    the_lab = _make_lab(vpn=True, ipv6=True)
-    try:
-        yield the_lab
-    finally:
-        the_lab.destroy()
+    yield from _lab_for(fresh=False, vpn=True, ipv6=True)
 
 
 @pytest.fixture
 def fresh_lab6() -> Iterator[Lab]:
     """A dual-stack lab of its own for one test; checked for leaks before it is destroyed."""
-    the_lab = _make_lab(ipv6=True)
-    try:
-        yield the_lab
-        problems = find_leaks(the_lab)
-        if problems:
-            pytest.fail("; ".join(problems), pytrace=False)
-    finally:
-        the_lab.destroy()
+    yield from _lab_for(fresh=True, ipv6=True)
 
 
 @pytest.fixture
@@ -194,14 +190,41 @@ def fresh_lab() -> Iterator[Lab]:
 
     Checked for leaks like the session lab before it is destroyed.
     """
-    the_lab = _make_lab()
+    yield from _lab_for(fresh=True)
+
+
+def run_demo(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """``rawtui demo --headless ARGS`` to its end (a failure past ``timeout``); asserts that the demo said
+    its lab and left none of its namespaces behind."""
     try:
-        yield the_lab
-        problems = find_leaks(the_lab)
-        if problems:
-            pytest.fail("; ".join(problems), pytrace=False)
-    finally:
-        the_lab.destroy()
+        res = subprocess.run([sys.executable, "-m", "rawtui", "demo", "--headless", *args], capture_output=True,
+                             text=True, timeout=timeout, env=child_env(), stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"rawtui demo {' '.join(args)} did not finish in {timeout} s: {exc.stderr!r}"[-3000:],
+                    pytrace=False)
+    m = re.search(r"^lab (rt[0-9a-f]{6}):", res.stderr, re.MULTILINE)
+    assert m, res.stderr[-3000:]
+    left = [ns for ns in list_netns() if ns.startswith(m.group(1))]
+    assert not left, f"the demo left namespaces behind: {left}"
+    return res
+
+
+def start_lab_server(lab: Lab, root: Path, port: int, *args: str) -> subprocess.Popen[bytes]:
+    """rawtui.lab.server (its default: `::`, both families) in the server namespace, once it said "ready"
+    (its line is checked); ``args`` go to the server."""
+    proc = lab.popen("server", [sys.executable, "-m", "rawtui.lab.server", "--root", str(root), "--port",
+                                str(port), *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=child_env())
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 20
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0 and not sel.select(left):
+            pass
+    line = proc.stdout.readline().decode(errors="replace")
+    if not line.startswith("ready"):
+        lab.stop(proc)
+        pytest.fail(f"the lab server did not start: {line!r}", pytrace=False)
+    return proc
 
 
 @pytest.fixture(autouse=True)

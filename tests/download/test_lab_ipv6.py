@@ -7,16 +7,12 @@ advertisement (exit 4)."""
 from __future__ import annotations
 
 import json
-import selectors
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import child_env, lab_unavailable
+from conftest import lab_unavailable, start_lab_server
 
 from rawtui.lab.server import sha256_file
 from rawtui.lab.topology import Lab
@@ -30,26 +26,9 @@ PY_PORT, NGINX_PORT, TLS_PORTS = 8090, 8091, {"good": 443, "expired": 8443, "wro
                                               "unknown_ca": 10443, "redirect": 8092}
 
 
-def start_pyserver(lab: Lab, root: Path, port: int) -> subprocess.Popen[bytes]:
-    """rawtui.lab.server (its default: `::`, both families) in the server namespace, once it said "ready"."""
-    proc = lab.popen("server", [sys.executable, "-m", "rawtui.lab.server", "--root", str(root), "--port", str(port)],
-                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=child_env())
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 20
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while (left := deadline - time.monotonic()) > 0 and not sel.select(left):
-            pass
-    line = proc.stdout.readline().decode(errors="replace")
-    if not line.startswith("ready"):
-        lab.stop(proc)
-        pytest.fail(f"the lab server did not start: {line!r}", pytrace=False)
-    return proc
-
-
 @pytest.fixture(scope="module")
 def pyserver6(lab6: Lab, www: Www) -> Iterator[int]:
-    proc = start_pyserver(lab6, www.root, PY_PORT)
+    proc = start_lab_server(lab6, www.root, PY_PORT)
     try:
         yield PY_PORT
     finally:
@@ -175,7 +154,7 @@ def test_link_local_gateway(run_rawtui: RunRawtui, fresh_lab6: Lab, www: Www) ->
     lab = fresh_lab6
     lab.run("router", ["ip", "-6", "addr", "add", "fe80::1/64", "dev", lab.router_cif, "nodad"], check=True)
     lab.run("client", ["ip", "-6", "route", "replace", "default", "via", "fe80::1", "dev", lab.client_if], check=True)
-    proc = start_pyserver(lab, www.root, PY_PORT)
+    proc = start_lab_server(lab, www.root, PY_PORT)
     try:
         r = run_rawtui(lab, "--headless", "--events", "ev.ndjson", "-o", "o.bin",
                        f"http://[{lab.server_ip6}]:{PY_PORT}/1m7.bin")
@@ -231,54 +210,41 @@ def test_second_connection_reuses_the_neighbor_entry(
     assert known == [said + "no neighbor discovery"]
 
 
-def test_packet_too_big_lowers_the_mss_mid_transfer(run_rawtui: RunRawtui, fresh_lab6: Lab, www: Www) -> None:
-    """A 1280-byte link toward the server: the router's kernel answers our too-big request segments with
-    ICMPv6 Packet Too Big; the connection lowers its MSS and sends the request again in smaller segments.
+@pytest.mark.parametrize("family", [6, 4])
+def test_packet_too_big_lowers_the_mss_mid_transfer(run_rawtui: RunRawtui, fresh_lab6: Lab, www: Www,
+                                                    family: int) -> None:
+    """A request larger than the path's 1280 bytes: the router's kernel answers our first full segment with
+    ICMPv6 Packet Too Big (IPv6), or, our IPv4 segments carrying DF, ICMP fragmentation needed (next-hop
+    MTU 1280; the BPF filter lets ICMP from any router through); the connection lowers its MSS and sends the
+    request again in smaller segments, all of it at once.
 
     The limit is the router's route to the server's subnet (``mtu 1280``), not rs0's device MTU: a veth
     drops frames bigger than its MTU that come *in*, so the server's full-size data would vanish silently
     (the server's kernel never learns of the smaller link); the route's MTU is what forwarding checks."""
     lab = fresh_lab6
-    lab.run("router", ["ip", "-6", "route", "change", "2001:db8:2::/64", "dev", lab.router_sif, "proto", "kernel",
-                       "metric", "256", "mtu", "1280"], check=True)
-    proc = start_pyserver(lab, www.root, PY_PORT)
+    if family == 6:
+        change = ["-6", "route", "change", "2001:db8:2::/64", "dev", lab.router_sif, "proto", "kernel", "metric",
+                  "256", "mtu", "1280"]
+        host, want = f"[{lab.server_ip6}]", (1280, 1280, 1440, 1220, "icmpv6 packet too big", lab.router_client_ip6)
+    else:
+        change = ["route", "change", "10.77.2.0/24", "dev", lab.router_sif, "proto", "kernel", "scope", "link",
+                  "src", lab.router_server_ip, "mtu", "1280"]
+        host, want = lab.server_ip, (1280, 1280, 1460, 1240, "icmp fragmentation needed", lab.router_client_ip)
+    lab.run("router", ["ip", *change], check=True)
+    proc = start_lab_server(lab, www.root, PY_PORT)
     try:
         r = run_rawtui(lab, "--headless", "--events", "ev.ndjson", "-o", "o.bin", "-H", "X-Pad: " + "p" * 3000,
-                       f"http://[{lab.server_ip6}]:{PY_PORT}/1m7.bin")
+                       f"http://{host}:{PY_PORT}/1m7.bin")
     finally:
         lab.stop(proc)
     assert r.returncode == 0, r.stderr
     assert sha256_file(r.cwd / "o.bin") == www.sha256["1m7.bin"]
     evs = events(r.cwd / "ev.ndjson")
     (at, ptb), *_ = [(i, e) for i, e in enumerate(evs) if e["type"] == "path_mtu"]
-    assert (ptb["mtu"], ptb["reported"], ptb["old_mss"], ptb["mss"]) == (1280, 1280, 1440, 1220)
-    assert ptb["source"] == "icmpv6 packet too big"
+    assert (ptb["mtu"], ptb["reported"], ptb["old_mss"], ptb["mss"], ptb["source"], ptb["sender"]) == want
     before = [e for e in evs[:at] if e["type"] == "segment_out" and e["length"]]
     after = [e for e in evs[at:] if e["type"] == "segment_out" and e["length"]]
-    assert max(e["length"] for e in before) > 1220  # what the router refused (1440 less the timestamps)
-    assert after and max(e["length"] for e in after) <= 1220  # the request again, in segments that fit
+    assert max(e["length"] for e in before) > want[3]  # what the router refused (the MSS less the timestamps)
+    assert after and max(e["length"] for e in after) <= want[3]  # the request again, in segments that fit
     resent = [e for e in evs[at:] if e["type"] == "retransmit" and e["reason"] == "pmtu"]
     assert sum(e["length"] for e in resent) == sum(e["length"] for e in before)  # all of it, at once
-
-
-def test_fragmentation_needed_lowers_the_mss_over_ipv4_too(run_rawtui: RunRawtui, fresh_lab: Lab, www: Www) -> None:
-    """IPv4's Packet Too Big: our segments carry DF, so the router's kernel answers with ICMP fragmentation
-    needed (next-hop MTU 1280); the BPF filter lets ICMP from any router through, and the MSS falls to
-    1240."""
-    lab = fresh_lab
-    lab.run("router", ["ip", "route", "change", "10.77.2.0/24", "dev", lab.router_sif, "proto", "kernel", "scope",
-                       "link", "src", lab.router_server_ip, "mtu", "1280"], check=True)
-    proc = start_pyserver(lab, www.root, PY_PORT)
-    try:
-        r = run_rawtui(lab, "--headless", "--events", "ev.ndjson", "-o", "o.bin", "-H", "X-Pad: " + "p" * 3000,
-                       f"http://{lab.server_ip}:{PY_PORT}/1m7.bin")
-    finally:
-        lab.stop(proc)
-    assert r.returncode == 0, r.stderr
-    assert sha256_file(r.cwd / "o.bin") == www.sha256["1m7.bin"]
-    evs = events(r.cwd / "ev.ndjson")
-    (at, frag), *_ = [(i, e) for i, e in enumerate(evs) if e["type"] == "path_mtu"]
-    assert (frag["mtu"], frag["reported"], frag["old_mss"], frag["mss"]) == (1280, 1280, 1460, 1240)
-    assert frag["source"] == "icmp fragmentation needed"
-    after = [e for e in evs[at:] if e["type"] == "segment_out" and e["length"]]
-    assert after and max(e["length"] for e in after) <= 1240

@@ -4,16 +4,13 @@ Checked with the kernel's own clients (curl, getent), byte-exact."""
 
 from __future__ import annotations
 
-import selectors
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import child_env, lab_unavailable
+from conftest import lab_unavailable, start_lab_server
 
 from rawtui.lab.server import sha256_file
 from rawtui.lab.topology import ETC_NETNS, Lab, LabError
@@ -26,26 +23,9 @@ pytestmark = pytest.mark.lab
 PORT = 8096
 
 
-def start_pyserver(lab: Lab, root: Path, port: int, *args: str) -> subprocess.Popen[bytes]:
-    """rawtui.lab.server in the server namespace, once it said "ready" (its line is checked)."""
-    proc = lab.popen("server", [sys.executable, "-m", "rawtui.lab.server", "--root", str(root), "--port",
-                                str(port), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 20
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while (left := deadline - time.monotonic()) > 0 and not sel.select(left):
-            pass
-    line = proc.stdout.readline().decode(errors="replace")
-    if not line.startswith("ready"):
-        lab.stop(proc)
-        pytest.fail(f"the lab server did not start: {line!r}", pytrace=False)
-    return proc
-
-
 @pytest.fixture(scope="module")
 def dual_server(lab6: Lab, www: Www) -> Iterator[subprocess.Popen[bytes]]:
-    proc = start_pyserver(lab6, www.root, PORT)
+    proc = start_lab_server(lab6, www.root, PORT)
     try:
         yield proc
     finally:
@@ -67,7 +47,7 @@ def test_lab_server_listens_on_both_families_by_default(
 
 
 def test_lab_server_bound_to_ipv4_only_refuses_ipv6(lab6: Lab, www: Www, tmp_path: Path) -> None:
-    proc = start_pyserver(lab6, www.root, PORT + 1, "--bind", "0.0.0.0")
+    proc = start_lab_server(lab6, www.root, PORT + 1, "--bind", "0.0.0.0")
     try:
         ok = curl(lab6, "-4", "-o", str(tmp_path / "o.bin"), f"http://{lab6.server_ip}:{PORT + 1}/one.bin")
         refused = curl(lab6, "-6", "-o", str(tmp_path / "x.bin"), f"http://[{lab6.server_ip6}]:{PORT + 1}/one.bin")

@@ -6,50 +6,45 @@ vacuous), and to read the right things from hand-made event streams.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import child_env
+from conftest import child_env, run_demo
 
+from rawtui.download.events import Route
 from rawtui.errors import RawtuiError
 from rawtui.events import Done, DupAck, Event, Handshake, OutOfOrder, SegmentIn, SegmentOut, ServerTcpInfo
 from rawtui.lab.demo import list_scenarios
 from rawtui.lab.demo import main as demo_main
 from rawtui.lab.scenarios import MIB, SCENARIOS, load_events, sawtooth_cycles
-from rawtui.lab.topology import list_netns
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 lab_test = pytest.mark.lab
 
 
 def _demo(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = child_env()
-    try:
-        res = subprocess.run([sys.executable, "-m", "rawtui", "demo", "--headless", *args], capture_output=True,
-                             text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL, check=False)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"rawtui demo {' '.join(args)} did not finish in {timeout} s: {exc.stderr!r}"[-3000:], pytrace=False)
-    m = re.search(r"^lab (rt[0-9a-f]{6}):", res.stderr, re.MULTILINE)
-    assert m, res.stderr[-3000:]
-    left = [ns for ns in list_netns() if ns.startswith(m.group(1))]
-    assert not left, f"the demo left namespaces behind: {left}"
-    return res
+    return run_demo(*args, timeout=timeout)
 
 
 @lab_test
+@pytest.mark.parametrize("family", [4, 6])
 @pytest.mark.parametrize("name", list(SCENARIOS))
-def test_scenario_passes(name: str, tmp_path: Path) -> None:
+def test_scenario_passes(name: str, family: int, tmp_path: Path) -> None:
+    """Every scenario, byte-exact with its phenomenon seen, over IPv4 and over IPv6 (``demo --ipv6``: a
+    dual-stack lab, the relay impairing IPv6 frames, rawtui's route IPv6 to the server's address)."""
     events = tmp_path / "events.ndjson"
-    res = _demo("--fast", "--scenario", name, "--events", str(events), "--seed", "1")
+    res = _demo("--fast", "--scenario", name, "--events", str(events), "--seed", "1",
+                *(["--ipv6"] if family == 6 else []))
     assert res.returncode == 0, res.stderr[-4000:]
     assert "PASS  file byte-exact" in res.stderr
     assert f"PASS  {name}:" in res.stderr
     evs = load_events(str(events))
     kinds = {e.type for e in evs}
     assert {"lab_scenario", "lab_knobs", "server_tcp_info", "done"} <= kinds, kinds
+    routes = [e for e in evs if isinstance(e, Route)]
+    assert routes and {r.family for r in routes} == {family}, routes
     # the check says the same thing when run again on the recorded stream
     assert SCENARIOS[name].check(evs) == []
 
