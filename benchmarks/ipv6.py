@@ -20,7 +20,6 @@ import compileall
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from rawtui.lab.demo import start_pyserver
 from rawtui.lab.nginx import find_nginx, start_nginx
 from rawtui.lab.server import make_file, sha256_file
 from rawtui.lab.topology import Lab
@@ -89,10 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             handle = start_nginx(lab, www, PORT)
             stop = handle.stop
         else:
-            proc = lab.popen(lab.server_ns, [sys.executable, "-m", "rawtui.lab.server", "--root", str(www),
-                                             "--port", str(PORT)], stdout=subprocess.PIPE)
-            assert proc.stdout is not None
-            proc.stdout.readline()  # "ready ..." (listening on :: : both families)
+            proc = start_pyserver(lab, str(www), PORT)  # (listening on ::, both families)
 
             def stop() -> None:
                 lab.stop(proc)

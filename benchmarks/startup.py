@@ -23,7 +23,6 @@ import compileall
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from rawtui.lab.demo import start_pyserver
 from rawtui.lab.nginx import find_nginx, start_nginx
 from rawtui.lab.topology import Lab
 
@@ -79,10 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             handle = start_nginx(lab, www, 80)
             url, stop = handle.url + "/one", handle.stop
         else:
-            proc = lab.popen(lab.server_ns, [sys.executable, "-m", "rawtui.lab.server", "--root", str(www),
-                                             "--port", "8080"], stdout=subprocess.PIPE)
-            assert proc.stdout is not None
-            proc.stdout.readline()  # "ready ..."
+            proc = start_pyserver(lab, str(www), 8080)
             url = f"http://{lab.server_ip}:8080/one"
 
             def stop() -> None:

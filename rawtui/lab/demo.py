@@ -70,8 +70,6 @@ def start_pyserver(lab: Lab, root: str, port: int = PYSERVER_PORT, report: str |
     ``report`` when given; its connections use the congestion control ``cc`` when given); returns once it
     is listening (on ``::``, IPv4 and IPv6, in a dual-stack lab)."""
     argv = [sys.executable, "-m", "rawtui.lab.server", "--root", root, "--port", str(port)]
-    if lab.ipv6:
-        argv += ["--bind", "::"]
     if report:
         argv += ["--report", report]
     if cc:
