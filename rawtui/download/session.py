@@ -67,7 +67,7 @@ from rawtui.stack.p2p import DESCRIPTION as P2P_DESCRIPTION
 from rawtui.stack.tcp_states import OVER, State
 from rawtui.wire.ethernet import mac_bytes
 from rawtui.wire.ipv4 import ip_bytes
-from rawtui.wire.ipv6 import split_zone
+from rawtui.wire.ipv6 import endpoint_text, split_zone
 
 RING_SNAPLEN = 128  # bytes of each frame kept for the live view's "save pcap" (headers, like tcpdump -s)
 RECV_BATCH = 256  # frames handled before the application side gets a turn
@@ -438,7 +438,7 @@ class Session:
             self._drop(emit, counters, graceful=True)
             conn = None
         if conn is not None:
-            emit(Info(self.now(), f"reusing the connection to {url.host}:{url.port} (HTTP keep-alive)"))
+            emit(Info(self.now(), f"reusing the connection to {endpoint_text(url.host, url.port)} (HTTP keep-alive)"))
             self._open_output(out, emit)
             try:
                 return self._transfer(conn, url, out, emit, stop, counters)
@@ -701,7 +701,7 @@ class Session:
                     elif t >= connect_by:
                         what = (conn.family.no_answer if host.arp.mac is None else
                                 "no answer to the SYN" if tcp.state is State.SYN_SENT else "TLS handshake unfinished")
-                        raise TcpError(f"connection timed out: no connection to {url.host}:{url.port} within "
+                        raise TcpError(f"connection timed out: no connection to {endpoint_text(url.host, url.port)} within "
                                        f"{opts.connect_timeout:g} s ({what}; --connect-timeout)")
                 # the application side: TCP bytes <-> (TLS) <-> HTTP
                 if not conn.started and tcp.state is State.ESTABLISHED:
@@ -805,7 +805,7 @@ class Session:
                         timeout = min(timeout, max(0.0, by - t))
                 if t - last_rx > opts.idle_timeout and host.arp.done:
                     what = "no answer from" if not request_sent else "nothing received from"
-                    raise TcpError(f"timed out: {what} {url.host}:{url.port} for {opts.idle_timeout:g} s")
+                    raise TcpError(f"timed out: {what} {endpoint_text(url.host, url.port)} for {opts.idle_timeout:g} s")
                 flush()  # what the application side just queued (the request, ACKs) leaves now
                 if self._pump(conn, timeout, emit):
                     last_rx = now()

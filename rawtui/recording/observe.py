@@ -52,7 +52,7 @@ from rawtui.wire.errors import ChecksumError, WireError
 from rawtui.wire.ethernet import mac_str
 from rawtui.wire.icmpv6 import NeighborAdvert, NeighborSolicit, parse_icmpv6
 from rawtui.wire.ipv4 import PROTO_TCP, parse_ipv4
-from rawtui.wire.ipv6 import NH_ICMPV6, parse_ipv6
+from rawtui.wire.ipv6 import NH_ICMPV6, endpoint_text, parse_ipv6
 from rawtui.wire.link import ETH_P_IP, LINKTYPE_ETHERNET, LINKTYPE_NAMES, Layer3, NetProto, decapsulate
 from rawtui.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, flags_str, parse_tcp
 from rawtui.wire.tls import looks_like_tls
@@ -66,11 +66,6 @@ __all__ = ["CapturedFlow", "FlowObserver", "PeekedTcp", "addr_text", "endpoint_t
 def addr_text(addr: bytes) -> str:
     """An IPv4 (4 bytes) or IPv6 (16 bytes) address as text, IPv6 in RFC 5952's form (``2001:db8::1``)."""
     return str(ipaddress.ip_address(addr))
-
-
-def endpoint_text(addr: bytes, port: int) -> str:
-    """``10.0.2.2:80`` or ``[2001:db8::2]:80``, as in a URL."""
-    return f"[{addr_text(addr)}]:{port}" if len(addr) == 16 else f"{addr_text(addr)}:{port}"
 
 
 @dataclass(slots=True)

@@ -16,7 +16,6 @@ States and their transitions are :mod:`rawtui.stack.tcp_states`; every move goes
 
 from __future__ import annotations
 
-import ipaddress
 from collections import deque
 
 from rawtui.errors import TcpError
@@ -59,6 +58,7 @@ from rawtui.wire.icmp import MIN_MTU as IPV4_MIN_MTU
 from rawtui.wire.icmp import plateau_below
 from rawtui.wire.ipv4 import PROTO_TCP
 from rawtui.wire.ipv6 import MIN_MTU as IPV6_MIN_MTU
+from rawtui.wire.ipv6 import endpoint_text
 from rawtui.wire.tcp import (
     ACK,
     FIN,
@@ -1062,7 +1062,7 @@ class TcpConnection:
             c["rst_in"] += 1
             if flags & ACK:
                 self._seg_in(seg, now, "refused")
-                self._fail(f"connection refused by {_endpoint(self.remote_ip, self.remote_port)}", now, Input.RESET)
+                self._fail(f"connection refused by {endpoint_text(self.remote_ip, self.remote_port)}", now, Input.RESET)
             else:
                 c["rst_ignored"] += 1
                 self._seg_in(seg, now, "ignored")
@@ -1657,9 +1657,3 @@ class TcpConnection:
     def _fail(self, message: str, now: float, what: Input = Input.GIVE_UP) -> None:
         self.error = TcpError(message)
         self._to_closed(what, now)
-
-
-def _endpoint(addr: bytes, port: int) -> str:
-    """``192.0.2.1:80``, ``[2001:db8::1]:80``."""
-    ip = ipaddress.ip_address(addr)
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"

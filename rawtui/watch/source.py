@@ -39,7 +39,7 @@ from rawtui.wire.arp import OP_REPLY, parse_arp
 from rawtui.wire.errors import WireError
 from rawtui.wire.ethernet import ETH_P_ARP, ETH_P_IPV6
 from rawtui.wire.ipv4 import PROTO_TCP, parse_ipv4
-from rawtui.wire.ipv6 import NH_ICMPV6, parse_ipv6
+from rawtui.wire.ipv6 import NH_ICMPV6, endpoint_text, parse_ipv6
 from rawtui.wire.link import LINKTYPE_ETHERNET
 from rawtui.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
 
@@ -120,13 +120,9 @@ def _is_ndp(data: bytes) -> bool:
 def kernel_event(t: float, d: TcpDiag, server: Endpoint) -> KernelTcpInfo:
     """The event for one inet_diag sample; ``server`` is the end that sends the watched data."""
     role = "sender" if (d.local_ip, d.local_port) == (addr_text(server[0]), server[1]) else "receiver"
-
-    def end(ip: str, port: int) -> str:
-        return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
     return KernelTcpInfo(
-        t, role, end(d.local_ip, d.local_port), end(d.remote_ip, d.remote_port), d.state, d.congestion,
-        d.ca_state, d.cwnd, d.cwnd_bytes, None if d.ssthresh is None else d.ssthresh * d.mss, d.mss, d.rtt_ms,
+        t, role, endpoint_text(d.local_ip, d.local_port), endpoint_text(d.remote_ip, d.remote_port), d.state,
+        d.congestion, d.ca_state, d.cwnd, d.cwnd_bytes, None if d.ssthresh is None else d.ssthresh * d.mss, d.mss, d.rtt_ms,
         d.rttvar_ms, d.rto_ms, d.total_retrans, d.retrans, d.lost, d.unacked, d.pacing_bps, d.delivery_bps,
         d.bytes_acked, d.bytes_received, d.bytes_retrans, d.rcv_space, d.snd_wnd, d.backoff)
 

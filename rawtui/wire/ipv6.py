@@ -224,6 +224,14 @@ def is_scoped(addr: bytes) -> bool:
     return is_link_local(addr) or (addr[0] == 0xFF and addr[1] & 0x0F in (1, 2))
 
 
+def endpoint_text(host: str | bytes, port: int) -> str:
+    """``192.0.2.1:80``, ``[2001:db8::1]:80``, ``www.example:443``: an address (text, or its 4 or 16 bytes)
+    or a name with a port, as a URL writes them (an IPv6 address in brackets)."""
+    if not isinstance(host, str):
+        host = str(ipaddress.ip_address(bytes(host)))
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def split_zone(text: str) -> tuple[bytes, str | None]:
     """``"fe80::1%eth0"`` -> (16 bytes, ``"eth0"``); ``"2001:db8::1"`` -> (16 bytes, None). A zone on an
     address that is not scoped (a global one) is refused: it would be silently meaningless."""

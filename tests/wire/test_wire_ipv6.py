@@ -23,6 +23,7 @@ from rawtui.wire.ipv6 import (
     NH_TCP,
     OPT_JUMBO,
     build_ipv6,
+    endpoint_text,
     extension,
     fragment_body,
     ip6_bytes,
@@ -237,3 +238,10 @@ def test_solicited_node_address_and_its_mac() -> None:
     assert multicast_mac(ALL_NODES) == bytes.fromhex("333300000001")
     with pytest.raises(ValueError):
         multicast_mac(A)
+
+
+def test_endpoint_text_writes_an_address_and_port_as_a_url_does() -> None:
+    assert endpoint_text("2001:db8::1", 80) == "[2001:db8::1]:80"
+    assert endpoint_text(bytes.fromhex("20010db8" + "00" * 11 + "01"), 8080) == "[2001:db8::1]:8080"
+    assert endpoint_text(bytes([192, 0, 2, 1]), 443) == "192.0.2.1:443"
+    assert endpoint_text("www.example", 443) == "www.example:443"
