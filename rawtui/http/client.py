@@ -161,7 +161,10 @@ class HttpExchange:
     def request(self) -> bytes:
         headers = build_headers(self.url.host_header, self.options, range_from=self.range_from,
                                 if_range=self.if_range, connection=None if self.keep_alive else "close")
-        req = h11.Request(method=self.options.method, target=self.url.target, headers=headers)
+        # values as the bytes the user gave (curl sends argv's bytes: UTF-8, or what the locale could not
+        # decode, kept by Python as surrogate escapes); h11 would refuse anything but ASCII text
+        req = h11.Request(method=self.options.method, target=self.url.target,
+                          headers=[(k.encode("ascii"), v.encode("utf-8", "surrogateescape")) for k, v in headers])
         return self.conn.send(req) + self.conn.send(h11.EndOfMessage())
 
     @property

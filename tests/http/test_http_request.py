@@ -121,6 +121,13 @@ def test_any_accepted_header_makes_a_request_h11_can_send(text: str) -> None:
     assert isinstance(ev, h11.Request)
 
 
+def test_a_non_ascii_header_value_goes_out_as_the_users_bytes() -> None:
+    """As curl: argv's bytes, UTF-8 here, and bytes the locale could not decode (surrogate escapes) as they were."""
+    opts = RequestOptions(headers=(parse_header_option("X-Name: café"), parse_header_option("X-Raw: \udcff")))
+    wire = HttpExchange(parse_url("http://h/x"), options=opts).request()
+    assert b"X-Name: caf\xc3\xa9\r\n" in wire and b"X-Raw: \xff\r\n" in wire
+
+
 def test_head_request_and_range_on_the_wire() -> None:
     x = HttpExchange(parse_url("http://h:81/f.bin"), options=RequestOptions(head=True, referer="http://r/"),
                      range_from=10, if_range='"e"')
