@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from rawtui import __version__
+from rawtui import __version__, dataclass_cache
 from rawtui.analysis.explain import Explained
 from rawtui.endings import SignalPipe, isatty, point_at_devnull
 from rawtui.errors import EXIT_INTERRUPTED, EXIT_USAGE, RawtuiError, UsageError
@@ -198,6 +198,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def imports_done() -> None:
+    """A command's modules are in: the cyclic GC that ``rawtui.__main__.run`` turned off for the imports
+    comes back, with what they made frozen out of its way (never walked again). Nothing when the GC was on
+    (rawtui.cli called from another program)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def _bound_the_exit(code: int) -> None:
     """The interpreter's exit joins every non-daemon thread (Textual's thread workers among them) with no
     timeout: if one is still running, it gets ``EXIT_BOUND`` seconds, then the process ends anyway."""
@@ -352,6 +361,7 @@ def _download(argv: list[str]) -> int:
     # become the sudo user keeping only CAP_NET_RAW+CAP_NET_ADMIN (not the demo's child: it works in
     # the demo's root-owned directory); exit 3 naming what is missing. Before any thread exists (the
     # signal watcher's among them): capabilities are per thread. (Nothing to clean up exists yet.)
+    dataclass_cache.save()  # while the package's __pycache__ may still be writable (root, before a drop)
     prepare_download(drop=not ns.lab_control)
     with Endings() as endings:
         return _download_with(ns, endings)
@@ -386,6 +396,7 @@ def _headless(ns: argparse.Namespace, outputs: list[str]) -> bool:
 def _download_session(ns: argparse.Namespace, endings: Endings, early: Aside[Unbound] | None) -> int:
     from rawtui.download.session import Options, Session
 
+    imports_done()
     outputs: list[str] = ns.output or []
     if len(outputs) > len(ns.url):
         raise UsageError(f"-o given {len(outputs)} times for {len(ns.url)} URL(s): one -o per URL, in order")
@@ -701,6 +712,7 @@ class EventRecorder:
 
 
 def _subcommand(name: str, argv: list[str]) -> int:
+    imports_done()  # (only a download's start-up is worth the wait)
     if name == "replay":
         return _replay(argv)
     if name == "demo":

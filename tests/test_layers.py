@@ -15,7 +15,7 @@ PACKAGE = ROOT / "rawtui"
 
 # bottom first; a module may import from its own layer's package and any layer before it
 LAYERS: list[set[str]] = [
-    {"rawtui", "errors", "api", "endings", "aside"},
+    {"rawtui", "errors", "api", "endings", "aside", "dataclass_cache"},
     {"wire"},
     {"stack"},
     {"link"},

@@ -367,6 +367,12 @@ class Host:
     # -- output ----------------------------------------------------------------------------------
 
     @property
+    def receive_coalesce(self) -> float:
+        """How long arriving frames may gather before :meth:`on_frame` sees them (seconds; 0: at once):
+        the connection's :attr:`TcpConnection.receive_coalesce`."""
+        return self.tcp.receive_coalesce if self._connected else 0.0
+
+    @property
     def has_frames(self) -> bool:
         """Frames wait to be sent (take_frames)."""
         return bool(self._frames)

@@ -319,6 +319,31 @@ class TcpConnection:
         return self._rcv_off
 
     @property
+    def receive_coalesce(self) -> float:
+        """How long the I/O loop may let arriving frames gather before handing them over, once one has
+        come (interrupt moderation, as a NIC's ``rx-usecs``): while data flows in on an established
+        connection, half the bound of a compressed SACK's delay, min(0.5 ms, RTT / 40), so that no ACK
+        leaves later than 2.5 % of a round trip after its segment came; 0 before the first data byte,
+        without an RTT estimate, and in any other state (the handshake, the request, the close go at once).
+
+        Half, not all of it: the ACKs of one gathering leave together and the sender answers each
+        gathering with a burst. Measured on the lab's 100 Mbit/s link (a 200-frame queue, 20 ms RTT,
+        50 MiB, 8 runs each): the bottleneck dropped a median of ~570 frames with no gathering, ~690 with
+        0.5 ms, ~1,000 with 1 ms; rawtui's CPU time 2.25 s, 1.50 s, 1.30 s."""
+        if self.state is not ESTABLISHED or not self._rcv_off:
+            return 0.0
+        bound = self._ack_delay_bound()
+        return 0.0 if bound is None else bound / 2
+
+    def _ack_delay_bound(self) -> float | None:
+        """min(COMP_SACK_DELAY, RTT / 20) with the smaller of the receiver's and the sender's RTT
+        estimates (Linux's bound for a compressed SACK), or None before either exists."""
+        rtt = self.rcv_rtt
+        if rtt is None or (self.srtt is not None and self.srtt < rtt):
+            rtt = self.srtt
+        return None if rtt is None else min(COMP_SACK_DELAY, rtt / 20)
+
+    @property
     def send_pending(self) -> int:
         """Our data bytes not yet acknowledged."""
         return len(self._sndbuf)
@@ -1020,10 +1045,8 @@ class TcpConnection:
                 self._comp_sacks += 1
                 self.counters["sacks_compressed"] += 1
                 if self._sack_at is None:
-                    rtt = self.rcv_rtt
-                    if rtt is None or (self.srtt is not None and self.srtt < rtt):
-                        rtt = self.srtt
-                    self._sack_at = now + (COMP_SACK_DELAY if rtt is None else min(COMP_SACK_DELAY, rtt / 20))
+                    bound = self._ack_delay_bound()
+                    self._sack_at = now + (COMP_SACK_DELAY if bound is None else bound)
                 return
             self._dupack_counter += 1
         self._send_ack(now, note="dup-ack")  # _emit counts it as a duplicate ACK

@@ -227,6 +227,12 @@ class HeadlessView:
         tbl.add_row("checksums", f"dropped {ipv4}tcp {c.get('csum_drop_tcp', 0)}  "  # (IPv6 has no header checksum)
                     f"offloaded {c.get('csum_offloaded', 0)}  kernel-verified {c.get('csum_kernel_verified', 0)}"
                     f"  malformed {c.get('malformed', 0)}")
+        if c.get("rx_wakeups"):
+            gathered = c.get("rx_coalesced", 0)
+            drops = c.get("kernel_drops", 0)
+            tbl.add_row("receive", f"{c.get('frames_in', 0):,} frames in {c['rx_wakeups']:,} wake-ups"
+                        + (f", {gathered:,} of them waiting min(0.5 ms, RTT/40) for more" if gathered else "")
+                        + (f"  [bold red]{drops:,} dropped by the kernel (rawtui fell behind)[/]" if drops else ""))
         if self.kernel_info is not None:
             tbl.add_row("kernel", _esc(kernel_text(self.kernel_info) + "  (inet_diag, as ss -ti)"))
         if self.window and self.window.srtt_ms is not None:

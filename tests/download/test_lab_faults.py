@@ -158,7 +158,7 @@ def download(fl: FaultLab, case: Case, name: str, cwd: Path, timeout: float) -> 
         "corrupted": delta["down.corrupted"], "duplicated": delta["down.duplicated"],
         "reordered": delta["down.reordered"],
         "csum_drops": c["csum_drop_tcp"] + c["csum_drop_ipv4"], "dup": c["dup_data"], "ooo": c["out_of_order"],
-        "exact": exact,
+        "exact": exact, "frames_in": c["frames_in"], "wakeups": c["rx_wakeups"], "coalesced": c["rx_coalesced"],
     }
     ROWS.append(row)
     print(f"\n{row}")
@@ -183,6 +183,10 @@ def _blackout_at_a_quarter(fl: FaultLab, cwd: Path, size: int, seconds: float, p
 
 def _check_case(case: Case, row: dict) -> None:
     d = row["delta"]
+    # every wake-up found a frame; it waited for more only once data flowed with an RTT of 8 ms or more
+    assert 0 <= row["coalesced"] <= row["wakeups"] <= row["frames_in"]
+    if case.down.get("delay_ms", 0) + case.up.get("delay_ms", 0) >= 8:
+        assert row["coalesced"] > 0
     if case.name.startswith("loss"):
         assert d["down.lost"] > 0 and row["server_retrans"] not in (0, "n/a")
     if case.name.startswith("corruption"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from rawtui.stack.reassembly import Reassembly
 from rawtui.stack.tcp import M32, TcpConnection
-from rawtui.wire.tcp import ACK, SYN, TcpOptions, TcpSegment, parse_tcp
+from rawtui.wire.tcp import ACK, FIN, SYN, TcpOptions, TcpSegment, parse_tcp
 
 LIP, RIP = bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2])
 LPORT, RPORT, ISN, PISN = 40000, 8080, 1000, 5000
@@ -87,3 +87,31 @@ def test_a_retransmission_block_is_repeated_after_a_burst_grows_the_highest_bloc
     (a,) = _out(conn)
     assert a.ack == PISN + 1  # segment 0 still missing
     assert _blocks(a) == [(30, 45), (5, 6), (20, 25)]
+
+
+def test_receive_coalescing_is_half_the_compressed_sack_bound_and_only_while_data_flows() -> None:
+    """The I/O loop may let frames gather for ``receive_coalesce`` after a wake-up: half of the bound a
+    compressed SACK waits (one helper for both), only once data flows on an established connection."""
+    conn = _established()  # RTT 50 ms (the SYN at 0, the SYN-ACK at 0.05)
+    assert conn.receive_coalesce == 0.0  # no data yet: the request must leave at once
+    conn.on_segment(_seg(conn, 0), 1.0)
+    assert conn.receive_coalesce == min(0.001, 0.05 / 20) / 2 == 0.0005
+    # the compressed SACK's delay, same connection: a hole, three immediate dup ACKs, then one held back
+    for k in range(2, 6):
+        conn.on_segment(_seg(conn, k), 2.0)
+    assert conn.next_deadline is not None
+    assert abs((conn.next_deadline - 2.0) - 2 * conn.receive_coalesce) < 1e-12
+    # a LAN's RTT: 25 us, less than a sleep costs (the session then does not wait at all)
+    fast = TcpConnection(local_ip=LIP, remote_ip=RIP, local_port=LPORT, remote_port=RPORT, isn=ISN)
+    fast.connect(0.0)
+    (syn,) = _out(fast)
+    assert syn.options.ts is not None
+    fast.on_segment(TcpSegment(RPORT, LPORT, PISN, (ISN + 1) & M32, SYN | ACK, 65535,
+                               TcpOptions(mss=1460, wscale=7, sack_permitted=True, ts=(777, syn.options.ts[0]))),
+                    0.001)
+    fast.on_segment(_seg(fast, 0), 0.002)
+    assert abs(fast.receive_coalesce - 0.001 / 40) < 1e-12
+    # the peer's FIN: the close goes at once
+    fin = TcpSegment(RPORT, LPORT, (PISN + 1 + M) & M32, fast.snd_nxt, ACK | FIN, 65535, TcpOptions(ts=(900, 0)))
+    fast.on_segment(fin, 0.003)
+    assert fast.receive_coalesce == 0.0
