@@ -615,6 +615,7 @@ class Session:
                 conn.coalesced += 1
                 time.sleep(hold)
             pcap, ring, snap, now = self._pcap, self._ring, self._ring_snaplen, self.now
+            host.hold_acks()  # these frames are all here now: their in-order ACK leaves once, after them
             while n < RECV_BATCH:
                 got = sock.recv()
                 if got is None:
@@ -627,8 +628,11 @@ class Session:
                     ring.append((time.time(), bytes(frame[:snap]), len(frame)))
                 host.on_frame(frame, ft, csum)
                 if host.has_frames:
-                    self._send_frames(conn)  # an ACK leaves now, not after the batch: the sender's clock
+                    self._send_frames(conn)  # any other ACK leaves now, not after the batch: the sender's clock
                 n += 1
+            host.release_acks(now())
+            if host.has_frames:
+                self._send_frames(conn)
             if host.arp.mac and self.route is not None:  # (a point-to-point link has none to keep)
                 self._macs[(self.route.iface, self.route.next_hop)] = host.arp.mac
         t = self.now()

@@ -366,6 +366,17 @@ class Host:
 
     # -- output ----------------------------------------------------------------------------------
 
+    def hold_acks(self) -> None:
+        """Frames that were waiting together follow: see :meth:`TcpConnection.hold_acks`."""
+        if self._connected:
+            self.tcp.hold_acks()
+
+    def release_acks(self, now: float) -> None:
+        """The batch is over: the ACK it held back leaves (:meth:`take_frames`)."""
+        if self._connected:
+            self.tcp.release_acks(now)
+            self._collect_tcp()
+
     @property
     def receive_coalesce(self) -> float:
         """How long arriving frames may gather before :meth:`on_frame` sees them (seconds; 0: at once):

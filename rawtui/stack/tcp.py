@@ -99,6 +99,9 @@ MAX_OOO_BLOCKS = 4096  # disjoint out-of-order blocks held at most (memory beyon
 # duplicate ACK (a sender's fast retransmit needs three); after that one ACK with the newest SACK blocks
 # goes per min(COMP_SACK_DELAY, RTT / 20), or at once when COMP_SACK_NR segments were held back.
 DUPACK_THRESH = 3
+# In one batch of frames (hold_acks), in-order data is acknowledged once, unless that would acknowledge
+# more than this many full segments at a time (GRO merges up to 64 KB: ~44 segments of 1448 bytes).
+STRETCH_SEGMENTS = 16
 COMP_SACK_DELAY = 0.001
 COMP_SACK_NR = 44
 # The server's retransmissions, seen from here (see _resent_*): the silences that tell its timers apart.
@@ -261,6 +264,8 @@ class TcpConnection:
         self._fin_off: int | None = None  # offset of a FIN seen out of order
         self._rcv_mss = 536
         self._unacked = 0  # in-order bytes received since our last ACK
+        self._holding = False  # in a batch: in-order ACKs wait for its end (hold_acks)
+        self._ack_held = False  # an ACK is due when the batch ends
         self._last_ack_sent = 0
         self._last_wnd_sent = 0  # bytes
         self._ooo_dupacks = 0  # duplicate ACKs sent for the current hole
@@ -1007,12 +1012,33 @@ class TcpConnection:
 
     def _ack_in_order(self, plen: int, now: float) -> None:
         """ACK every second full-sized segment at once, else within the delayed-ACK time (RFC 9293
-        3.8.6.3, RFC 5681 section 4.2)."""
+        3.8.6.3, RFC 5681 section 4.2); while the I/O loop hands over a batch (:meth:`hold_acks`), once
+        at its end, for up to STRETCH_SEGMENTS segments (GRO's stretch ACK)."""
         self._unacked += plen
         if self._unacked >= 2 * self._rcv_mss:
-            self._send_ack(now)
+            if self._holding and self._unacked < STRETCH_SEGMENTS * self._rcv_mss:
+                self._ack_held = True
+            else:
+                self._send_ack(now)
         elif self._delack_at is None:
             self._delack_at = now + self.delack
+
+    def hold_acks(self) -> None:
+        """The I/O loop is handing over frames that were all waiting at once (a batch read from the
+        ring): in-order ACKs wait for :meth:`release_acks`, which the loop calls when the batch ends.
+
+        Linux's receiver gets the same effect from GRO: the segments of one NAPI poll merge into one
+        and get one (stretch) ACK. Here it saves one ACK frame (one send(2)) per two segments of a
+        batch; every other ACK (out of order, SACK, window update, FIN) still leaves at once."""
+        self._holding = True
+
+    def release_acks(self, now: float) -> None:
+        """The batch is over: the ACK it held back, if any, now (for everything received so far)."""
+        self._holding = False
+        if self._ack_held:
+            self._ack_held = False
+            if self._unacked:
+                self._send_ack(now)
 
     def _ts_recent_update(self, seq: int, tsval: int) -> None:
         """RFC 7323 section 4.3: a segment at or before Last.ACK.sent carries the TS.Recent to echo."""

@@ -11,7 +11,7 @@ the others.
 from __future__ import annotations
 
 from rawtui.stack.reassembly import Reassembly
-from rawtui.stack.tcp import M32, TcpConnection
+from rawtui.stack.tcp import M32, STRETCH_SEGMENTS, TcpConnection
 from rawtui.wire.tcp import ACK, FIN, SYN, TcpOptions, TcpSegment, parse_tcp
 
 LIP, RIP = bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2])
@@ -115,3 +115,34 @@ def test_receive_coalescing_is_half_the_compressed_sack_bound_and_only_while_dat
     fin = TcpSegment(RPORT, LPORT, (PISN + 1 + M) & M32, fast.snd_nxt, ACK | FIN, 65535, TcpOptions(ts=(900, 0)))
     fast.on_segment(fin, 0.003)
     assert fast.receive_coalesce == 0.0
+
+
+def test_a_batch_of_in_order_segments_gets_one_ack_at_its_end_up_to_the_stretch_limit() -> None:
+    """hold_acks / release_acks (GRO's stretch ACK): in-order data of one batch is acknowledged once, when
+    the batch ends, or every STRETCH_SEGMENTS segments; anything else (a hole) is answered at once."""
+    plain = _established()
+    for k in range(6):
+        plain.on_segment(_seg(plain, k), 1.0)
+    assert len(_out(plain)) == 3  # one ACK per two full segments
+
+    conn = _established()
+    conn.hold_acks()
+    for k in range(6):
+        conn.on_segment(_seg(conn, k), 1.0)
+    assert _out(conn) == []
+    conn.release_acks(1.001)
+    (ack,) = _out(conn)
+    assert ack.ack == (PISN + 1 + 6 * M) & M32
+    conn.release_acks(1.002)  # nothing more held
+    assert _out(conn) == []
+
+    conn.hold_acks()
+    for k in range(6, 6 + STRETCH_SEGMENTS + 4):
+        conn.on_segment(_seg(conn, k), 2.0)
+    (mid,) = _out(conn)  # at the limit, inside the batch
+    assert mid.ack == (PISN + 1 + (6 + STRETCH_SEGMENTS) * M) & M32
+    conn.on_segment(_seg(conn, 6 + STRETCH_SEGMENTS + 5), 2.0)  # one segment lost before it: a hole
+    (dup,) = _out(conn)
+    assert dup.ack == (PISN + 1 + (6 + STRETCH_SEGMENTS + 4) * M) & M32 and dup.options.sack
+    conn.release_acks(2.001)
+    assert _out(conn) == []  # the dup ACK already acknowledged everything in order
