@@ -246,7 +246,11 @@ class OutputFile:
         fd = self._fd
         if isinstance(order, _Reset):
             remove_meta(self.path)  # first: old bytes never stand beside a meta file that is not theirs
-            os.ftruncate(fd, 0)
+            # Only a part file that holds something: on ext4, truncating even an empty file to 0 makes its
+            # close start the writeback of everything written since (auto_da_alloc, for the replace-by-
+            # truncate pattern): measured, a 200 MiB download's close took 70-100 ms instead of ~0.
+            if os.fstat(fd).st_size:
+                os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
             self.sha256 = hashlib.sha256()
             if order.meta is not None:
