@@ -123,6 +123,9 @@ def download(fl: FaultLab, case: Case, name: str, cwd: Path, timeout: float) -> 
         fl.ctl.set("down", **case.down)
     if case.up:
         fl.ctl.set("up", **case.up)
+    if case.blackout:  # once a quarter of the body has passed the router: counted by the relay, no race
+        fl.ctl.request({"cmd": "arm", "dir": "down", "after_bytes": size // 4,
+                        "then": {"cmd": "blackout", "seconds": case.blackout, "dir": "both"}})
     before = _stats(fl.ctl)
     argv = [sys.executable, "-m", "rawtui", "--headless", "-q", "-o", "out.bin", "--events", "ev.ndjson",
             "--lab-control", fl.control, f"http://{fl.lab.server_ip}:{PORT}/{name}"]
@@ -130,8 +133,6 @@ def download(fl: FaultLab, case: Case, name: str, cwd: Path, timeout: float) -> 
     proc = fl.lab.popen(fl.lab.client_ns, argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                         text=True, env=child_env())
     try:
-        if case.blackout:
-            _blackout_at_a_quarter(fl, cwd, size, case.blackout, proc)
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         fl.lab.stop(proc)
@@ -166,19 +167,6 @@ def download(fl: FaultLab, case: Case, name: str, cwd: Path, timeout: float) -> 
     assert "rawtui_" not in fl.lab.run(fl.lab.client_ns, ["nft", "list", "tables"], capture_output=True,
                                        text=True).stdout
     return row | {"delta": delta}
-
-
-def _blackout_at_a_quarter(fl: FaultLab, cwd: Path, size: int, seconds: float, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        parts = list(cwd.glob("out.bin.part"))
-        try:
-            if parts and parts[0].stat().st_size >= size // 4:
-                break
-        except FileNotFoundError:
-            pass
-        time.sleep(0.0005)
-    fl.ctl.blackout(seconds)
 
 
 def _check_case(case: Case, row: dict) -> None:
