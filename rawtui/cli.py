@@ -718,7 +718,7 @@ class EventRecorder:
 
 
 def _subcommand(name: str, argv: list[str]) -> int:
-    imports_done()  # (only a download's start-up is worth the wait)
+    imports_done()  # the GC stays off only through a download's imports (the start-up measured against curl's)
     if name == "replay":
         return _replay(argv)
     if name == "demo":

@@ -23,14 +23,15 @@ def _out(conn: TcpConnection) -> list[TcpSegment]:
     return [parse_tcp(b, LIP, RIP, verify=True) for b in conn.take_segments()]
 
 
-def _established() -> TcpConnection:
+def _established(rtt: float = 0.05) -> TcpConnection:
+    """A connection whose SYN left at 0 and whose SYN-ACK came ``rtt`` later."""
     conn = TcpConnection(local_ip=LIP, remote_ip=RIP, local_port=LPORT, remote_port=RPORT, isn=ISN)
     conn.connect(0.0)
     (syn,) = _out(conn)
     assert syn.options.ts is not None
     conn.on_segment(TcpSegment(RPORT, LPORT, PISN, (ISN + 1) & M32, SYN | ACK, 65535,
                                TcpOptions(mss=1460, wscale=7, sack_permitted=True, ts=(777, syn.options.ts[0]))),
-                    0.05)
+                    rtt)
     _out(conn)
     return conn
 
@@ -102,13 +103,7 @@ def test_receive_coalescing_is_half_the_compressed_sack_bound_and_only_while_dat
     assert conn.next_deadline is not None
     assert abs((conn.next_deadline - 2.0) - 2 * conn.receive_coalesce) < 1e-12
     # a LAN's RTT: 25 us, less than a sleep costs (the session then does not wait at all)
-    fast = TcpConnection(local_ip=LIP, remote_ip=RIP, local_port=LPORT, remote_port=RPORT, isn=ISN)
-    fast.connect(0.0)
-    (syn,) = _out(fast)
-    assert syn.options.ts is not None
-    fast.on_segment(TcpSegment(RPORT, LPORT, PISN, (ISN + 1) & M32, SYN | ACK, 65535,
-                               TcpOptions(mss=1460, wscale=7, sack_permitted=True, ts=(777, syn.options.ts[0]))),
-                    0.001)
+    fast = _established(rtt=0.001)
     fast.on_segment(_seg(fast, 0), 0.002)
     assert abs(fast.receive_coalesce - 0.001 / 40) < 1e-12
     # the peer's FIN: the close goes at once
