@@ -74,8 +74,9 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys; sys.exit(
 fi
 say "pip install $here"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check "$here"
-# every dataclass's methods compiled once, now, by the user who may write the package (rawtui/dataclass_cache.py)
-"$venv/bin/python" -m rawtui.tools.warm
+# every dataclass's methods compiled once, now, by the user who may write the package (rawtui/dataclass_cache.py);
+# -I: the installed package, not the checkout in the current directory
+"$venv/bin/python" -I -m rawtui.tools.warm
 
 # 3. a command sudo can find
 if [ "$(readlink "$link" 2>/dev/null || true)" != "$venv/bin/rawtui" ]; then

@@ -152,3 +152,20 @@ def test_rawtui_itself_compiles_nothing_the_second_time(tmp_path: Path) -> None:
     assert Path(path).exists()
     assert _probe(path) == [path, new, 0]
     assert _probe("off") == [None, 0, 0]
+
+
+def test_the_warm_up_fills_the_cache_with_every_module(tmp_path: Path) -> None:
+    """``python -m rawtui.tools.warm`` (scripts/install.sh): every module imported, their methods saved;
+    run again, nothing left to compile."""
+    path = tmp_path / "cache.marshal"
+    env = {**os.environ, "RAWTUI_DATACLASS_CACHE": str(path)}
+
+    def warm() -> str:
+        return subprocess.run([sys.executable, "-m", "rawtui.tools.warm"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=120, check=True).stdout
+
+    first = warm()
+    assert path.exists() and f"dataclass cache {path}: " in first and "(written)" in first
+    total = int(first.split(f"{path}: ")[1].split()[0])
+    assert total > 400 and f"{total} methods, {total} compiled now" in first
+    assert f"{total} methods, 0 compiled now (unchanged)" in warm()

@@ -21,9 +21,9 @@ def main() -> int:
             importlib.import_module(mod.name)
         except ImportError:  # an optional dependency that is not installed
             pass
+    hits, new = dataclass_cache.stats()  # (before save(), which starts counting anew)
     saved = dataclass_cache.save()
-    hits, new = dataclass_cache.stats()
-    print(f"rawtui: dataclass cache {dataclass_cache.path()}: {hits + new} methods"
+    print(f"rawtui: dataclass cache {dataclass_cache.path()}: {hits + new} methods, {new} compiled now"
           f" ({'written' if saved else 'unchanged'})")
     return 0
 
