@@ -42,18 +42,18 @@ KEEP_AT_MOST = 1500  # entries (rawtui and its libraries define ~550): past that
 
 
 class Cache:
-    """The source texts this process's dataclasses compiled, and what the file had."""
+    """The file at ``path``: what it had, and the source texts this process's dataclasses compiled."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: str) -> None:
+        self.path = path
         self.stored: dict[str, CodeType] = {}
         self.used: dict[str, CodeType] = {}
         self.new = 0  # compiled here, not in the file
         self.hits = 0
-        self.path = PATH
 
-    def load(self, path: str) -> None:
+    def load(self) -> None:
         try:
-            with open(path, "rb") as f:
+            with open(self.path, "rb") as f:
                 data = f.read()
             if data.startswith(MAGIC):
                 table = marshal.loads(data[len(MAGIC):])
@@ -74,18 +74,18 @@ class Cache:
             source = code
         builtins.exec(source, globals, locals)  # noqa: S102 - dataclasses' own exec, its own source
 
-    def save(self, path: str) -> bool:
+    def save(self) -> bool:
         if not self.new:
             return False
         table = {**self.stored, **self.used}
         if len(table) > KEEP_AT_MOST:
             table = dict(self.used)
-        tmp = f"{path}.{os.getpid()}.tmp"
+        tmp = f"{self.path}.{os.getpid()}.tmp"
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
             with open(tmp, "wb") as f:
                 f.write(MAGIC + marshal.dumps(table))
-            os.replace(tmp, path)
+            os.replace(tmp, self.path)
         except (OSError, ValueError):
             try:
                 os.unlink(tmp)
@@ -107,16 +107,15 @@ def install(path: str | None = None) -> None:
         path = os.environ.get("RAWTUI_DATACLASS_CACHE") or PATH
     if _cache is not None or path == "off":
         return
-    _cache = Cache()
-    _cache.path = path
-    _cache.load(path)
+    _cache = Cache(path)
+    _cache.load()
     dataclasses.exec = _cache.exec  # type: ignore[attr-defined]  # shadows the builtin in that module only
     atexit.register(save)
 
 
 def save() -> bool:
     """Write the file if this process compiled something it lacked; False when nothing was written."""
-    return _cache.save(_cache.path) if _cache is not None else False
+    return _cache.save() if _cache is not None else False
 
 
 def path() -> str | None:

@@ -49,16 +49,16 @@ def _define(cache: Cache, monkeypatch: pytest.MonkeyPatch) -> tuple[type, type]:
 def test_a_second_process_finds_every_method_and_the_classes_behave_the_same(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = str(tmp_path / "cache.marshal")
-    first = Cache()
-    first.load(path)  # no file yet
+    first = Cache(path)
+    first.load()  # no file yet
     p1, b1 = _define(first, monkeypatch)
     compiled = first.new
     assert first.hits == 0 and compiled >= 8  # Point: init, repr, eq, setattr, delattr, hash; Box: 3
-    assert first.save(path)
-    assert not first.save(path)  # nothing new since: not written again
+    assert first.save()
+    assert not first.save()  # nothing new since: not written again
 
-    second = Cache()
-    second.load(path)
+    second = Cache(path)
+    second.load()
     p2, b2 = _define(second, monkeypatch)
     assert (second.hits, second.new) == (compiled, 0)
     # what the file gave is what compiling gives
@@ -86,23 +86,23 @@ def test_a_second_process_finds_every_method_and_the_classes_behave_the_same(
 def test_a_bad_file_is_ignored_and_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes) -> None:
     path = tmp_path / "cache.marshal"
     path.write_bytes(content)
-    cache = Cache()
-    cache.load(str(path))
+    cache = Cache(str(path))
+    cache.load()
     assert cache.stored == {}
     _define(cache, monkeypatch)
     assert cache.hits == 0 and cache.new > 0
-    assert cache.save(str(path))
+    assert cache.save()
     assert path.read_bytes().startswith(MAGIC)
 
 
 def test_a_foreign_entry_is_compiled_not_executed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A value that is not a code object (a damaged or hand-made file) is not trusted as one."""
-    first = Cache()
-    _define(first, monkeypatch)
     path = tmp_path / "cache.marshal"
+    first = Cache(str(path))
+    _define(first, monkeypatch)
     path.write_bytes(MAGIC + marshal.dumps({src: "not code" for src in first.used}))
-    second = Cache()
-    second.load(str(path))
+    second = Cache(str(path))
+    second.load()
     p, _ = _define(second, monkeypatch)
     assert second.hits == 0 and second.new == first.new
     assert p(1) == p(1, 2)
@@ -111,21 +111,21 @@ def test_a_foreign_entry_is_compiled_not_executed(tmp_path: Path, monkeypatch: p
 def test_an_unwritable_place_is_no_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where the directory would be")
-    cache = Cache()
+    cache = Cache(str(blocker / "sub" / "cache.marshal"))
     _define(cache, monkeypatch)
-    assert not cache.save(str(blocker / "sub" / "cache.marshal"))
+    assert not cache.save()
     assert list(tmp_path.iterdir()) == [blocker]  # no temporary file left
 
 
 def test_old_entries_are_dropped_past_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = str(tmp_path / "cache.marshal")
-    old = Cache()
+    old = Cache(path)
     old.stored = {f"# an old class {i}\n": compile("pass", "<string>", "exec") for i in range(10)}
     _define(old, monkeypatch)
     monkeypatch.setattr(dataclass_cache, "KEEP_AT_MOST", 5)
-    assert old.save(path)
-    again = Cache()
-    again.load(path)
+    assert old.save()
+    again = Cache(path)
+    again.load()
     assert set(again.stored) == set(old.used)  # only what this process used
 
 
