@@ -71,6 +71,9 @@ from rawtui.wire.ipv6 import endpoint_text, split_zone
 
 RING_SNAPLEN = 128  # bytes of each frame kept for the live view's "save pcap" (headers, like tcpdump -s)
 RECV_BATCH = 256  # frames handled before the application side gets a turn
+# ... or fewer: once a batch has put this share of the receive buffer in order (GRO frames are up to 64 KB:
+# 256 of them would fill it, and a reader that had no turn shows the server a closing, even zero, window)
+RECV_BATCH_SHARE = 4
 # A wake-up costs more than the frame it finds (select, the loop's checks and timers, an ACK's send, and
 # caches the server and the relay cooled meanwhile): at 100 Mbit/s frames come every ~120 us, and rawtui
 # woke ~21,500 times for 36,000 frames.
@@ -187,6 +190,7 @@ class _Conn:
         self.family = _FAMILIES[4]  # the route's (_connect)
         self.wakeups = 0  # times frames were waiting when the loop looked (see Session._pump)
         self.coalesced = 0  # of those, times the loop first let more gather (TcpConnection.receive_coalesce)
+        self.cut = False  # the last batch ended on RECV_BATCH_SHARE of the buffer, frames still waiting
 
     @property
     def usable(self) -> bool:
@@ -612,12 +616,18 @@ class Session:
         if fd in r:
             conn.wakeups += 1
             hold = host.receive_coalesce
-            if hold >= COALESCE_MIN:  # data flows in: let the next frames join this one (interrupt moderation)
-                conn.coalesced += 1
+            if hold >= COALESCE_MIN and not conn.cut:  # data flows in: let the next frames join this one
+                conn.coalesced += 1  # (interrupt moderation; not when the last batch left frames waiting)
                 time.sleep(hold)
             pcap, ring, snap, now = self._pcap, self._ring, self._ring_snaplen, self.now
+            tcp = host.tcp
+            enough = tcp.bytes_received + tcp.rcv_buf // RECV_BATCH_SHARE
+            conn.cut = False
             host.hold_acks()  # these frames are all here now: their in-order ACK leaves once, after them
             while n < RECV_BATCH:
+                if tcp.bytes_received >= enough:
+                    conn.cut = True  # the reader's turn first
+                    break
                 got = sock.recv()
                 if got is None:
                     break

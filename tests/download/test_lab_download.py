@@ -158,6 +158,23 @@ def test_root_without_cap_net_raw_is_exit_3(lab, pyserver, tmp_path):
     assert "CAP_NET_RAW" in r.stderr
 
 
+def test_a_reader_that_keeps_up_keeps_the_window_open(run_rawtui, nginx, www, tmp_path):
+    """The file is written as fast as frames come, so the window the server sees stays open: the loop gives
+    the reader its turn after a quarter of the receive buffer (GRO frames are up to 64 KB: a batch of 256
+    of them used to fill the buffer before the reader ran, and ACKs said "window 0" to a server that had
+    done nothing wrong)."""
+    events = tmp_path / "ev.ndjson"
+    r = run_rawtui("--headless", "-q", "--events", events, "-o", "o.bin", f"{nginx}/50m.bin")
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    shake = next(d for d in records if d["type"] == "handshake")
+    acks = [d["window"] << shake["wscale"] for d in records if d["type"] == "segment_out" and "S" not in d["flags"]]
+    done = records[-1]
+    assert done["sha256"] == www.sha256["50m.bin"] and len(acks) > 100
+    assert min(acks) >= (8 << 20) // 2, sorted(acks)[:10]  # the default buffer, 8 MiB; within a quarter + a frame
+    assert done["counters"]["window_updates"] == 0  # never closed far enough to need one
+
+
 def test_events_and_pcap(run_rawtui, pyserver, www, tmp_path):
     events, pcap = tmp_path / "ev.ndjson", tmp_path / "cap.pcap"
     r = run_rawtui("--headless", "--events", events, "--pcap", pcap, "-o", "o.bin", f"{pyserver}/1m.bin")
