@@ -362,12 +362,13 @@ class FlowObserver:
             self.truncated = True
             ip_buf = memoryview(bytes(ip_buf) + bytes(total - len(ip_buf)))
         try:
+            ip_id = -1  # (IPv6 has none)
             if v6:  # no header checksum; extension headers walked, fragments dropped as live
                 ip6, tcp_buf = parse_ipv6(ip_buf)
                 fragment = ip6.is_fragment
             else:
                 ip, tcp_buf = parse_ipv4(ip_buf, verify=from_server)  # a snap length keeps the IPv4 header
-                fragment = ip.is_fragment
+                fragment, ip_id = ip.is_fragment, ip.ident
             if fragment:
                 self.counters["malformed"] += 1
                 family = "IPv6" if v6 else "IPv4"
@@ -383,7 +384,7 @@ class FlowObserver:
             self.counters["malformed"] += 1
             return [Malformed(t, str(exc), len(frame))]
         if from_server:
-            return self._server(seg, t)
+            return self._server(seg, t, ip_id)
         return self._client(seg, t)
 
     def _verifiable(self, tcp_buf: memoryview, src: bytes, dst: bytes) -> bool:
@@ -586,7 +587,7 @@ class FlowObserver:
 
     # -- the server's frames: through the machine, as live ----------------------------------------------
 
-    def _server(self, seg: TcpSegment, t: float) -> list[Event]:
+    def _server(self, seg: TcpSegment, t: float, ip_id: int = -1) -> list[Event]:
         conn = self.conn
         if conn is None:
             if seg.flags & SYN:
@@ -605,7 +606,7 @@ class FlowObserver:
             if hi is None or 0 < end - hi < 1 << 30:
                 self.srv_hi = end
         self.srv_ack = seg.ack
-        conn.on_segment(seg, t)
+        conn.on_segment(seg, t, ip_id)
         chunks = conn.read_chunks()
         out = self._machine_events()
         for chunk in chunks:

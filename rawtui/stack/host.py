@@ -48,8 +48,8 @@ CSUM_KERNEL_VALID = 2  # TP_STATUS_CSUM_VALID: the NIC/kernel verified it
 # The fast path's view of a frame: Ethernet II (untagged) + IPv4 without options + the TCP fixed header.
 # Its first word is what precedes the IPv4 total length (EtherType, version/IHL, TOS); without a link header
 # (Medium.IP) the same fields follow version/IHL and TOS: one check, ``head >> 8``, for both media.
-_FAST4 = {Medium.ETHERNET: (struct.Struct("!12xIHxxHxBxx4s4sHHIIBBHHH"), ETH_P_IP << 8 | 0x45),
-          Medium.IP: (struct.Struct("!HHxxHxBxx4s4sHHIIBBHHH"), 0x45)}
+_FAST4 = {Medium.ETHERNET: (struct.Struct("!12xIHHHxBxx4s4sHHIIBBHHH"), ETH_P_IP << 8 | 0x45),
+          Medium.IP: (struct.Struct("!HHHHxBxx4s4sHHIIBBHHH"), 0x45)}
 # The same for IPv6: Ethernet II (untagged) + the fixed IPv6 header + the TCP fixed header (74 bytes); the
 # first word holds the EtherType and the version nibble (``head >> 12``), or the version nibble alone.
 _FAST6 = {Medium.ETHERNET: (struct.Struct("!12xI2xHBx16s16sHHIIBBHHH"), ETH_P_IPV6 << 4 | 6),
@@ -192,7 +192,7 @@ class Host:
             # The fast path: the connection's untagged IPv4 TCP frames without IP options, both checksums
             # good, parsed in one unpack. Anything else (and any doubt) takes the general path below,
             # which parses again and counts and reports what it drops.
-            (head, total, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win, tsum,
+            (head, total, ident, frag, proto, src, dst, sport, dport, seq, ack, off, flags, win, tsum,
              urg) = self._fast4_struct.unpack_from(frame)
             hl = (off >> 4) << 2
             lh = self._lh
@@ -216,7 +216,7 @@ class Host:
                         return
                     self.tcp.on_segment(
                         TcpSegment(sport, dport, seq, ack, flags, win, options, mv[lh + 20 + hl:end], urg, tsum, hl),
-                        now)
+                        now, ident)
                     self._collect_tcp()
                     return
         try:
@@ -256,7 +256,7 @@ class Host:
         if ip.is_fragment:
             self._fragment("IPv4", ip.total_length, now)
             return
-        self._on_tcp(payload, ip.src, ip.dst, now, csum)
+        self._on_tcp(payload, ip.src, ip.dst, now, csum, ip.ident)
 
     def _on_ipv6(self, eth: EthernetFrame, now: float, csum: int) -> None:
         ip, payload = parse_ipv6(eth.payload)
@@ -277,7 +277,7 @@ class Host:
             return
         self._on_tcp(payload, ip.src, ip.dst, now, csum)
 
-    def _on_tcp(self, payload: memoryview, src: bytes, dst: bytes, now: float, csum: int) -> None:
+    def _on_tcp(self, payload: memoryview, src: bytes, dst: bytes, now: float, csum: int, ip_id: int = -1) -> None:
         c = self.counters
         if csum == CSUM_UNKNOWN:
             seg = parse_tcp(payload, src, dst, verify=True)
@@ -285,7 +285,7 @@ class Host:
             c["csum_offloaded" if csum == CSUM_NOT_READY else "csum_kernel_verified"] += 1
             seg = parse_tcp(payload, src, dst, verify=False)
         if self._connected:
-            self.tcp.on_segment(seg, now)
+            self.tcp.on_segment(seg, now, ip_id)
         else:
             c["not_ours"] += 1
 

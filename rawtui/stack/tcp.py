@@ -110,6 +110,13 @@ COMP_SACK_NR = 44
 # min(max(180 ms, 3 RTT), RTT + 180 ms) what comes is the RTO's; after 1.5 RTT (at least 10 ms) a probe's.
 TIMEOUT_SILENCE = 0.18
 TLP_SILENCE = 0.01
+# Timestamps tick once a millisecond: on a path faster than that, a fast retransmission can carry the
+# TSval of the segment above its hole. Then the IPv4 ID tells which was sent first, when the peer numbers
+# its packets in order (Linux: a counter per connection, +1 per segment, GSO and retransmissions included):
+# IDs are taken as ordered once at least IPID_ORDERED_MIN steps between the peer's packets were small and
+# forward (1..IPID_STEP_MAX) and fewer than a quarter as many were anything else (random IDs: ~1.6 % small).
+IPID_STEP_MAX = 1024
+IPID_ORDERED_MIN = 8
 _FAST, _TIMEOUT = RetransmitKind.FAST, RetransmitKind.TIMEOUT
 _TLP, _SPURIOUS = RetransmitKind.TLP, RetransmitKind.SPURIOUS
 _KIND_COUNTER = {k: f"peer_retrans_{k.value}" for k in RetransmitKind}
@@ -284,9 +291,15 @@ class TcpConnection:
         self._ts_last = -1  # the newest TSval of the peer's data so far (-1: none, or no timestamps)
         self._seq_last = -1  # the sequence number of the last data segment
         self._dsack: tuple[int, int] | None = None  # offsets of duplicate data for the next ACK (RFC 2883)
-        # (start, end offsets, TSval of the segment that opened the hole) of the latest holes a retransmission
-        # filled: the original of that data may still come, late (see _resent_repeat)
-        self._resent_fills: deque[tuple[int, int, int]] = deque(maxlen=64)
+        # (start, end offsets, TSval and IPv4 ID of the segment that opened the hole) of the latest holes a
+        # retransmission filled: the original of that data may still come, late (see _resent_repeat)
+        self._resent_fills: deque[tuple[int, int, int, int]] = deque(maxlen=64)
+        self._ip_id = -1  # the IPv4 ID of the segment being handled (-1: none, IPv6)
+        self._ipid_prev = -1
+        self._ipid_next = -1  # the ID the peer's packet after the previous one gets (one per MSS it carried)
+        self._ipid_gap = -1  # the segment being handled: how many IDs past that (0: nothing sent in between)
+        self._ipid_fwd = 0  # steps from one of the peer's packets to the next: small and forward
+        self._ipid_other = 0  # ... anything else (see IPID_ORDERED_MIN)
         self._tight_wnd = 0  # we call our window tight below this (2 MSS, set by the handshake)
         self._tight_t = -1.0  # when we last advertised a tight window
 
@@ -552,8 +565,10 @@ class TcpConnection:
 
     # ------------------------------------------------------------------ receive
 
-    def on_segment(self, seg: TcpSegment, now: float) -> None:
-        """Take one segment from the peer, its checksum already verified (by the caller or the NIC).
+    def on_segment(self, seg: TcpSegment, now: float, ip_id: int = -1) -> None:
+        """Take one segment from the peer, its checksum already verified (by the caller or the NIC);
+        ``ip_id``: its IPv4 header's ID (-1: IPv6, or not known), which tells the peer's send order apart
+        within one timestamp tick (see IPID_STEP_MAX).
 
         Anything goes in: segments for other ports, old, duplicate, out-of-window or hostile ones are
         counted and answered as RFC 9293 / 5961 say, never raised. Afterwards, :meth:`take_segments`,
@@ -562,6 +577,15 @@ class TcpConnection:
         self._now = now
         c = self.counters
         c["segments_in"] += 1
+        self._ip_id = ip_id
+        if ip_id >= 0:
+            if 0 < (ip_id - self._ipid_prev) & 0xFFFF <= IPID_STEP_MAX:
+                self._ipid_fwd += 1
+            else:
+                self._ipid_other += 1
+            self._ipid_gap = (ip_id - self._ipid_next) & 0xFFFF
+            self._ipid_prev = ip_id
+            self._ipid_next = (ip_id + max(1, -(-len(seg.payload) // self._rcv_mss))) & 0xFFFF
         self._silence = now - self._rx_t
         self._rx_t = now
         # The fast path (the download's steady state): in-order data at RCV.NXT, nothing queued out of
@@ -855,7 +879,7 @@ class TcpConnection:
                 return note
             else:  # above everything held: a new hole opens below it
                 self._ts_newest(seg.seq, ts)
-            new = ooo.add(off, bytes(payload), (ts[0] if ts is not None else -1, now, c["dup_acks_sent"]))
+            new = ooo.add(off, bytes(payload), (ts[0] if ts is not None else -1, now, c["dup_acks_sent"], self._ip_id))
         if fin and self._fin_off is None:
             self._fin_off = off + plen
         if new == 0:  # held already, partly in several blocks
@@ -930,24 +954,39 @@ class TcpConnection:
     def _resent_fill(self, seg: TcpSegment, ts: tuple[int, int] | None, hole: object, start: int, end: int,
                      now: float) -> None:
         """A segment that fills (part of) a hole (offsets ``start``..``end``); ``hole`` is (opener's TSval,
-        time, dup ACKs sent then)."""
+        time, dup ACKs sent then, opener's IPv4 ID)."""
         assert isinstance(hole, tuple)
-        ts_open, _, dup0 = hole
-        if ts is not None and ts_open >= 0 and seq_le(ts[0], ts_open):
+        ts_open, _, dup0, id_open = hole
+        if ts is not None and ts_open >= 0 and self._sent_by(ts[0], ts_open, id_open):
             self.counters["network_late"] += 1  # sent before the segment above the hole: late, not resent
             return
         kind = _TIMEOUT if self._silence_kind() is _TIMEOUT else _FAST
         self._resent(seg, kind, self.counters["dup_acks_sent"] - dup0, now)
         self._ts_newest(seg.seq, ts)
         if ts_open >= 0:
-            self._resent_fills.append((start, end, ts_open))
+            self._resent_fills.append((start, end, ts_open, id_open))
+
+    def _sent_by(self, tsval: int, ts_open: int, id_open: int) -> bool:
+        """Was the segment being handled (TSval ``tsval``) sent no later than the one that opened a hole
+        (``ts_open``, IPv4 ID ``id_open``)? Within one timestamp tick, the IDs tell when they are ordered;
+        otherwise a tie counts as sent before (the original, late)."""
+        if tsval != ts_open:
+            return seq_lt(tsval, ts_open)
+        if id_open < 0 or not self._ip_ids_ordered():
+            return True
+        return (self._ip_id - id_open) & 0xFFFF >= 0x8000  # before it (an ID behind, mod 2^16)
+
+    def _ip_ids_ordered(self) -> bool:
+        """The segment being handled has an IPv4 ID, and the peer's IDs count up (see IPID_ORDERED_MIN)."""
+        return self._ip_id >= 0 and self._ipid_fwd >= IPID_ORDERED_MIN and 4 * self._ipid_other < self._ipid_fwd
 
     def _resent_repeat(self, seg: TcpSegment, start: int, end: int, now: float) -> str:
         """Data we had (offsets ``start``..``end``), again: a network copy or a retransmission. Returns
         the segment's note ("copy", "late" or "dup")."""
         ts = seg.options.ts if self.ts_ok else None
         self._dsack_note(start, end)
-        if ts is not None and any(a < end and start < b and seq_le(ts[0], t) for a, b, t in self._resent_fills):
+        if ts is not None and any(a < end and start < b and self._sent_by(ts[0], t, i)
+                                  for a, b, t, i in self._resent_fills):
             # sent no later than the segment that opened a hole its retransmission then filled: the
             # original, late (reordered by the network), not a copy the network made
             self.counters["network_late"] += 1
@@ -971,6 +1010,9 @@ class TcpConnection:
         kind = self._silence_kind()
         if kind is None or self._tight_t >= now - self._silence - self._rtt_estimate():
             return
+        if self._ipid_gap == 0 and self._ip_ids_ordered():
+            return  # the peer's very next packet after the last one we got: nothing sent (and lost) between,
+            # so new data after a pause (the server had nothing to send), not a probe or a timer's resend
         ts = seg.options.ts
         if self.ts_ok:
             if ts is None or self._acked_with(ts[1]) != seg.seq:

@@ -181,6 +181,21 @@ def test_in_order_data_after_a_silence_sent_before_our_last_ack_is_not_a_retrans
     assert conn.counters["peer_retrans"] == 0
 
 
+def test_in_order_data_after_a_silence_with_the_very_next_ip_id_is_new_data_after_a_pause():
+    """The same silence and echo as a timer's resend, but its IPv4 ID is the one right after the last packet
+    we got (counting each MSS of a GRO-merged frame): the server sent nothing in between, so nothing was
+    lost: it is new data after a pause of the application, not a probe or a timeout's resend."""
+    for gap, resends in ((0, 0), (1, 1)):  # gap 1: one packet numbered between never reached us
+        conn, peer = establish()
+        ip_id, t = _ordered_ids(conn, peer, 100, 0.1)  # offsets 0..9999, IDs 100..109
+        conn.on_segment(peer.seg(10 * MSS, 3 * MSS), t + 0.001, ip_id)  # a GRO frame: 3 segments, 3 IDs
+        echo(peer, out(conn))
+        peer.tsval += 1000
+        conn.on_segment(peer.seg(13 * MSS), t + 1.0, (ip_id + 3 + gap) & 0xFFFF)
+        assert len(resent(conn.take_events())) == resends, gap
+        assert conn.read() == STREAM[: 14 * MSS]
+
+
 def test_no_retransmission_before_the_first_data_or_after_a_tight_window():
     conn, peer = establish()
     # the response's first byte, long after the handshake: nothing was resent
@@ -304,6 +319,59 @@ def test_same_millisecond_as_the_opener_is_late_too():
     feed(conn, peer, peer.seg(2000, tsval=201), 0.101)
     _, evs = feed(conn, peer, peer.seg(1000, tsval=201), 0.102)
     assert not resent(evs) and conn.counters["network_late"] == 1
+
+
+def _ordered_ids(conn: TcpConnection, peer: Peer, first_id: int, t: float) -> tuple[int, float]:
+    """In-order data whose IPv4 IDs count up by one per segment, as Linux numbers a connection's packets."""
+    ip_id = first_id
+    for off in range(0, 10 * MSS, MSS):
+        t += 0.001
+        peer.tsval += 1
+        conn.on_segment(peer.seg(off), t, ip_id)
+        echo(peer, out(conn))
+        ip_id = (ip_id + 1) & 0xFFFF
+    return ip_id, t
+
+
+def test_same_millisecond_as_the_opener_the_ordered_ip_id_tells_a_fast_retransmission():
+    """On a sub-millisecond path the fast retransmission can carry the opener's TSval: its IPv4 ID, after
+    the opener's, says it was sent later (a retransmission), where the timestamps alone call it late."""
+    conn, peer = establish()
+    ip_id, t = _ordered_ids(conn, peer, 65530, 0.1)  # (the IDs wrap past 65535 on the way)
+    conn.on_segment(peer.seg(11 * MSS), t + 0.0001, ip_id + 1)  # 10000 lost (ID ip_id): a hole opens
+    for k in range(2, 4):
+        conn.on_segment(peer.seg((10 + k) * MSS), t + 0.0001 * k, ip_id + k)
+    out(conn)
+    conn.on_segment(peer.seg(10 * MSS), t + 0.0005, ip_id + 4)  # resent in the same tick, a later ID
+    evs = conn.take_events()
+    assert [r.kind for r in resent(evs)] == ["fast"] and conn.counters["network_late"] == 0
+    # the original after all (same tick, the ID before the opener's): late, not a copy or a resend
+    conn.on_segment(peer.seg(10 * MSS), t + 0.0006, ip_id)
+    evs = conn.take_events()
+    assert not resent(evs) and conn.counters["network_late"] == 1 and conn.counters["network_copies"] == 0
+    assert conn.read() == STREAM[: 14 * MSS]
+
+
+def test_same_millisecond_as_the_opener_with_an_ip_id_before_it_is_late():
+    conn, peer = establish()
+    ip_id, t = _ordered_ids(conn, peer, 7, 0.1)
+    conn.on_segment(peer.seg(11 * MSS), t + 0.0001, ip_id + 1)
+    conn.on_segment(peer.seg(10 * MSS), t + 0.0002, ip_id)  # held back by the network, same tick
+    assert not resent(conn.take_events()) and conn.counters["network_late"] == 1
+
+
+def test_same_millisecond_with_unordered_ip_ids_stays_late():
+    """IDs that do not count up (random, or all zero) tell nothing: a tie in TSval stays the late original."""
+    for ids in ([0] * 20, [(i * 40503) & 0xFFFF for i in range(20)]):
+        conn, peer = establish()
+        t = 0.1
+        for k, off in enumerate(range(0, 10 * MSS, MSS)):
+            t += 0.001
+            peer.tsval += 1
+            conn.on_segment(peer.seg(off), t, ids[k])
+        conn.on_segment(peer.seg(11 * MSS), t + 0.0001, ids[10])
+        conn.on_segment(peer.seg(10 * MSS), t + 0.0005, (ids[10] + 1) & 0xFFFF)
+        assert not resent(conn.take_events()) and conn.counters["network_late"] == 1, ids[:3]
 
 
 # ------------------------------------------------------------------------------------------ without options
