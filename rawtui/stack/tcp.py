@@ -113,10 +113,14 @@ TLP_SILENCE = 0.01
 # Timestamps tick once a millisecond: on a path faster than that, a fast retransmission can carry the
 # TSval of the segment above its hole. Then the IPv4 ID tells which was sent first, when the peer numbers
 # its packets in order (Linux: a counter per connection, +1 per segment, GSO and retransmissions included):
-# IDs are taken as ordered once at least IPID_ORDERED_MIN steps between the peer's packets were small and
-# forward (1..IPID_STEP_MAX) and fewer than a quarter as many were anything else (random IDs: ~1.6 % small).
+# IDs are taken as ordered while at least IPID_ORDERED_MIN steps between the peer's packets were small and
+# forward (1..IPID_STEP_MAX) and at most 1 + a quarter as many were anything else (random IDs make a small
+# step ~1.6 % of the time; a SYN-ACK's ID may be unrelated). Every step of the first IPID_VOTE_ALL segments
+# counts (a loss among the first segments needs the answer), then every IPID_VOTE_EVERY-th (the cost per frame).
 IPID_STEP_MAX = 1024
-IPID_ORDERED_MIN = 8
+IPID_ORDERED_MIN = 2
+IPID_VOTE_ALL = 64
+IPID_VOTE_EVERY = 8  # a power of two
 _FAST, _TIMEOUT = RetransmitKind.FAST, RetransmitKind.TIMEOUT
 _TLP, _SPURIOUS = RetransmitKind.TLP, RetransmitKind.SPURIOUS
 _KIND_COUNTER = {k: f"peer_retrans_{k.value}" for k in RetransmitKind}
@@ -294,12 +298,10 @@ class TcpConnection:
         # (start, end offsets, TSval and IPv4 ID of the segment that opened the hole) of the latest holes a
         # retransmission filled: the original of that data may still come, late (see _resent_repeat)
         self._resent_fills: deque[tuple[int, int, int, int]] = deque(maxlen=64)
-        self._ip_id = -1  # the IPv4 ID of the segment being handled (-1: none, IPv6)
-        self._ipid_prev = -1
-        self._ipid_next = -1  # the ID the peer's packet after the previous one gets (one per MSS it carried)
-        self._ipid_gap = -1  # the segment being handled: how many IDs past that (0: nothing sent in between)
-        self._ipid_fwd = 0  # steps from one of the peer's packets to the next: small and forward
-        self._ipid_other = 0  # ... anything else (see IPID_ORDERED_MIN)
+        # (IPv4 ID, payload length) of the segment being handled and of the one before (ID -1: none, IPv6)
+        self._ipid_cur = self._ipid_last = (-1, 0)
+        self._ipid_fwd = 0  # steps from one of the peer's packets to the next (every IPID_VOTE_EVERY-th):
+        self._ipid_other = 0  # small and forward, or anything else (see IPID_ORDERED_MIN)
         self._tight_wnd = 0  # we call our window tight below this (2 MSS, set by the handshake)
         self._tight_t = -1.0  # when we last advertised a tight window
 
@@ -576,16 +578,14 @@ class TcpConnection:
         """
         self._now = now
         c = self.counters
-        c["segments_in"] += 1
-        self._ip_id = ip_id
-        if ip_id >= 0:
-            if 0 < (ip_id - self._ipid_prev) & 0xFFFF <= IPID_STEP_MAX:
+        c["segments_in"] = n = c["segments_in"] + 1
+        self._ipid_last = self._ipid_cur
+        self._ipid_cur = (ip_id, len(seg.payload))
+        if (n <= IPID_VOTE_ALL or not n & (IPID_VOTE_EVERY - 1)) and ip_id >= 0 <= self._ipid_last[0]:
+            if 0 < (ip_id - self._ipid_last[0]) & 0xFFFF <= IPID_STEP_MAX:
                 self._ipid_fwd += 1
             else:
                 self._ipid_other += 1
-            self._ipid_gap = (ip_id - self._ipid_next) & 0xFFFF
-            self._ipid_prev = ip_id
-            self._ipid_next = (ip_id + max(1, -(-len(seg.payload) // self._rcv_mss))) & 0xFFFF
         self._silence = now - self._rx_t
         self._rx_t = now
         # The fast path (the download's steady state): in-order data at RCV.NXT, nothing queued out of
@@ -879,7 +879,7 @@ class TcpConnection:
                 return note
             else:  # above everything held: a new hole opens below it
                 self._ts_newest(seg.seq, ts)
-            new = ooo.add(off, bytes(payload), (ts[0] if ts is not None else -1, now, c["dup_acks_sent"], self._ip_id))
+            new = ooo.add(off, bytes(payload), (ts[0] if ts is not None else -1, now, c["dup_acks_sent"], self._ipid_cur[0]))
         if fin and self._fin_off is None:
             self._fin_off = off + plen
         if new == 0:  # held already, partly in several blocks
@@ -974,11 +974,18 @@ class TcpConnection:
             return seq_lt(tsval, ts_open)
         if id_open < 0 or not self._ip_ids_ordered():
             return True
-        return (self._ip_id - id_open) & 0xFFFF >= 0x8000  # before it (an ID behind, mod 2^16)
+        return (self._ipid_cur[0] - id_open) & 0xFFFF >= 0x8000  # before it (an ID behind, mod 2^16)
 
     def _ip_ids_ordered(self) -> bool:
         """The segment being handled has an IPv4 ID, and the peer's IDs count up (see IPID_ORDERED_MIN)."""
-        return self._ip_id >= 0 and self._ipid_fwd >= IPID_ORDERED_MIN and 4 * self._ipid_other < self._ipid_fwd
+        fwd = self._ipid_fwd
+        return self._ipid_cur[0] >= 0 and fwd >= IPID_ORDERED_MIN and self._ipid_other <= 1 + fwd // 4
+
+    def _ipid_next_packet(self) -> bool:
+        """Is the segment being handled the peer's very next packet after the one before it (its ID one
+        past that one's last: a GRO-merged frame took an ID per MSS), i.e. nothing was sent in between?"""
+        (prev, plen), cur = self._ipid_last, self._ipid_cur[0]
+        return prev >= 0 and (cur - prev) & 0xFFFF == max(1, -(-plen // self._rcv_mss)) and self._ip_ids_ordered()
 
     def _resent_repeat(self, seg: TcpSegment, start: int, end: int, now: float) -> str:
         """Data we had (offsets ``start``..``end``), again: a network copy or a retransmission. Returns
@@ -1010,7 +1017,7 @@ class TcpConnection:
         kind = self._silence_kind()
         if kind is None or self._tight_t >= now - self._silence - self._rtt_estimate():
             return
-        if self._ipid_gap == 0 and self._ip_ids_ordered():
+        if self._ipid_next_packet():
             return  # the peer's very next packet after the last one we got: nothing sent (and lost) between,
             # so new data after a pause (the server had nothing to send), not a probe or a timer's resend
         ts = seg.options.ts
