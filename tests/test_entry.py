@@ -1,0 +1,35 @@
+"""The program's entry: the installed script's target exists, and importing it runs nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from importlib import import_module
+from pathlib import Path
+
+from rawtui import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_installed_scripts_target_is_a_function_and_importing_it_runs_nothing():
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["rawtui"]
+    module, _, name = target.partition(":")
+    entry = getattr(import_module(module), name)  # a module that ran the CLI on import would exit here
+    assert callable(entry)
+
+
+def test_the_entry_runs_the_command_line_with_the_gc_off_during_its_imports():
+    code = ("import gc, sys; sys.argv = ['rawtui', '--version']\n"
+            "import rawtui.cli\n"
+            "seen = []; real = rawtui.cli.main\n"
+            "rawtui.cli.main = lambda: seen.append(gc.isenabled()) or real()\n"
+            "from rawtui.__main__ import run\n"
+            "try:\n    run()\nexcept SystemExit as e:\n    print('exit', e.code, 'gc during imports', seen)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert r.stdout.split("\n")[0] == f"rawtui {__version__}", r.stderr
+    assert "exit 0 gc during imports [False]" in r.stdout, r.stdout + r.stderr
+    as_module = subprocess.run([sys.executable, "-m", "rawtui", "--version"], capture_output=True, text=True,
+                               timeout=60, check=False, cwd=ROOT)
+    assert (as_module.returncode, as_module.stdout.strip()) == (0, f"rawtui {__version__}"), as_module.stderr
