@@ -432,19 +432,48 @@ def test_cleanup_stale_uses_nft_only_when_netlink_is_refused_for_a_non_privilege
         ran.append(command)
         return subprocess.CompletedProcess(command, 0, listing if "list" in command else "", "")
 
-    def refuse(code: int) -> Callable[[], list[str]]:
-        def names() -> list[str]:
+    def refuse(code: int) -> Callable[[], list[tuple[int, str]]]:
+        def tables() -> list[tuple[int, str]]:
             raise OSError(code, os.strerror(code))
 
-        return names
+        return tables
 
     monkeypatch.setattr(subprocess, "run", run)
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/sbin/nft" if name == "nft" else None)
-    monkeypatch.setattr(firewall, "_netlink_table_names", refuse(errno.EPERM))
+    monkeypatch.setattr(firewall, "_netlink_tables", refuse(errno.EPERM))
     assert firewall.cleanup_stale() == [] and ran == []
-    monkeypatch.setattr(firewall, "_netlink_table_names", refuse(errno.EOPNOTSUPP))
+    monkeypatch.setattr(firewall, "_netlink_tables", refuse(errno.EOPNOTSUPP))
     assert firewall.cleanup_stale() == [f"nft table inet rawtui_{DEAD_PID}_1"]
     assert ran[-1] == ["nft", "delete", "table", "inet", f"rawtui_{DEAD_PID}_1"]
+
+
+def test_cleanup_stale_starts_iptables_only_where_a_filter_table_can_hold_its_rules(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """iptables-nft keeps rules in the nftables table ip filter (ip6 filter), iptables-legacy in x_tables
+    (named in /proc/net/ip_tables_names): with neither, ``iptables -S`` is not started at all."""
+    ran: list[str] = []
+
+    def run(command: list[str], **_kwargs: object) -> subprocess.CompletedProcess[str]:
+        ran.append(command[0])
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    legacy4, legacy6 = tmp_path / "ip_tables_names", tmp_path / "ip6_tables_names"
+    monkeypatch.setattr(firewall, "_LEGACY_TABLES", {firewall.NFPROTO_IPV4: str(legacy4),
+                                                     firewall.NFPROTO_IPV6: str(legacy6)})
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/sbin/{name}" if name.endswith("tables") else None)
+    tables: list[tuple[int, str]] = [(firewall.NFPROTO_INET, "filter"), (firewall.NFPROTO_IPV4, "nat")]
+    monkeypatch.setattr(firewall, "_netlink_tables", lambda: tables)
+    assert firewall.cleanup_stale() == [] and ran == []  # no file: x_tables not even loaded
+    legacy4.write_text("")
+    legacy6.write_text("mangle\n")
+    assert firewall.cleanup_stale() == [] and ran == []
+    tables.append((firewall.NFPROTO_IPV6, "filter"))  # ip6tables-nft made its table
+    assert firewall.cleanup_stale() == [] and ran == ["ip6tables"]
+    legacy4.write_text("filter\nmangle\n")  # iptables-legacy's filter table
+    ran.clear()
+    assert firewall.cleanup_stale() == [] and ran == ["iptables", "ip6tables"]
 
 
 # --- the binaries (the fallback, or chosen) -------------------------------------------------------
