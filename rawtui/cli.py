@@ -369,7 +369,7 @@ def _download(argv: list[str]) -> int:
 
 def _download_with(ns: argparse.Namespace, endings: Endings) -> int:
     # A headless download opens its raw socket now, in a thread, beside the imports that follow: setting up
-    # the socket's receive ring waits ~14 ms in the kernel (an RCU grace period) with the GIL released.
+    # the socket's receive ring waits 8-13 ms in the kernel (an RCU grace period) with the GIL released.
     # (Not for the live view: its download runs in a forked child, and a fork copies no thread.)
     outputs: list[str] = ns.output or []
     early: Aside[Unbound] | None = None

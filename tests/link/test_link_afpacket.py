@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import struct
@@ -284,6 +285,17 @@ def test_missing_privilege_is_a_privilege_error(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(PrivilegeError, match="CAP_NET_RAW") as caught:
         PacketSocket("eth9")
     assert caught.value.exit_code == 3
+
+
+def test_the_rings_setsockopt_sets_what_it_is_given_and_says_why_it_refused() -> None:
+    """The ring's setsockopt goes through libc (the GIL released while the kernel sets the ring up): the
+    option it sets is the socket's, and a refusal is CPython's OSError with the errno."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        afpacket._setsockopt_unlocked(s, socket.SOL_SOCKET, socket.SO_RCVBUF, struct.pack("i", 65536))
+        assert s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * 65536  # the kernel doubles it
+        with pytest.raises(OSError) as refused:
+            afpacket._setsockopt_unlocked(s, afpacket.SOL_PACKET, afpacket.PACKET_RX_RING, b"\0" * 16)
+        assert refused.value.errno == errno.ENOPROTOOPT and refused.value.strerror
 
 
 @pytest.mark.needs_root
