@@ -562,11 +562,12 @@ class Session:
             self._flush(conn, emit)
             self._count(conn, counters)
         finally:
-            # the socket's release waits for two RCU grace periods (its ring, then the socket: ~20 ms): beside
-            # the rule's removal (another), the output's commit, the summary; run() waits for it at its end
+            # the socket's release waits for two RCU grace periods (its ring, then the socket: ~20 ms), the
+            # firewall's netlink socket for another (the deleted table freed): beside each other, the
+            # output's commit and the summary; run() waits for them at its end
             self._closing.append(Aside(conn.sock.close, "rawtui-close"))
             try:
-                conn.guard.remove()
+                conn.guard.remove(self._closing)
             finally:
                 for stale in conn.sweep.result():
                     emit(Info(self.now(), f"removed a stale firewall rule: {stale}"))

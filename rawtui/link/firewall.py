@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+from rawtui.aside import Aside
 from rawtui.errors import LinkError, PrivilegeError
 
 _TIMEOUT = 10.0
@@ -276,14 +277,19 @@ def _netlink_socket() -> socket.socket:
     return sock
 
 
-def _transact(messages: Sequence[NftMessage]) -> None:
+def _transact(messages: Sequence[NftMessage], release: list[Aside[None]] | None = None) -> None:
     """Send one batch and wait for the kernel's verdict; raise OSError(errno) when it refuses it.
 
     Every message asks for an ACK. The kernel handles the batch inside sendto(), so once the first
     error is read the rest of the answers are already queued: drain them without waiting. (A refusal
     of the whole batch, EPERM say, is one error for BATCH_BEGIN and no ACK for the messages.)
+
+    ``release``: the socket is closed in a thread appended there. After a batch that deleted something
+    the close waits for the kernel to free it (nf_tables flushes its destroy work on the socket's release:
+    an RCU grace period, 5-29 ms measured), though the batch took effect when its ACKs came.
     """
-    with _netlink_socket() as sock:
+    sock = _netlink_socket()
+    try:
         sock.sendto(_batch(messages), (0, 0))
         waiting = set(range(1, len(messages) + 1))
         failure = 0
@@ -301,6 +307,11 @@ def _transact(messages: Sequence[NftMessage]) -> None:
                         sock.setblocking(False)
         if failure:
             raise OSError(failure, os.strerror(failure))
+    finally:
+        if release is None:
+            sock.close()
+        else:
+            release.append(Aside(sock.close, "rawtui-netlink-close"))
 
 
 def _netlink_table_names() -> list[str]:
@@ -534,15 +545,19 @@ class FirewallGuard:
         else:
             _run_checked([self.family.iptables, "-w", "-I", "OUTPUT", *self.iptables_rule()])
 
-    def remove(self) -> None:
-        """Remove the rule if installed; never raises, so it is safe from signal handlers and atexit."""
+    def remove(self, release: list[Aside[None]] | None = None) -> None:
+        """Remove the rule if installed; never raises, so it is safe from signal handlers and atexit.
+
+        ``release`` (netlink): the rule is gone when this returns, and the netlink socket's close, which
+        then waits for the kernel to free the table (an RCU grace period), goes on in a thread appended
+        there: the end of a download waits for it beside its raw socket's close, not before its summary."""
         if not self.installed:
             return
         self.installed = False
         atexit.unregister(self.remove)
         if self.backend == "netlink":
             try:
-                _transact([_delete_table(self.name)])
+                _transact([_delete_table(self.name)], release)
             except OSError as exc:
                 self.last_error = _errno_text(exc)
             else:

@@ -218,7 +218,7 @@ def fake_transact(monkeypatch: pytest.MonkeyPatch, *failures: OSError | None) ->
     batches: list[list[NftMessage]] = []
     queue = list(failures)
 
-    def transact(messages: list[NftMessage]) -> None:
+    def transact(messages: list[NftMessage], release: list[Any] | None = None) -> None:
         batches.append(list(messages))
         failure = queue.pop(0) if queue else None
         if failure is not None:
@@ -364,12 +364,16 @@ class FakeNetlink:
         self.answers = answers
         self.sent: list[bytes] = []
         self.blocking = True
+        self.closed = False
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        pass
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
 
     def sendto(self, data: bytes, _address: tuple[int, int]) -> int:
         self.sent.append(data)
@@ -395,7 +399,7 @@ def test_transact_reads_every_ack_and_does_not_wait_after_an_error(monkeypatch: 
     fake = FakeNetlink([ack(1) + ack(2), ack(3)])
     monkeypatch.setattr(firewall, "_netlink_socket", lambda: fake)
     firewall._transact(messages)
-    assert fake.sent == [firewall._batch(messages)] and fake.blocking
+    assert fake.sent == [firewall._batch(messages)] and fake.blocking and fake.closed
 
     fake = FakeNetlink([ack(0, errno.EPERM)])  # the whole batch refused: one error, for BATCH_BEGIN
     monkeypatch.setattr(firewall, "_netlink_socket", lambda: fake)
@@ -406,7 +410,28 @@ def test_transact_reads_every_ack_and_does_not_wait_after_an_error(monkeypatch: 
     monkeypatch.setattr(firewall, "_netlink_socket", lambda: fake)
     with pytest.raises(FileExistsError):
         firewall._transact(messages)
-    assert fake.answers == []  # the rest drained
+    assert fake.answers == [] and fake.closed  # the rest drained
+
+
+def test_the_removal_is_answered_before_it_returns_and_its_socket_closes_beside(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A download's end: the kernel's ACK of the table's deletion is read in remove(); the netlink socket's
+    close (which waits for the kernel to free the table) runs in a thread handed to the caller."""
+    g = guard()
+    fake_transact(monkeypatch)
+    g.install()
+    monkeypatch.undo()
+    fake = FakeNetlink([ack(1)])
+    monkeypatch.setattr(firewall, "_netlink_socket", lambda: fake)
+    release: list[Any] = []
+    g.remove(release)
+    assert fake.sent == [firewall._batch([firewall._delete_table(g.name)])] and fake.answers == []
+    assert not g.installed and g.last_error is None
+    assert len(release) == 1
+    release[0].result()
+    assert fake.closed
+    g.remove(release)  # removed once
+    assert len(fake.sent) == 1 and len(release) == 1
 
 
 def test_netlink_table_listing_parses_a_dump(monkeypatch: pytest.MonkeyPatch) -> None:
