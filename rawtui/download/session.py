@@ -552,6 +552,9 @@ class Session:
         host, tcp = conn.host, conn.host.tcp
         try:
             if graceful and tcp.state not in OVER and tcp.error is None and host.error is None:
+                # the ring's release (two RCU grace periods) begins now, beside the FIN's round trip, not
+                # after it: a ring-less twin receives the rest of the connection
+                conn.sock.shed_ring()
                 host.close(self.now())
                 until = self.now() + LINGER
                 while tcp.state not in OVER and self.now() < until:
@@ -609,7 +612,10 @@ class Session:
         fd = sock.fileno()
         side = self._side
         side_fd = side.fileno() if side is not None else -1
-        r, _, _ = select.select([fd] if side is None else [fd, side_fd], [], [], timeout)
+        if sock.backlog:  # frames read ahead of a handover (PacketSocket.shed_ring): nothing to wait for
+            r = [fd]
+        else:
+            r, _, _ = select.select([fd] if side is None else [fd, side_fd], [], [], timeout)
         if side is not None and side_fd in r:
             for ev in side.poll(self.now()):
                 emit(ev)

@@ -27,6 +27,7 @@ import mmap
 import os
 import socket
 import struct
+from collections import deque
 
 from rawtui.aside import Aside
 from rawtui.errors import LinkError, PrivilegeError
@@ -310,31 +311,86 @@ class PacketSocket(Closing):
         self._ring_view: memoryview | None = memoryview(self._ring) if self._ring is not None else None
         self._slot = 0  # the next ring slot to look at
         self._held = -1  # offset of the slot handed out by the last recv(), released by the next
+        self._rcvbuf = rcvbuf
+        self._backlog: deque[tuple[bytes, int]] = deque()  # frames read ahead of a handover (shed_ring)
+        self._echo: deque[bytes] | None = None  # of those, what the twin may hold again
+        self._echo_started = False
+        self._shed: Aside[None] | None = None  # the ring's socket, being released (shed_ring)
+        self._shed_drops = 0  # its kernel drops, not yet reported by kernel_stats
         try:
-            sock.bind((ifname, ETH_P_ALL))  # CPython converts the protocol to network order here
+            self._skip_outgoing = self._configure(sock)
         except OSError as exc:
             self.close()
             raise LinkError(f"cannot bind a raw socket to '{ifname}': {exc.strerror}") from None
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
-        except PermissionError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-        try:
-            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-            self._skip_outgoing = False
-        except OSError:  # kernels before 4.20: drop them in recv instead
-            self._skip_outgoing = True
-        sock.setblocking(False)
         # where each packet goes on a layer-3 link (a SOCK_DGRAM socket): the address says its protocol
         self._to = {4: (ifname, ETH_P_IP), 6: (ifname, ETH_P_IPV6)} if medium is Medium.IP else None
         self._buffer = bytearray(RECV_BUFFER_SIZE)
         self._view = memoryview(self._buffer)
         self._filter: ctypes.Array[ctypes.c_char] | None = None
+        self._program: list[BpfInsn] | None = None
+
+    def _configure(self, sock: socket.socket) -> bool:
+        """Bind ``sock`` to the interface and set it up as the receiving socket; True when the kernel cannot
+        leave out this host's own frames (before 4.20: recv() skips them)."""
+        sock.bind((self.ifname, ETH_P_ALL))  # CPython converts the protocol to network order here
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self._rcvbuf)
+        except PermissionError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._rcvbuf)
+        sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+        skip_outgoing = False
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+        except OSError:
+            skip_outgoing = True
+        sock.setblocking(False)
+        return skip_outgoing
 
     @property
     def uses_ring(self) -> bool:
         return self._ring is not None
+
+    @property
+    def backlog(self) -> int:
+        """Frames recv() returns before any the socket holds (read ahead by :meth:`shed_ring`): a caller that
+        waits with select() on :meth:`fileno` first takes these."""
+        return len(self._backlog)
+
+    def shed_ring(self) -> None:
+        """Go on receiving without the ring: a ring-less twin (the same interface, filter and options) takes
+        over, and the ring's socket is released in a thread. That release waits for two RCU grace periods
+        (~24 ms measured); begun before a connection's last exchange (the FIN's round trip), it ends beside
+        it, and the twin's own release at the end waits for one. Nothing when there is no ring (or no more).
+
+        No frame is lost or seen twice: the twin is bound before the ring is read out (into the backlog) and
+        released, so a frame that came between reaches both, and the twin's first frames that repeat the
+        backlog's last ones, byte for byte and in order, are left out."""
+        if self._ring is None or self._program is None:
+            return
+        old, kind = self._sock, self._sock.type
+        twin = socket.socket(socket.AF_PACKET, kind, 0)
+        try:
+            twin_filter = self._attach_to(twin, self._program)
+            skip_outgoing = self._configure(twin)
+        except OSError:
+            twin.close()
+            return  # the ring stays: nothing changes
+        while (got := self.recv()) is not None:
+            self._backlog.append((bytes(got[0]), got[1]))
+        self._echo = deque(frame for frame, _ in self._backlog)
+        _, self._shed_drops = self.kernel_stats()
+        ring, self._ring, self._ring_view, self._held = self._ring, None, None, -1
+        self._sock, self._skip_outgoing = twin, skip_outgoing
+        self._filter = twin_filter
+
+        def release() -> None:
+            try:
+                ring.close()
+            except BufferError:  # a frame view is still alive somewhere: the mapping goes with the socket
+                pass
+            old.close()
+
+        self._shed = Aside(release, "rawtui-ring-release")
 
     def kernel_stats(self) -> tuple[int, int]:
         """(frames passed to this socket, frames the kernel dropped because rawtui fell behind) since the
@@ -344,6 +400,7 @@ class PacketSocket(Closing):
         except OSError:
             return 0, 0
         packets, drops = _TPACKET_STATS.unpack(raw[: _TPACKET_STATS.size])
+        drops, self._shed_drops = drops + self._shed_drops, 0
         return packets, drops
 
     def set_filter(
@@ -358,11 +415,15 @@ class PacketSocket(Closing):
         self._attach(program)
 
     def _attach(self, program: list[BpfInsn]) -> None:
+        self._filter = self._attach_to(self._sock, program)
+        self._program = program
+
+    def _attach_to(self, sock: socket.socket, program: list[BpfInsn]) -> ctypes.Array[ctypes.c_char]:
         code = b"".join(struct.pack("=HBBI", *insn) for insn in program)
         buf = ctypes.create_string_buffer(code, len(code))
         fprog = struct.pack("HL", len(program), ctypes.addressof(buf))  # struct sock_fprog
-        self._sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-        self._filter = buf
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+        return buf  # (kept alive while the socket lives)
 
     def _drain_one(self) -> bool:
         if self._ring is not None:
@@ -409,6 +470,9 @@ class PacketSocket(Closing):
                 _STATUS.pack_into(ring, off, TP_STATUS_KERNEL)
                 self._held = -1
                 continue
+        if self._backlog:
+            frame, csum = self._backlog.popleft()
+            return memoryview(frame), csum
         while True:
             try:
                 size, ancillary, _flags, address = self._sock.recvmsg_into([self._buffer], _ANCILLARY_SIZE)
@@ -416,11 +480,31 @@ class PacketSocket(Closing):
                 return None
             if self._skip_outgoing and address[2] == PACKET_OUTGOING:
                 continue
+            echo = self._echo
+            if echo is not None and self._echoed(echo, self._view[:size]):
+                continue
             csum = CSUM_UNKNOWN
             for level, kind, data in ancillary:
                 if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= _AUXDATA.size:
                     csum = _csum_state(_AUXDATA.unpack_from(data)[0])
             return self._view[:size], csum
+
+    def _echoed(self, echo: deque[bytes], frame: memoryview) -> bool:
+        """True for a twin's frame that the ring handed over already (shed_ring): the first one equal to
+        a frame read out of the ring, then each next one while they follow the same order."""
+        if self._echo_started:
+            if echo and echo[0] == frame:
+                echo.popleft()
+                return True
+        else:
+            self._echo_started = True
+            for i, seen in enumerate(echo):
+                if seen == frame:
+                    for _ in range(i + 1):
+                        echo.popleft()
+                    return True
+        self._echo = None  # past the overlap: the rest is new
+        return False
 
     def recv_many(self, max_frames: int = 64) -> list[tuple[bytes, int]]:
         """Return up to max_frames queued frames, copied, with their checksum states."""
@@ -455,6 +539,11 @@ class PacketSocket(Closing):
         if self.replaced is not None:
             self.replaced.result()
             self.replaced = None
+        if self._shed is not None:  # the ring's socket, released beside: this one's release beside it
+            shed, self._shed = self._shed, None
+            self._sock.close()
+            shed.result()
+            return
         if self._ring is not None:
             self._ring_view = None
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import errno
 import json
 import socket
@@ -393,6 +394,76 @@ def test_filtered_socket_receives_exactly_the_matching_frames(veth_ns: str, mode
     assert all(out["csum"])
     assert out["tx_reads_back_own"] is False
     assert out["rx_empty_at_end"] is True
+
+
+SHED = """
+import json, os, select, sys, time
+from rawtui.link.afpacket import PacketSocket
+
+template, total, at = bytes.fromhex(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+rx = PacketSocket("vb")
+rx.set_filter("10.9.0.1", 8080, 40000)
+out = {"ring_before": rx.uses_ring}
+sender = os.fork()
+if sender == 0:  # another process: it keeps sending while the receiver reads the ring out
+    tx = PacketSocket("va", ring=False)
+    for i in range(total):
+        while not tx.send(template[:-4] + i.to_bytes(4, "big")):
+            time.sleep(0.0001)
+        if i % 16 == 0:
+            time.sleep(0.0001)
+    os._exit(0)
+got, deadline = [], time.monotonic() + 20
+while len(got) < total and time.monotonic() < deadline:
+    if len(got) >= at and rx.uses_ring:
+        time.sleep(0.005)  # frames wait in the ring, and more come while it is read out
+        rx.shed_ring()
+        out["backlog"] = rx.backlog
+    if not rx.backlog:
+        select.select([rx], [], [], 0.1)
+    got += [int.from_bytes(frame[-4:], "big") for frame, _ in rx.recv_many()]
+os.waitpid(sender, 0)
+time.sleep(0.2)
+got += [int.from_bytes(frame[-4:], "big") for frame, _ in rx.recv_many()]
+out["got"] = got
+out["ring_after"] = rx.uses_ring
+out["drops"] = rx.kernel_stats()[1]
+rx.close()
+out["closed"] = rx.fileno() == -1
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.lab
+def test_shedding_the_ring_mid_stream_loses_and_repeats_no_frame(veth_ns: str) -> None:
+    """A download's end hands reception to a ring-less twin while the ring's socket is released beside
+    (session.py, before the FIN): a stream of numbered frames crossing the handover arrives whole, once
+    each and in order."""
+    vb_mac = bytes.fromhex(json.loads(sh(veth_ns, "ip", "-j", "link", "show", "vb"))[0]["address"].replace(":", ""))
+    template = ether(ipv4(tcp(data=b"\0\0\0\0")), 0x0800, dst=vb_mac)
+    total = 3000
+    out = run_in(veth_ns, SHED, template.hex(), str(total), "700")
+    assert out["ring_before"] is True and out["ring_after"] is False
+    assert out["backlog"] > 0  # the ring held frames when it was shed
+    assert out["got"] == list(range(total))
+    assert out["drops"] == 0 and out["closed"] is True
+
+
+def test_the_twins_first_frames_that_repeat_the_rings_last_are_left_out() -> None:
+    """What both sockets received while the twin was bound and the ring not yet read out: the twin's
+    first frame matches some frame the ring gave, and the next ones follow that order; the first frame
+    that does not ends the overlap for good."""
+    sock = object.__new__(PacketSocket)
+    sock._echo, sock._echo_started = collections.deque([b"a", b"b", b"c", b"d"]), False
+    assert sock._echoed(sock._echo, memoryview(b"c")) is True  # the twin was bound after "b"
+    assert sock._echoed(sock._echo, memoryview(b"d")) is True
+    assert sock._echoed(sock._echo, memoryview(b"e")) is False and sock._echo is None  # new from here
+    sock._echo, sock._echo_started = collections.deque([b"a", b"b"]), False
+    assert sock._echoed(sock._echo, memoryview(b"x")) is False and sock._echo is None  # no overlap at all
+    sock._echo, sock._echo_started = collections.deque([b"a", b"b", b"c"]), False
+    assert sock._echoed(sock._echo, memoryview(b"a")) is True
+    assert sock._echoed(sock._echo, memoryview(b"c")) is False  # "b" never came twice: the overlap is over
+    assert sock._echo is None
 
 
 @pytest.mark.lab
