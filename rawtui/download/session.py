@@ -565,7 +565,7 @@ class Session:
             self._flush(conn, emit)
             self._count(conn, counters)
         finally:
-            # the socket's release waits for two RCU grace periods (its ring, then the socket: ~20 ms), the
+            # the socket's release waits for an RCU grace period (two with its ring, if not shed above), the
             # firewall's netlink socket for another (the deleted table freed): beside each other, the
             # output's commit and the summary; run() waits for them at its end
             self._closing.append(Aside(conn.sock.close, "rawtui-close"))
