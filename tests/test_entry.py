@@ -33,3 +33,27 @@ def test_the_entry_runs_the_command_line_with_the_gc_off_during_its_imports():
     as_module = subprocess.run([sys.executable, "-m", "rawtui", "--version"], capture_output=True, text=True,
                                timeout=60, check=False, cwd=ROOT)
     assert (as_module.returncode, as_module.stdout.strip()) == (0, f"rawtui {__version__}"), as_module.stderr
+
+
+def test_the_end_runs_the_atexit_handlers_flushes_and_exits_with_the_code():
+    code = ("import atexit\n"
+            "atexit.register(lambda: print(' atexit ran'))\n"
+            "print('buffered', end='')\n"
+            "from rawtui.__main__ import leave\n"
+            "leave(3)\n"
+            "print('not reached')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (3, "buffered atexit ran\n", "")
+
+
+def test_the_end_leaves_it_to_the_interpreter_while_a_non_daemon_thread_runs():
+    code = ("import threading\n"
+            "go = threading.Event()\n"
+            "t = threading.Thread(target=lambda: go.wait(30) and print('thread done'))\n"
+            "t.start()\n"
+            "from rawtui.__main__ import leave\n"
+            "leave(3)\n"
+            "print('returned')\n"
+            "go.set()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert (r.returncode, r.stdout) == (0, "returned\nthread done\n"), r.stderr
