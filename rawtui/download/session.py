@@ -552,10 +552,11 @@ class Session:
         host, tcp = conn.host, conn.host.tcp
         try:
             if graceful and tcp.state not in OVER and tcp.error is None and host.error is None:
+                host.close(self.now())
+                self._flush(conn, emit)  # the FIN leaves first
                 # the ring's release (two RCU grace periods) begins now, beside the FIN's round trip, not
                 # after it: a ring-less twin receives the rest of the connection
                 conn.sock.shed_ring()
-                host.close(self.now())
                 until = self.now() + LINGER
                 while tcp.state not in OVER and self.now() < until:
                     self._flush(conn, emit)
