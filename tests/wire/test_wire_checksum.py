@@ -209,3 +209,22 @@ def test_pseudo_header_plus_segment_matches_reference(src: bytes, dst: bytes, se
     segment = b"\x50" + segment  # a non-zero first byte, like a TCP port/offset
     ph = pseudo_header_residue(src, dst, 6, len(segment))
     assert internet_checksum(segment, ph) == reference_checksum(_pseudo_header(src, dst, 6, len(segment)) + segment)
+
+
+def test_a_field_of_0xffff_where_0_is_computed_verifies() -> None:
+    """A segment whose words sum to 0xffff has the checksum 0x0000; Linux writes 0xffff instead when it
+    checksums in software (skb_checksum_help's CSUM_MANGLED_0), one segment in 65,535. Both are ones'-
+    complement zero and the sum verifies (RFC 1071): Linux's receivers take it, and so does rawtui (tshark
+    flags it, "see RFC 1624": tests/lab/test_lab_tshark_agreement.py keeps such frames)."""
+    src, dst = bytes([10, 77, 2, 2]), bytes([10, 77, 1, 2])
+    body = bytearray(os.urandom(40))
+    body[16:18] = b"\0\0"  # the checksum field
+    ph = pseudo_header_residue(src, dst, 6, len(body))
+    short = (0xFFFF - (ph + residue(body)) % 0xFFFF) % 0xFFFF  # what the last word must add for a sum of 0xffff
+    body[38:40] = (((body[38] << 8 | body[39]) + short) % 0xFFFF).to_bytes(2, "big")
+    assert internet_checksum(body, ph) == 0x0000
+    for field in (b"\0\0", b"\xff\xff"):
+        body[16:18] = field
+        assert verify(body, ph)
+    body[16:18] = b"\x00\x01"
+    assert not verify(body, ph)
