@@ -298,6 +298,9 @@ class TcpConnection:
         # (start, end offsets, TSval and IPv4 ID of the segment that opened the hole) of the latest holes a
         # retransmission filled: the original of that data may still come, late (see _resent_repeat)
         self._resent_fills: deque[tuple[int, int, int, int]] = deque(maxlen=64)
+        # (start, end offsets, TSval and IPv4 ID) of the latest late originals that filled a hole: a later
+        # transmission of that data is the server's resend, even when it comes behind newer data
+        self._late_fills: deque[tuple[int, int, int, int]] = deque(maxlen=64)
         # (IPv4 ID, payload length) of the segment being handled and of the one before (ID -1: none, IPv6)
         self._ipid_cur = self._ipid_last = (-1, 0)
         self._ipid_fwd = 0  # steps from one of the peer's packets to the next (every IPID_VOTE_EVERY-th):
@@ -959,6 +962,7 @@ class TcpConnection:
         ts_open, _, dup0, id_open = hole
         if ts is not None and ts_open >= 0 and self._sent_by(ts[0], ts_open, id_open):
             self.counters["network_late"] += 1  # sent before the segment above the hole: late, not resent
+            self._late_fills.append((start, end, ts[0], self._ipid_cur[0]))
             return
         kind = _TIMEOUT if self._silence_kind() is _TIMEOUT else _FAST
         self._resent(seg, kind, self.counters["dup_acks_sent"] - dup0, now)
@@ -975,6 +979,16 @@ class TcpConnection:
         if id_open < 0 or not self._ip_ids_ordered():
             return True
         return (self._ipid_cur[0] - id_open) & 0xFFFF >= 0x8000  # before it (an ID behind, mod 2^16)
+
+    def _sent_after(self, tsval: int, ts_other: int, id_other: int) -> bool:
+        """Was the segment being handled (TSval ``tsval``) sent after another one we received (``ts_other``,
+        IPv4 ID ``id_other``)? Within one timestamp tick only ordered IDs tell; a copy the network made of
+        that one carries its TSval and ID, so it never was."""
+        if tsval != ts_other:
+            return seq_gt(tsval, ts_other)
+        if id_other < 0 or not self._ip_ids_ordered():
+            return False
+        return 0 < (self._ipid_cur[0] - id_other) & 0xFFFF < 0x8000  # an ID ahead (mod 2^16)
 
     def _ip_ids_ordered(self) -> bool:
         """The segment being handled has an IPv4 ID, and the peer's IDs count up (see IPID_ORDERED_MIN)."""
@@ -1000,7 +1014,10 @@ class TcpConnection:
             return "late"
         if ts is not None and self._ts_last >= 0 and (
             seq_lt(ts[0], self._ts_last) or (ts[0] == self._ts_last and seg.seq == self._seq_last)
-        ):
+        ) and not any(a < end and start < b and self._sent_after(ts[0], t, i) for a, b, t, i in self._late_fills):
+            # older than the newest: a copy the network made -- unless this data came as a late original
+            # and this was sent after it (a newer TSval, or the ID after it): the server's resend, itself
+            # held back behind newer data by the network
             self.counters["network_copies"] += 1
             return "copy"
         # after a silence as long as the RTO, the timer sent it (our ACKs were lost, or late); a tail-loss

@@ -443,3 +443,36 @@ def test_late_original_after_its_retransmission_is_late_not_a_network_copy() -> 
     notes = [e.note for e in conn.take_events() if isinstance(e, ev.SegmentIn)]
     assert notes[-3:] == ["fill", "late", "copy"]
     assert conn.read() == data[:4000]
+
+
+def test_a_resend_held_back_behind_newer_data_is_a_resend_not_a_network_copy() -> None:
+    """Seen in test_reordering (seed 1, seq 126166, once in a CI run beside a CPU hog): the router held
+    the original back and it filled its hole late; the server, fooled, resent it, and the router held the
+    resend back too, behind newer data. Its TSval is older than the newest (so it was counted a network
+    copy), but newer than the late original's: another transmission, the server's (spurious) resend. A
+    real copy of the late original (its TSval) stays a copy."""
+    lip, rip = bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2])
+    conn = TcpConnection(local_ip=lip, remote_ip=rip, local_port=40000, remote_port=8080, isn=1000, sack=True,
+                         timestamps=True)
+    conn.connect(0.0)
+    (syn,) = [parse_tcp(b, lip, rip, verify=True) for b in conn.take_segments()]
+    assert syn.options.ts is not None
+    opts = TcpOptions(mss=1460, wscale=7, sack_permitted=True, ts=(100, syn.options.ts[0]))
+    conn.on_segment(TcpSegment(8080, 40000, 5000, 1001, 0x12, 65535, opts), 0.05)
+    conn.take_segments()
+    data = bytes(range(256)) * 20
+
+    def seg(off: int, tsval: int) -> TcpSegment:
+        return TcpSegment(8080, 40000, (5001 + off) & M32, conn.snd_nxt, ACK, 65535, TcpOptions(ts=(tsval, 0)),
+                          data[off : off + 1000])
+
+    # in order; the hole's opener and one more; the original, late; newer data; the server's resend of the
+    # original (sent after it, held back behind the newer data); a copy of the late original
+    for off, tsval, t in ((0, 101, 0.1), (2000, 102, 0.101), (3000, 102, 0.102), (1000, 102, 0.103),
+                          (4000, 110, 0.11), (1000, 105, 0.111), (1000, 102, 0.112)):
+        conn.on_segment(seg(off, tsval), t)
+    c = conn.counters
+    assert (c["peer_retrans"], c["network_late"], c["network_copies"]) == (1, 1, 1)
+    resent = [e for e in conn.take_events() if isinstance(e, ev.PeerRetransmit)]
+    assert [(e.seq, e.repeat) for e in resent] == [(1001, True)]  # (relative to the peer's ISN)
+    assert conn.read() == data[:5000]
