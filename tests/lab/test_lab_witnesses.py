@@ -17,8 +17,9 @@ With ``sends(s)`` the copies of ``s`` the server sent, which the three witnesses
 - rawtui reports one filling retransmission for each ``s`` the router dropped and whose later copy
   reached us, and one *repeat* for each further copy of the server's that reached us (data it had);
   never one where the server did not send twice;
-- each copy the router made is a ``network_copies``; each original the router held back behind later
-  frames is a ``network_late`` (even when the server's retransmission filled its hole first);
+- each copy the router made is a ``network_copies``; each original that came behind later frames (held
+  back by the router, or overtaken in the kernel) is a ``network_late`` (even when the server's
+  retransmission filled its hole first);
 - where a receiver cannot see a resend by definition (the rest of a go-back-N after a timeout is, to it,
   in-order new data), the test says so and asserts the relation that does hold.
 """
@@ -71,6 +72,7 @@ class Run(NamedTuple):
     arrivals: list[tuple[int, int, int]]  # (seq, length, TSval) of each server data segment rawtui captured
     tshark: list[tuple[int, str]]  # (seq, tshark's flag) of each segment tshark's analysis flags
     counters: dict[str, int]  # rawtui's TCP counters at the end
+    ids: list[int]  # the IPv4 ID of each arrival (the server numbers its packets in the order it sends them)
 
     def by_action(self, *names: str, direction: str = "down") -> Counter[int]:
         """How many times the router did one of ``names`` to a data frame at each seq."""
@@ -212,13 +214,15 @@ def _download(lab: Lab, tmp: Path, work: Path, seed: int, size: int, down: dict[
     assert all(not a["absolute"] and port in (a["sport"], a["dport"]) for a in actions), actions[:5]
     info = next(m for m in reversed(msgs) if m.get("type") == "tcp_info" and m.get("peer_port") == port)
     pcap = tmp / "p.pcap"
-    arrivals = [(int(s), int(n), int(tsv)) for s, n, tsv in _tshark_rows(
-        pcap, "tcp.seq", "tcp.len", "tcp.options.timestamp.tsval", display="tcp.srcport == 8080 && tcp.len > 0")]
+    rows = _tshark_rows(pcap, "tcp.seq", "tcp.len", "tcp.options.timestamp.tsval", "ip.id",
+                        display="tcp.srcport == 8080 && tcp.len > 0")
+    arrivals = [(int(s), int(n), int(tsv)) for s, n, tsv, _ in rows]
+    ids = [int(i, 0) for _, _, _, i in rows]
     flags = ("spurious", "fast", "retransmission", "out-of-order")
     tshark = [(int(row[0]), next(f for f, v in zip(flags, row[1:], strict=True) if v)) for row in _tshark_rows(
         pcap, "tcp.seq", "tcp.analysis.spurious_retransmission", "tcp.analysis.fast_retransmission",
         "tcp.analysis.retransmission", "tcp.analysis.out_of_order", display=TSHARK_FILTER)]
-    return Run(events, actions, info, arrivals, tshark, counters)
+    return Run(events, actions, info, arrivals, tshark, counters, ids)
 
 
 def _witnesses(run: Run) -> str:
@@ -234,19 +238,22 @@ def _witnesses(run: Run) -> str:
     # the server: every copy beyond the first of a seq is one of its retransmissions
     synacks = sum(1 for a in run.actions if a["direction"] == "down" and a["action"] in LOSSES and "S" in a["flags"])
     assert run.info["retrans_total"] == sum(n - 1 for n in sends.values()) + synacks, (run.info, drops, dups)
-    # late originals: held back by the router, the original (the lowest TSval of the seq) reached us after
-    # a segment above it
+    # late originals: the original of a seq the router did not drop (its first transmission: the lowest
+    # IPv4 ID among its arrivals) reached us after a segment above it. Held back by the router (reorder),
+    # or by the kernel: a relay that moves between CPUs hands its frames to two CPUs' queues, and they can
+    # overtake each other (seen beside a CPU hog: five originals after a later one, none of them held)
     original: dict[int, int] = {}
-    for i, (s, _, t) in enumerate(run.arrivals):
-        if s in held and (s not in original or t < run.arrivals[original[s]][2]):
+    for i, (s, _, _) in enumerate(run.arrivals):
+        if not drops[s] and (s not in original or 0 < (run.ids[original[s]] - run.ids[i]) & 0xFFFF < 0x8000):
             original[s] = i
     above = run.above()
     late = {s for s, i in original.items() if above[i] > s}
+    reordered = set(held) | late
     # rawtui, per seq
     fills = Counter(e.seq for e in run.resent(repeat=False))
     repeats = Counter(e.seq for e in run.resent(repeat=True))
-    resent_first = {s for s in held if fills[s]}  # the server's resend filled the hole before the original came
-    for s in set(drops) | set(fills) | set(repeats) | set(held):
+    resent_first = {s for s in reordered if fills[s]}  # the server's resend filled the hole before the original
+    for s in set(drops) | set(fills) | set(repeats) | reordered:
         if s in invisible:
             assert fills[s] <= 1, (s, fills[s])
         else:
