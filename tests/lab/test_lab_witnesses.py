@@ -422,11 +422,11 @@ def test_reordering(fresh_lab: Lab, tmp_path: Path, work: Path) -> None:
 # the classification fixed while writing these (no root needed)
 
 
-def test_late_original_after_its_retransmission_is_late_not_a_network_copy() -> None:
-    """Seen in test_reordering (seed 1, seq 4192150): the router held the original back, the server's
-    RACK timer resent it and the resend filled the hole; then the original came. Its TSval is older than
-    the newest (so it was counted a network copy), but no older than the hole's opener: it is the
-    original, late. A real copy of the resend (its TSval) stays a copy."""
+RECEIVED = bytes(range(256)) * 20  # what the server sends in the two tests below, 1,000 bytes a segment
+
+
+def _receiving() -> TcpConnection:
+    """A connection past its handshake with timestamps and SACK, ready to receive the server's data."""
     lip, rip = bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2])
     conn = TcpConnection(local_ip=lip, remote_ip=rip, local_port=40000, remote_port=8080, isn=1000, sack=True,
                          timestamps=True)
@@ -436,15 +436,26 @@ def test_late_original_after_its_retransmission_is_late_not_a_network_copy() -> 
     opts = TcpOptions(mss=1460, wscale=7, sack_permitted=True, ts=(100, syn.options.ts[0]))
     conn.on_segment(TcpSegment(8080, 40000, 5000, 1001, 0x12, 65535, opts), 0.05)
     conn.take_segments()
-    data = bytes(range(256)) * 20
+    return conn
 
-    def seg(off: int, tsval: int) -> TcpSegment:
-        return TcpSegment(8080, 40000, (5001 + off) & M32, conn.snd_nxt, ACK, 65535, TcpOptions(ts=(tsval, 0)),
-                          data[off : off + 1000])
+
+def _data_segment(conn: TcpConnection, off: int, tsval: int) -> TcpSegment:
+    """The server's 1,000 bytes at offset ``off`` of RECEIVED, with TSval ``tsval``."""
+    return TcpSegment(8080, 40000, (5001 + off) & M32, conn.snd_nxt, ACK, 65535, TcpOptions(ts=(tsval, 0)),
+                      RECEIVED[off : off + 1000])
+
+
+def test_late_original_after_its_retransmission_is_late_not_a_network_copy() -> None:
+    """Seen in test_reordering (seed 1, seq 4192150): the router held the original back, the server's
+    RACK timer resent it and the resend filled the hole; then the original came. Its TSval is older than
+    the newest (so it was counted a network copy), but no older than the hole's opener: it is the
+    original, late. A real copy of the resend (its TSval) stays a copy."""
+    conn = _receiving()
+    data = RECEIVED
 
     for off, tsval, t in ((0, 101, 0.1), (2000, 103, 0.101), (3000, 104, 0.102), (1000, 110, 0.11),
                           (1000, 102, 0.111), (1000, 110, 0.112)):  # the hole, its resend, the original, a copy
-        conn.on_segment(seg(off, tsval), t)
+        conn.on_segment(_data_segment(conn, off, tsval), t)
     c = conn.counters
     assert (c["peer_retrans"], c["network_late"], c["network_copies"], c["dsacks_sent"]) == (1, 1, 1, 2)
     notes = [e.note for e in conn.take_events() if isinstance(e, ev.SegmentIn)]
@@ -458,26 +469,14 @@ def test_a_resend_held_back_behind_newer_data_is_a_resend_not_a_network_copy() -
     resend back too, behind newer data. Its TSval is older than the newest (so it was counted a network
     copy), but newer than the late original's: another transmission, the server's (spurious) resend. A
     real copy of the late original (its TSval) stays a copy."""
-    lip, rip = bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2])
-    conn = TcpConnection(local_ip=lip, remote_ip=rip, local_port=40000, remote_port=8080, isn=1000, sack=True,
-                         timestamps=True)
-    conn.connect(0.0)
-    (syn,) = [parse_tcp(b, lip, rip, verify=True) for b in conn.take_segments()]
-    assert syn.options.ts is not None
-    opts = TcpOptions(mss=1460, wscale=7, sack_permitted=True, ts=(100, syn.options.ts[0]))
-    conn.on_segment(TcpSegment(8080, 40000, 5000, 1001, 0x12, 65535, opts), 0.05)
-    conn.take_segments()
-    data = bytes(range(256)) * 20
-
-    def seg(off: int, tsval: int) -> TcpSegment:
-        return TcpSegment(8080, 40000, (5001 + off) & M32, conn.snd_nxt, ACK, 65535, TcpOptions(ts=(tsval, 0)),
-                          data[off : off + 1000])
+    conn = _receiving()
+    data = RECEIVED
 
     # in order; the hole's opener and one more; the original, late; newer data; the server's resend of the
     # original (sent after it, held back behind the newer data); a copy of the late original
     for off, tsval, t in ((0, 101, 0.1), (2000, 102, 0.101), (3000, 102, 0.102), (1000, 102, 0.103),
                           (4000, 110, 0.11), (1000, 105, 0.111), (1000, 102, 0.112)):
-        conn.on_segment(seg(off, tsval), t)
+        conn.on_segment(_data_segment(conn, off, tsval), t)
     c = conn.counters
     assert (c["peer_retrans"], c["network_late"], c["network_copies"]) == (1, 1, 1)
     resent = [e for e in conn.take_events() if isinstance(e, ev.PeerRetransmit)]
