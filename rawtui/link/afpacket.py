@@ -382,15 +382,7 @@ class PacketSocket(Closing):
         ring, self._ring, self._ring_view, self._held = self._ring, None, None, -1
         self._sock, self._skip_outgoing = twin, skip_outgoing
         self._filter = twin_filter
-
-        def release() -> None:
-            try:
-                ring.close()
-            except BufferError:  # a frame view is still alive somewhere: the mapping goes with the socket
-                pass
-            old.close()
-
-        self._shed = Aside(release, "rawtui-ring-release")
+        self._shed = Aside(lambda: _release(ring, old), "rawtui-ring-release")
 
     def kernel_stats(self) -> tuple[int, int]:
         """(frames passed to this socket, frames the kernel dropped because rawtui fell behind) since the
@@ -544,14 +536,18 @@ class PacketSocket(Closing):
             self._sock.close()
             shed.result()
             return
-        if self._ring is not None:
-            self._ring_view = None
-            try:
-                self._ring.close()
-            except BufferError:  # a frame view is still alive somewhere: the mapping goes with the socket
-                pass
-            self._ring = None
-        self._sock.close()
+        ring, self._ring, self._ring_view = self._ring, None, None
+        _release(ring, self._sock)
+
+
+def _release(ring: mmap.mmap | None, sock: socket.socket) -> None:
+    """Unmap a socket's ring (if any) and close the socket: the kernel's release waits for RCU grace periods."""
+    if ring is not None:
+        try:
+            ring.close()
+        except BufferError:  # a frame view is still alive somewhere: the mapping goes with the socket
+            pass
+    sock.close()
 
 
 def _link_address(ifname: str) -> tuple[int, bytes]:

@@ -970,25 +970,26 @@ class TcpConnection:
         if ts_open >= 0:
             self._resent_fills.append((start, end, ts_open, id_open))
 
+    def _send_order(self, tsval: int, ts_other: int, id_other: int) -> int | None:
+        """When the segment being handled (TSval ``tsval``) was sent, against another the peer sent (TSval
+        ``ts_other``, IPv4 ID ``id_other``): -1 before, 1 after, 0 the same packet (a copy the network made
+        carries its TSval and ID), None a tie within one timestamp tick that the IDs cannot break (no ID,
+        or the peer's IDs do not count up)."""
+        if tsval != ts_other:
+            return -1 if seq_lt(tsval, ts_other) else 1 if seq_gt(tsval, ts_other) else 0  # (0: 2^31 apart)
+        if id_other < 0 or not self._ip_ids_ordered():
+            return None
+        step = (self._ipid_cur[0] - id_other) & 0xFFFF  # mod 2^16
+        return 0 if step == 0 else 1 if step < 0x8000 else -1
+
     def _sent_by(self, tsval: int, ts_open: int, id_open: int) -> bool:
-        """Was the segment being handled (TSval ``tsval``) sent no later than the one that opened a hole
-        (``ts_open``, IPv4 ID ``id_open``)? Within one timestamp tick, the IDs tell when they are ordered;
-        otherwise a tie counts as sent before (the original, late)."""
-        if tsval != ts_open:
-            return seq_lt(tsval, ts_open)
-        if id_open < 0 or not self._ip_ids_ordered():
-            return True
-        return (self._ipid_cur[0] - id_open) & 0xFFFF >= 0x8000  # before it (an ID behind, mod 2^16)
+        """Was the segment being handled sent no later than the one that opened a hole? A tie the IDs cannot
+        break counts as sent before (the original, late)."""
+        return self._send_order(tsval, ts_open, id_open) in (None, -1)
 
     def _sent_after(self, tsval: int, ts_other: int, id_other: int) -> bool:
-        """Was the segment being handled (TSval ``tsval``) sent after another one we received (``ts_other``,
-        IPv4 ID ``id_other``)? Within one timestamp tick only ordered IDs tell; a copy the network made of
-        that one carries its TSval and ID, so it never was."""
-        if tsval != ts_other:
-            return seq_gt(tsval, ts_other)
-        if id_other < 0 or not self._ip_ids_ordered():
-            return False
-        return 0 < (self._ipid_cur[0] - id_other) & 0xFFFF < 0x8000  # an ID ahead (mod 2^16)
+        """Was the segment being handled sent after another one we received? Not when unknown."""
+        return self._send_order(tsval, ts_other, id_other) == 1
 
     def _ip_ids_ordered(self) -> bool:
         """The segment being handled has an IPv4 ID, and the peer's IDs count up (see IPID_ORDERED_MIN)."""
