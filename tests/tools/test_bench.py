@@ -77,3 +77,26 @@ def test_a_bad_link_selection_is_a_usage_error(arg: str, capsys, monkeypatch) ->
         bench.main(["--links", arg])
     assert exc.value.code == 2
     assert "--links" in capsys.readouterr().err
+
+
+def test_a_negative_warm_up_is_a_usage_error(capsys, monkeypatch) -> None:
+    monkeypatch.setattr(bench.os, "geteuid", lambda: 0)
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--warmup", "-1"])
+    assert exc.value.code == 2
+    assert "--warmup" in capsys.readouterr().err
+
+
+def test_settle_writes_a_new_file_out(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 4096)
+    synced: list[int] = []
+    real = bench.os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(bench.os.fstat(fd).st_ino)
+        real(fd)
+
+    monkeypatch.setattr(bench.os, "fsync", fsync)
+    bench.settle(path)
+    assert synced == [path.stat().st_ino]
